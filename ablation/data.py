@@ -1,0 +1,472 @@
+"""Datasets: fetch (tfds or an image folder/archive) into TFRecord shards, split
+them into a versioned manifest, and feed them to Keras through tf.data.
+
+Fetched layout (`data/fetched/<dataset>/`):
+    info.json                       classes, examples per source split, skipped files
+    <split>-NNNNN.tfrecord          records {id, image (encoded bytes), label}
+Split layout (`data/split/<dataset>/`):
+    manifest.csv                    id,label,split for every example used
+    counts.json                     examples per split and per class (a DVC metric)
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+SPLIT_DIRS = {"train", "test"}
+SHARD_SIZE = 10_000
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """Missing, empty or malformed input data; the message names the path and the fix."""
+
+
+# --- labels ---------------------------------------------------------------------
+
+# tfds' label names of the study's datasets. Offline, tfds' bundled metadata knows
+# only the number of classes (names "0".."9"), so the study's own are written here.
+KNOWN_CLASSES = {
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "cats_vs_dogs": ["cat", "dog"],
+}
+
+
+def tfds_class_names(dataset: str) -> list[str] | None:
+    """The tfds label names of a dataset, or None when tfds does not know it."""
+    if dataset in KNOWN_CLASSES:
+        return KNOWN_CLASSES[dataset]
+    import tensorflow_datasets as tfds
+    try:
+        builder = tfds.builder(dataset)
+    except Exception:  # tfds raises DatasetNotFoundError and friends
+        return None
+    return list(builder.info.features["label"].names)
+
+
+def read_info(fetched_dir: str | Path) -> dict:
+    path = Path(fetched_dir) / "info.json"
+    if not path.exists():
+        raise DataError(f"{path} is missing. Fix: run the fetch stage first (`dvc repro fetch`).")
+    return json.loads(path.read_text())
+
+
+# --- progress -------------------------------------------------------------------
+
+class Progress:
+    """One line of progress on stderr every `every` items, and at the end."""
+
+    def __init__(self, what: str, every: int = 5000):
+        self.what, self.every, self.count, self.start = what, every, 0, time.time()
+
+    def step(self):
+        self.count += 1
+        if self.count % self.every == 0:
+            self._print()
+
+    def _print(self):
+        rate = self.count / max(time.time() - self.start, 1e-9)
+        print(f"{self.what}: {self.count:,} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+    def done(self):
+        self._print()
+
+
+# --- TFRecord writing -----------------------------------------------------------
+
+def _example(example_id: str, image: bytes, label: int) -> bytes:
+    feature = {
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[example_id.encode()])),
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+class ShardWriter:
+    """Writes `<split>-NNNNN.tfrecord` shards of SHARD_SIZE examples, in input order."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.counts, self.writers = out_dir, Counter(), {}
+
+    def write(self, split: str, example_id: str, image: bytes, label: int):
+        shard = self.counts[split] // SHARD_SIZE
+        if (split, shard) not in self.writers:
+            self.writers[(split, shard)] = tf.io.TFRecordWriter(str(self.out_dir / f"{split}-{shard:05d}.tfrecord"))
+        self.writers[(split, shard)].write(_example(example_id, image, label))
+        self.counts[split] += 1
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
+
+
+# --- reading image folders and archives ------------------------------------------
+
+def _is_image(name: str) -> bool:
+    base = os.path.basename(name)
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _iter_files(path: Path) -> Iterator[tuple[str, callable]]:
+    """Yields (relative path, read()) for every image-named file, in a stable order."""
+    name = path.name.lower()
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for file in sorted(files):
+                full = Path(root) / file
+                relative = full.relative_to(path).as_posix()
+                if _is_image(relative):
+                    yield relative, full.read_bytes
+    elif name.endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if member.isfile() and _is_image(member.name):
+                    data = archive.extractfile(member).read()
+                    yield member.name.lstrip("./"), (lambda data=data: data)
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            for member in sorted(archive.namelist()):
+                if not member.endswith("/") and _is_image(member):
+                    yield member, (lambda member=member: archive.read(member))
+    else:
+        raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
+                        "Fix: point data.paths.<dataset> at an image folder or archive.")
+
+
+def _layout(names: list[str]) -> tuple[int, bool]:
+    """How to read split and class from a path: (number of wrapper directories to
+    skip, whether split directories train/test come first)."""
+    parts = [name.split("/") for name in names]
+    skip = 0
+    # Descend through wrapper directories (PetImages/) shared by every file.
+    while all(len(p) - skip > 2 for p in parts) and len({p[skip] for p in parts}) == 1 \
+            and parts[0][skip].lower() not in SPLIT_DIRS:
+        skip += 1
+    has_splits = all(len(p) - skip >= 3 and p[skip].lower() in SPLIT_DIRS for p in parts)
+    return skip, has_splits
+
+
+def _clean_image(data: bytes) -> bytes | None:
+    """The bytes to store for a file, or None when it is not a usable image.
+    JPEG and PNG in RGB or grayscale are kept byte for byte; anything else that
+    decodes (CMYK JPEG, BMP, GIF, palette PNG) is re-encoded as RGB PNG so that
+    TensorFlow's decoders read every stored image."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # raises on truncated or corrupt data
+            if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
+                return data
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+            return buffer.getvalue()
+    except Exception:  # PIL raises many types for broken files
+        return None
+
+
+def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
+                        f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
+    names = [name for name, _ in _iter_files(path)]
+    if not names:
+        raise DataError(f"{path} holds no image files (.jpg/.png/...). Fix: point data.paths.{dataset} "
+                        "at a folder laid out as <class>/<image> or <split>/<class>/<image>.")
+    skip, has_splits = _layout(names)
+    class_index = skip + 1 if has_splits else skip
+    folder_classes = sorted({name.split("/")[class_index] for name in names})
+    known = tfds_class_names(dataset)
+    if known is None:
+        classes = folder_classes
+    else:
+        classes = known
+        lower = {c.lower(): i for i, c in enumerate(classes)}
+        strangers = [c for c in folder_classes if c.lower() not in lower]
+        if strangers:
+            raise DataError(f"class folder(s) {strangers} in {path} do not belong to {dataset} "
+                            f"(classes: {', '.join(classes)}). Fix: rename or remove them, or use another dataset name.")
+    label_of = {c.lower(): i for i, c in enumerate(classes)}
+    writer, skipped, progress = ShardWriter(out_dir), [], Progress(f"fetch {dataset} from {path.name}")
+    for name, read in _iter_files(path):
+        parts = name.split("/")
+        split = parts[skip].lower() if has_splits else "train"
+        image = _clean_image(read())
+        progress.step()
+        if image is None:
+            skipped.append(name)
+            continue
+        writer.write(split, name, image, label_of[parts[class_index].lower()])
+    writer.close()
+    progress.done()
+    if not writer.counts:
+        raise DataError(f"no usable image in {path} ({len(skipped)} files could not be decoded). "
+                        "Fix: check the archive is complete.")
+    return {"classes": classes, "splits": dict(sorted(writer.counts.items())), "skipped": len(skipped),
+            "skipped_files": skipped[:100]}
+
+
+def fetch_tfds(dataset: str, out_dir: Path) -> dict:
+    import tensorflow_datasets as tfds
+    if tfds_class_names(dataset) is None:
+        raise DataError(f"tfds does not know dataset {dataset!r}. Fix: use -S data.source=folder "
+                        f"-S data.paths.{dataset}=<image folder or archive>.")
+    try:
+        splits, info = tfds.load(dataset, with_info=True, shuffle_files=False,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    except Exception as error:
+        raise DataError(f"tfds could not load {dataset} ({type(error).__name__}: {error}). Fix: check the "
+                        f"network or TFDS_DATA_DIR, or use the offline route: -S data.source=folder "
+                        f"-S data.paths.{dataset}=<image folder or archive>.") from error
+    id_key = next((k for k in ("id", "image/filename") if k in info.features), None)
+    writer, progress = ShardWriter(out_dir), Progress(f"fetch {dataset} from tfds")
+    for split in sorted(splits):
+        for index, example in enumerate(tfds.as_numpy(splits[split])):
+            example_id = example[id_key].decode() if id_key else f"{split}_{index}"
+            writer.write(split, example_id, example["image"], int(example["label"]))
+            progress.step()
+    writer.close()
+    progress.done()
+    return {"classes": tfds_class_names(dataset), "splits": dict(sorted(writer.counts.items())),
+            "skipped": 0, "skipped_files": []}
+
+
+def fetch(dataset: str, data_params: dict, out_dir: str | Path) -> dict:
+    """Writes the dataset's shards and info.json into out_dir; returns the info."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.tfrecord"):
+        old.unlink()
+    if data_params["source"] == "folder":
+        path = (data_params["paths"] or {}).get(dataset)
+        if not path:
+            raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
+                            f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
+        info = fetch_folder(dataset, path, out_dir)
+    else:
+        info = fetch_tfds(dataset, out_dir)
+    info = {"dataset": dataset, "source": data_params["source"], **info}
+    (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# --- reading shards back ---------------------------------------------------------
+
+RECORD_FEATURES = {
+    "id": tf.io.FixedLenFeature([], tf.string),
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def read_records(fetched_dir: str | Path) -> tf.data.Dataset:
+    """Every fetched example as {id, image (encoded), label}, in a fixed order."""
+    files = sorted(str(p) for p in Path(fetched_dir).glob("*.tfrecord"))
+    if not files:
+        raise DataError(f"no .tfrecord shards in {fetched_dir}. Fix: run the fetch stage first (`dvc repro fetch`).")
+    return tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, RECORD_FEATURES))
+
+
+def read_labels(fetched_dir: str | Path) -> list[tuple[str, int, str]]:
+    """(id, label, source split) for every fetched example, without decoding images."""
+    out = []
+    for path in sorted(Path(fetched_dir).glob("*.tfrecord")):
+        source_split = path.name.split("-")[0]
+        dataset = tf.data.TFRecordDataset(str(path)).map(
+            lambda r: tf.io.parse_single_example(r, {k: RECORD_FEATURES[k] for k in ("id", "label")}))
+        out += [(e["id"].decode(), int(e["label"]), source_split) for e in dataset.as_numpy_iterator()]
+    return out
+
+
+# --- split --------------------------------------------------------------------------
+
+def _key(seed: int, example_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()
+
+
+def _stratified_take(examples: list[tuple[str, int]], fraction: float, seed: int):
+    """Splits (id, label) pairs into (taken, rest): `fraction` of each class, chosen by
+    a seeded hash of the id, so the result ignores input order."""
+    by_class = defaultdict(list)
+    for example_id, label in examples:
+        by_class[label].append(example_id)
+    taken, rest = [], []
+    for label, ids in by_class.items():
+        ids.sort(key=lambda i: _key(seed, i))
+        count = round(len(ids) * fraction)
+        taken += [(i, label) for i in ids[:count]]
+        rest += [(i, label) for i in ids[count:]]
+    return taken, rest
+
+
+def _stratified_limit(examples: list[tuple[str, int]], limit: int | None, seed: int):
+    """At most `limit` examples, classes in proportion (interleaved by rank within class)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    by_class = defaultdict(list)
+    for example_id, label in examples:
+        by_class[label].append(example_id)
+    ranked = []
+    for label, ids in by_class.items():
+        ids.sort(key=lambda i: _key(seed, i))
+        ranked += [((rank + 0.5) / len(ids), _key(seed, i), i, label) for rank, i in enumerate(ids)]
+    return [(i, label) for *_, i, label in sorted(ranked)[:limit]]
+
+
+def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_dir: str | Path) -> dict:
+    """Writes manifest.csv and counts.json; returns the counts."""
+    info = read_info(fetched_dir)
+    records = read_labels(fetched_dir)
+    by_source = defaultdict(list)
+    for example_id, label, source_split in records:
+        by_source[source_split].append((example_id, label))
+    seed = split_params["seed"]
+    train = by_source.pop("train", [])
+    if "test" in by_source:
+        test = by_source.pop("test")
+    else:
+        test, train = _stratified_take(train, split_params["test_fraction"], seed)
+    val, train = _stratified_take(train, split_params["val_fraction"], seed + 1)
+    if not train:
+        raise DataError(f"{fetched_dir} has no training examples. Fix: check the fetched data.")
+    splits = {"train": train, "val": val, "test": test}
+    splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "label", "split"])
+        for name in SPLITS:
+            writer.writerows((i, label, name) for i, label in splits[name])
+    classes = info["classes"]
+    counts = {name: {"total": len(rows),
+                     "per_class": {classes[c]: n for c, n in sorted(Counter(l for _, l in rows).items())}}
+              for name, rows in splits.items()}
+    (out_dir / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
+    return counts
+
+
+def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
+    path = Path(split_dir) / "manifest.csv"
+    if not path.exists():
+        raise DataError(f"{path} is missing. Fix: run the split stage first (`dvc repro split`).")
+    out = {name: [] for name in SPLITS}
+    with open(path) as handle:
+        for row in csv.DictReader(handle):
+            out[row["split"]].append((row["id"], int(row["label"])))
+    return out
+
+
+# --- input pipeline -----------------------------------------------------------------
+
+AUTOTUNE = tf.data.AUTOTUNE
+PAD = 4  # the paper's CIFAR augmentation: pad 4 pixels, random 32x32 crop, flip
+
+
+def decode_square(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
+    """Decodes any stored image to uint8 size x size x 3: the shorter side is resized
+    to `size` (aspect kept), then the centre square is cropped, so photos are
+    never squashed."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+    new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+    image = tf.image.resize(image, new_shape, antialias=True)
+    image = tf.image.resize_with_crop_or_pad(image, size, size)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def load_split(fetched_dir, split_dir, split_name: str, size: int) -> tuple[tf.data.Dataset, list]:
+    """The decoded examples of one split as a cached dataset of (id, image uint8, label),
+    in shard order, and the split's manifest rows."""
+    rows = read_manifest(split_dir)[split_name]
+    if not rows:
+        return None, rows
+    order = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant([i for i, _ in rows]), tf.range(len(rows), dtype=tf.int64)),
+        default_value=-1)
+    dataset = read_records(fetched_dir).filter(lambda e: order.lookup(e["id"]) >= 0)
+    dataset = dataset.map(lambda e: (e["id"], decode_square(e["image"], size), e["label"]),
+                          num_parallel_calls=AUTOTUNE, deterministic=True)
+    # Cache the decoded split in memory: decoding is the costly part of every epoch.
+    return dataset.cache(), rows
+
+
+def augment(image: tf.Tensor, policy: str, seed: tf.Tensor) -> tf.Tensor:
+    """Stateless random augmentation: the same (seed, epoch, index) gives the same
+    image, so a resumed training sees exactly the batches it would have seen."""
+    if policy == "none":
+        return image
+    size = image.shape[0]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    if policy == "pad_crop_flip":
+        image = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]])
+        image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[0])
+    else:  # resized_crop_flip: a crop of 35-100% of the area, aspect 3/4-4/3, resized back
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seeds[1],
+            min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.35, 1.0),
+            use_image_if_no_bounding_boxes=True)
+        image = tf.slice(image, begin, crop_size)
+        image = tf.cast(tf.image.resize(image, [size, size], antialias=True), tf.uint8)
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[2])
+
+
+def training_batches(cached: tf.data.Dataset, count: int, batch_size: int, policy: str,
+                     seed: int, first_epoch: int, epochs: int) -> tf.data.Dataset:
+    """Batches for epochs [first_epoch, epochs): each epoch is a full-split shuffle
+    and augmentation seeded by (seed, epoch), so resuming at any epoch is exact."""
+    pairs = cached.map(lambda _, image, label: (image, label))
+
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        # A Python-int seed per epoch: tf.data's shuffle takes no tensor seed, and
+        # a reshuffling iterator could not be restarted mid-way on resume.
+        shuffled = pairs.shuffle(count, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+
+        def augment_indexed(index, pair):
+            image, label = pair
+            return augment(image, policy, tf.stack([tf.constant(seed, tf.int64), epoch * count + index])), label
+
+        return shuffled.enumerate().map(augment_indexed, num_parallel_calls=AUTOTUNE,
+                                        deterministic=True).batch(batch_size)
+
+    epochs_ds = functools.reduce(tf.data.Dataset.concatenate, (one_epoch(e) for e in range(first_epoch, epochs)))
+    return epochs_ds.prefetch(AUTOTUNE)
+
+
+def evaluation_batches(cached: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    return cached.map(lambda _, image, label: (image, label)).batch(batch_size).prefetch(AUTOTUNE)
+
+
+def pixel_statistics(cached: tf.data.Dataset, max_images: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean (the paper subtracts it) and per-channel variance of the
+    training images, from up to `max_images` of them."""
+    images = cached.take(max_images).map(lambda _, image, __: tf.cast(image, tf.float32)).batch(1000)
+    total, total_sq, count = 0.0, 0.0, 0
+    for batch in images:
+        total += tf.reduce_sum(batch, axis=0).numpy()
+        total_sq += tf.reduce_sum(tf.square(batch), axis=(0, 1, 2)).numpy()
+        count += int(batch.shape[0])
+    mean = total / count
+    pixels = count * mean.shape[0] * mean.shape[1]
+    variance = total_sq / pixels - np.square(mean.mean(axis=(0, 1)))
+    return mean.astype(np.float32), variance.astype(np.float32)

@@ -1,0 +1,216 @@
+"""The model zoo: ResNet (He et al. 2015, Table 1), the CIFAR ResNets (section
+4.2) and VGG, each with its plain twin, built from blocks and driven by the
+`model` section of params.yaml.
+
+Layout follows torchvision's resnet.py: a function per block type
+(`basic_block`, `bottleneck_block`), a stage builder (`make_stage`), and one
+entry point, `build_model`. The plain twin (`residual: false`) is the same
+layers in the same order with no shortcut additions and no projections.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from ablation.params import validate_model
+
+# Table 1: (block type, blocks per stage) for each depth.
+RESNET_STAGES = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+RESNET_WIDTHS = (64, 128, 256, 512)
+CIFAR_WIDTHS = (16, 32, 64)  # section 4.2: 6n+2 layers, 2n per width
+VGG_BLOCKS = {  # convolutions per block (Simonyan & Zisserman, Table 1)
+    11: (1, 1, 2, 2, 2),
+    13: (2, 2, 2, 2, 2),
+    16: (2, 2, 3, 3, 3),
+    19: (2, 2, 4, 4, 4),
+}
+VGG_WIDTHS = (64, 128, 256, 512, 512)
+BOTTLENECK_EXPANSION = 4
+SMALL_STEM_BELOW = 96  # `stem: auto` uses the ImageNet stem from this side length up
+SHORTCUT_PREFIX = "shortcut"  # names of projection layers: not counted in the depth
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class ZeroPadShortcut(layers.Layer):
+    """Option A: identity with strided subsampling and zero-padded channels (no parameters)."""
+
+    def __init__(self, filters: int, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.stride = filters, stride
+
+    def call(self, x):
+        x = x[:, :: self.stride, :: self.stride, :]
+        extra = self.filters - x.shape[-1]
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]]) if extra else x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+
+
+class _Builder:
+    """Holds the per-model settings every layer needs (weight decay, shortcut type)."""
+
+    def __init__(self, model: dict):
+        self.residual = model["residual"]
+        self.shortcut_type = model["shortcut"]
+        # Keras' L2(l) adds l*sum(w^2), whose gradient is 2*l*w; the paper's SGD weight
+        # decay wd adds wd*w, hence wd / 2.
+        self.regularizer = keras.regularizers.L2(model["weight_decay"] / 2) if model["weight_decay"] else None
+
+    def conv_bn(self, x, filters, kernel, stride, name, relu=True):
+        """Convolution (no bias: BN follows) + batch normalization (+ ReLU)."""
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", kernel_regularizer=self.regularizer,
+                          name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+    def shortcut(self, x, filters, stride, name):
+        """The shortcut branch of a block (paper, Table 3 options A/B/C)."""
+        reshapes = stride != 1 or x.shape[-1] != filters
+        if self.shortcut_type == "C" or (self.shortcut_type == "B" and reshapes):
+            return self.conv_bn(x, filters, 1, stride, f"{name}_{SHORTCUT_PREFIX}", relu=False)
+        if reshapes:
+            return ZeroPadShortcut(filters, stride, name=f"{name}_{SHORTCUT_PREFIX}_pad")(x)
+        return x
+
+    def merge(self, x, shortcut_input, filters, stride, name):
+        """Adds the shortcut to the residual branch; the plain twin skips it."""
+        if self.residual:
+            x = layers.Add(name=f"{name}_add")([x, self.shortcut(shortcut_input, filters, stride, name)])
+        return layers.ReLU(name=f"{name}_out")(x)
+
+    def basic_block(self, x, filters, stride, name):
+        """Two 3x3 convolutions (ResNet-18/34 and the CIFAR ResNets)."""
+        y = self.conv_bn(x, filters, 3, stride, f"{name}_1")
+        y = self.conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
+        return self.merge(y, x, filters, stride, name)
+
+    def bottleneck_block(self, x, filters, stride, name):
+        """1x1 reduce, 3x3 (strided, as torchvision), 1x1 expand x4 (ResNet-50/101/152)."""
+        y = self.conv_bn(x, filters, 1, 1, f"{name}_1")
+        y = self.conv_bn(y, filters, 3, stride, f"{name}_2")
+        y = self.conv_bn(y, filters * BOTTLENECK_EXPANSION, 1, 1, f"{name}_3", relu=False)
+        return self.merge(y, x, filters * BOTTLENECK_EXPANSION, stride, name)
+
+    def make_stage(self, x, block, filters, blocks, stride, name):
+        """A stage of `blocks` blocks; the first one changes width and resolution."""
+        for index in range(blocks):
+            x = block(x, filters, stride if index == 0 else 1, f"{name}_block{index + 1}")
+        return x
+
+    def classifier(self, x, num_classes):
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return self.dense_softmax(x, num_classes)
+
+    def dense_softmax(self, x, num_classes):
+        x = layers.Dense(num_classes, kernel_initializer="he_normal",
+                         kernel_regularizer=self.regularizer, name="fc")(x)
+        # float32 output keeps the loss stable under mixed precision.
+        return layers.Activation("softmax", dtype="float32", name="predictions")(x)
+
+
+def _resnet(b: _Builder, inputs, model, num_classes):
+    block_type, stage_blocks = RESNET_STAGES[model["depth"]]
+    block = b.basic_block if block_type == "basic" else b.bottleneck_block
+    stem = model["stem"]
+    if stem == "auto":
+        stem = "imagenet" if min(inputs.shape[1:3]) >= SMALL_STEM_BELOW else "small"
+    if stem == "imagenet":
+        x = b.conv_bn(inputs, 64, 7, 2, "stem")
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    else:
+        x = b.conv_bn(inputs, 64, 3, 1, "stem")
+    for index, (filters, blocks) in enumerate(zip(RESNET_WIDTHS, stage_blocks)):
+        x = b.make_stage(x, block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
+    return b.classifier(x, num_classes)
+
+
+def _resnet_cifar(b: _Builder, inputs, model, num_classes):
+    blocks = (model["depth"] - 2) // 6
+    x = b.conv_bn(inputs, CIFAR_WIDTHS[0], 3, 1, "stem")
+    for index, filters in enumerate(CIFAR_WIDTHS):
+        x = b.make_stage(x, b.basic_block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
+    return b.classifier(x, num_classes)
+
+
+def _vgg(b: _Builder, inputs, model, num_classes):
+    x = inputs
+    for index, (filters, convs) in enumerate(zip(VGG_WIDTHS, VGG_BLOCKS[model["depth"]])):
+        for conv in range(convs):
+            x = b.conv_bn(x, filters, 3, 1, f"block{index + 1}_{conv + 1}")
+        x = layers.MaxPooling2D(2, name=f"block{index + 1}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index in range(2):
+        x = layers.Dense(model["dense_units"], activation="relu", kernel_initializer="he_normal",
+                         kernel_regularizer=b.regularizer, name=f"dense{index + 1}")(x)
+        x = layers.Dropout(model["dropout"], name=f"dense{index + 1}_dropout")(x)
+    return b.dense_softmax(x, num_classes)
+
+
+ARCHITECTURES = {"resnet": _resnet, "resnet_cifar": _resnet_cifar, "vgg": _vgg}
+
+
+def model_name(model: dict) -> str:
+    prefix = model["arch"]
+    if model["arch"] != "vgg" and not model["residual"]:
+        prefix = prefix.replace("resnet", "plain")
+    return f"{prefix}{model['depth']}"
+
+
+def build_model(model: dict, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Builds the uncompiled network described by the `model` mapping of params.yaml."""
+    validate_model(model)
+    if model["arch"] == "vgg" and min(input_shape[:2]) < 32:
+        raise ValueError(f"vgg needs images of at least 32x32 (five 2x2 pools); got {input_shape}. "
+                         "Fix: raise data.image_size.")
+    inputs = keras.Input(shape=input_shape, name="image")
+    outputs = ARCHITECTURES[model["arch"]](_Builder(model), inputs, model, num_classes)
+    return keras.Model(inputs, outputs, name=model_name(model))
+
+
+# --- describing a built model ------------------------------------------------
+
+def weighted_layers(net: keras.Model) -> list[layers.Layer]:
+    """Convolutions and dense layers of the main path: the depth in the name."""
+    return [layer for layer in net.layers if isinstance(layer, (layers.Conv2D, layers.Dense))
+            and SHORTCUT_PREFIX not in layer.name]
+
+
+def residual_additions(net: keras.Model) -> int:
+    return sum(isinstance(layer, layers.Add) for layer in net.layers)
+
+
+def trainable_parameters(net: keras.Model) -> int:
+    return int(sum(ops.size(w) for w in net.trainable_weights))
+
+
+def forward_flops(net: keras.Model) -> int:
+    """Forward FLOPs per image, counting a multiply-add as 2 FLOPs (the paper's
+    Table 1 counts multiply-adds, i.e. half of this). Convolutions and dense
+    layers only: BN, ReLU, pooling and additions are a rounding error."""
+    macs = 0
+    for layer in net.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, height, width, out_channels = layer.output.shape
+            kh, kw, in_channels, _ = layer.kernel.shape
+            macs += height * width * out_channels * kh * kw * in_channels
+        elif isinstance(layer, layers.Dense):
+            macs += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return 2 * int(macs)
+
+
+def describe(net: keras.Model) -> dict:
+    return {
+        "model": net.name,
+        "trainable_params": trainable_parameters(net),
+        "flops": forward_flops(net),
+        "weighted_layers": len(weighted_layers(net)),
+        "residual_additions": residual_additions(net),
+    }

@@ -1,0 +1,241 @@
+"""Load, override and validate `params.yaml`.
+
+Every stage calls `load_params()` first, so a typo or an impossible value
+stops with one message naming the key, the allowed values and the fix before
+any data is read or any model is built.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+ARCH_DEPTHS = {
+    "resnet": (18, 34, 50, 101, 152),
+    "vgg": (11, 13, 16, 19),
+}
+
+
+class ParamsError(ValueError):
+    """A params.yaml value is unknown, of the wrong type, or impossible."""
+
+
+# --- checkers: each returns None when the value is fine, else what is allowed.
+def _one_of(*choices):
+    def check(value):
+        return None if value in choices else "one of " + ", ".join(map(repr, choices))
+    return check
+
+
+def _number(low=None, high=None, integer=False, open_low=False):
+    def check(value):
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return "an integer" if integer else "a number"
+        if low is not None and (value < low or (open_low and value == low)):
+            return f"a number {'>' if open_low else '>='} {low}"
+        if high is not None and value > high:
+            return f"a number <= {high}"
+        return None
+    return check
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _optional(check):
+    return lambda value: None if value is None else check(value)
+
+
+def _list_of(check, min_len=1):
+    def checker(value):
+        if not isinstance(value, list) or len(value) < min_len or any(check(v) for v in value):
+            item = check(object()) or "values"
+            return f"a list of at least {min_len} ({item})"
+        return None
+    return checker
+
+
+def _fractions(value):
+    if not isinstance(value, list) or any(_number(0, 1, open_low=True)(v) for v in value) \
+            or value != sorted(value):
+        return "an increasing list of fractions in (0, 1]"
+    return None
+
+
+def _per_dataset(check):
+    """A mapping dataset name -> value; any dataset name is allowed."""
+    def checker(value):
+        if not isinstance(value, dict):
+            return "a mapping of dataset name to value"
+        bad = [k for k, v in value.items() if check(v)]
+        return f"a mapping whose values are {check(object())} (bad: {bad})" if bad else None
+    return checker
+
+
+TRAIN_SCHEMA: dict[str, Callable] = {
+    "seeds": _list_of(_number(0, integer=True)),
+    "epochs": _number(1, integer=True),
+    "batch_size": _number(1, integer=True),
+    "optimizer": _one_of("sgd", "adam"),
+    "learning_rate": _number(0, open_low=True),
+    "momentum": _number(0, 1),
+    "schedule": _one_of("step", "cosine", "constant"),
+    "step_boundaries": _fractions,
+    "warmup_epochs": _number(0, integer=True),
+    "mixed_precision": _one_of("float32", "mixed_float16", "mixed_bfloat16"),
+    "jit_compile": _boolean,
+    "distribute": _one_of("auto", "none", "mirrored"),
+}
+
+SCHEMA: dict[str, Any] = {
+    "datasets": _list_of(lambda v: None if isinstance(v, str) and v else "dataset names"),
+    "data": {
+        "source": _one_of("tfds", "folder"),
+        "paths": _per_dataset(_optional(lambda v: None if isinstance(v, str) else "a path")),
+        "image_size": _per_dataset(_number(8, integer=True)),
+        "augment": _per_dataset(_one_of("none", "pad_crop_flip", "resized_crop_flip")),
+        "limit": _optional(_number(1, integer=True)),
+    },
+    "split": {
+        "test_fraction": _number(0, 1, open_low=True),
+        "val_fraction": _number(0, 0.9),
+        "seed": _number(0, integer=True),
+    },
+    "model": {
+        "arch": _one_of("resnet", "resnet_cifar", "vgg"),
+        "depth": _number(1, integer=True),
+        "residual": _boolean,
+        "shortcut": _one_of("A", "B", "C"),
+        "stem": _one_of("auto", "imagenet", "small"),
+        "weight_decay": _number(0),
+        "dense_units": _number(1, integer=True),
+        "dropout": _number(0, 0.99),
+    },
+    "train": {**TRAIN_SCHEMA, "per_dataset": None},  # per_dataset checked below
+    "study": {"grid": None},  # checked below
+}
+
+
+def _fail(key: str, value: Any, allowed: str, fix: str | None = None) -> None:
+    fix = fix or f"set it in params.yaml or pass `-S {key}=<value>`"
+    raise ParamsError(f"params: `{key}` is {value!r}; allowed: {allowed}. Fix: {fix}.")
+
+
+def _validate_section(values: Any, schema: dict, prefix: str) -> None:
+    if not isinstance(values, dict):
+        _fail(prefix.rstrip("."), values, "a mapping with keys " + ", ".join(schema))
+    for key in values:
+        if key not in schema:
+            _fail(prefix + key, values[key], "known keys " + ", ".join(schema),
+                  "remove or rename the key (typo?)")
+    for key, check in schema.items():
+        if key not in values:
+            _fail(prefix + key, None, "a value (the key is missing)",
+                  f"add `{key}` under `{prefix.rstrip('.') or 'the top level'}` in params.yaml")
+        if isinstance(check, dict):
+            _validate_section(values[key], check, f"{prefix}{key}.")
+        elif check is not None and (allowed := check(values[key])):
+            _fail(prefix + key, values[key], allowed)
+
+
+def validate_model(model: dict) -> None:
+    """Checks that need several model keys together (depth per arch)."""
+    _validate_section(model, SCHEMA["model"], "model.")
+    arch, depth = model["arch"], model["depth"]
+    if arch == "resnet_cifar":
+        if depth < 8 or (depth - 2) % 6:
+            _fail("model.depth", depth, "6n+2 for resnet_cifar: 8, 14, 20, 32, 44, 56, 110, 1202, ...",
+                  "pick a depth of the form 6n+2")
+    elif depth not in ARCH_DEPTHS[arch]:
+        _fail("model.depth", depth, f"{', '.join(map(str, ARCH_DEPTHS[arch]))} for {arch}")
+    if arch == "vgg" and model["residual"]:
+        _fail("model.residual", True, "false for vgg (VGG has no shortcuts)",
+              "pass `-S model.residual=false` with model.arch=vgg")
+
+
+def validate(params: dict) -> dict:
+    if not isinstance(params, dict):
+        raise ParamsError("params: params.yaml must be a mapping of sections. Fix: restore it from git.")
+    _validate_section(params, SCHEMA, "")
+    validate_model(params["model"])
+    if params["split"]["val_fraction"] and params["split"]["val_fraction"] >= 1:
+        _fail("split.val_fraction", params["split"]["val_fraction"], "a fraction < 1")
+    per_dataset = params["train"]["per_dataset"] or {}
+    if not isinstance(per_dataset, dict):
+        _fail("train.per_dataset", per_dataset, "a mapping dataset -> {train key: value}")
+    for dataset, overrides in per_dataset.items():
+        prefix = f"train.per_dataset.{dataset}."
+        if not isinstance(overrides, dict):
+            _fail(prefix.rstrip("."), overrides, "a mapping of train keys")
+        for key, value in overrides.items():
+            if key not in TRAIN_SCHEMA or key == "seeds":
+                _fail(prefix + key, value, "train keys " + ", ".join(k for k in TRAIN_SCHEMA if k != "seeds"),
+                      "remove or rename the key")
+            if allowed := TRAIN_SCHEMA[key](value):
+                _fail(prefix + key, value, allowed)
+    grid = params["study"]["grid"]
+    if not isinstance(grid, dict) or not grid:
+        _fail("study.grid", grid, "a mapping of dotted param key -> list of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            _fail(f"study.grid.{key}", values, "a non-empty list of values")
+        try:
+            get(params, key)
+        except KeyError:
+            _fail(f"study.grid.{key}", values, "keys that exist in params.yaml, e.g. model.depth")
+    for name in params["datasets"]:
+        for section in ("image_size", "augment"):
+            if name not in params["data"][section]:
+                _fail(f"data.{section}.{name}", None, f"a value for every dataset in `datasets`",
+                      f"add `{name}:` under data.{section}")
+    return params
+
+
+def get(params: dict, dotted: str) -> Any:
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def apply_overrides(params: dict, overrides: list[str]) -> dict:
+    """Apply DVC-style `key.sub=value` overrides; values are parsed as YAML."""
+    params = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"params: override {item!r} is not `key=value`. Fix: write e.g. -S model.depth=50.")
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
+        node[leaf] = yaml.safe_load(raw)
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ParamsError(f"params: {path} is not valid YAML ({error}). Fix: correct the syntax.") from error
+    return validate(apply_overrides(params, list(overrides)))
+
+
+def train_params(params: dict, dataset: str) -> dict:
+    """The `train` section with the dataset's `per_dataset` overrides applied."""
+    merged = {k: v for k, v in params["train"].items() if k != "per_dataset"}
+    merged.update((params["train"]["per_dataset"] or {}).get(dataset, {}))
+    return merged

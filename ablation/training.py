@@ -1,0 +1,186 @@
+"""Training one arm on one dataset with one seed: Keras fit with the paper's
+recipe, dvclive logging, per-epoch checkpoints that a rerun resumes from, and
+divergence recorded as a result rather than a crash."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from ablation import data, models
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from lr/10, then step decay (/10 at each boundary), cosine
+    decay or a constant. One class because Keras' built-in schedules cannot put a
+    warm-up in front of a piecewise-constant decay."""
+
+    def __init__(self, learning_rate, total_steps, kind, boundaries, warmup_steps):
+        self.learning_rate, self.total_steps, self.kind = learning_rate, total_steps, kind
+        self.boundaries, self.warmup_steps = list(boundaries), warmup_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        base = tf.constant(self.learning_rate, tf.float32)
+        if self.kind == "step":
+            drops = sum(tf.cast(step >= b * self.total_steps, tf.float32) for b in self.boundaries)
+            lr = base * tf.pow(0.1, drops)
+        elif self.kind == "cosine":
+            progress = tf.clip_by_value(step / max(self.total_steps, 1), 0.0, 1.0)
+            lr = base * 0.5 * (1.0 + tf.cos(math.pi * progress))
+        else:
+            lr = base
+        if self.warmup_steps:
+            warm = base * (0.1 + 0.9 * step / self.warmup_steps)
+            lr = tf.where(step < self.warmup_steps, warm, lr)
+        return lr
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "kind": self.kind,
+                "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Adds the learning rate at the start of each epoch to its logs (so dvclive records it)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self._rate
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time spent in training epochs (excludes data caching before fit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.epochs = 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self._start
+        self.epochs += 1
+
+
+def make_strategy(setting: str) -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs (or, without GPUs, all logical CPUs) when asked,
+    or automatically when there are several GPUs; otherwise the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    schedule = StudySchedule(train["learning_rate"], train["epochs"] * steps_per_epoch, train["schedule"],
+                             train["step_boundaries"], train["warmup_epochs"] * steps_per_epoch)
+    if train["optimizer"] == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=train["momentum"])
+    return keras.optimizers.Adam(schedule)
+
+
+def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
+    """Prepends uint8 -> float and normalization by train-split statistics (per-pixel
+    mean as in the paper, per-channel std), so the saved model takes raw images.
+    The statistics are computed by data.pixel_statistics rather than
+    Normalization.adapt, which would also divide by a per-pixel variance."""
+    inputs = keras.Input(shape=net.input_shape[1:], dtype="uint8", name="raw_image")
+    x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean,
+                                   variance=np.broadcast_to(variance, mean.shape), name="normalize")(
+        keras.layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs))
+    return keras.Model(inputs, net(x), name=net.name)
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def resumed_epoch(backup_dir: Path) -> int:
+    """The epoch BackupAndRestore will resume from (0 for a fresh run)."""
+    metadata = backup_dir / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
+def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
+    """Trains and writes out_dir/model.keras, out_dir/live/ (dvclive) and
+    out_dir/train.json; returns the train metrics."""
+    from ablation.params import train_params
+
+    cfg = train_params(params, dataset)
+    out_dir, backup_dir = Path(out_dir), Path(backup_dir)
+    size = params["data"]["image_size"][dataset]
+    info = data.read_info(fetched_dir)
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_dtype_policy(cfg["mixed_precision"])
+
+    cached, rows = data.load_split(fetched_dir, split_dir, "train", size)
+    val_cached, val_rows = data.load_split(fetched_dir, split_dir, "val", size)
+    print(f"train {dataset} seed {seed}: {len(rows):,} training and {len(val_rows):,} validation images "
+          f"at {size}x{size}", flush=True)
+    mean, variance = data.pixel_statistics(cached)
+    steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
+
+    strategy = make_strategy(cfg["distribute"])
+    with strategy.scope():
+        net = models.build_model(params["model"], (size, size, 3), len(info["classes"]))
+        model = with_normalization(net, mean, variance)
+        model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+    description = models.describe(net)
+
+    first_epoch = resumed_epoch(backup_dir)
+    if first_epoch:
+        print(f"resuming from the checkpoint after epoch {first_epoch} in {backup_dir}", flush=True)
+    batches = data.training_batches(cached, len(rows), cfg["batch_size"], params["data"]["augment"][dataset],
+                                    seed, first_epoch, cfg["epochs"])
+    validation = data.evaluation_batches(val_cached, cfg["batch_size"]) if val_rows else None
+    live = Live(str(out_dir / "live"), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
+    timer = EpochTimer()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+        LogLearningRate(),
+        DVCLiveCallback(live=live),  # last: logs what the callbacks before it added
+    ]
+    history = model.fit(batches, epochs=cfg["epochs"], initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+                        validation_data=validation, callbacks=callbacks, verbose=2)
+
+    losses = history.history.get("loss", [])
+    diverged = any(not _finite(v) for v in losses)
+    if diverged:  # TerminateOnNaN ends fit without BackupAndRestore's cleanup
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / "model.keras")
+    last = {k: v[-1] for k, v in history.history.items() if v}
+    metrics = {
+        "model": description["model"],
+        "trainable_params": description["trainable_params"],
+        "flops": description["flops"],
+        "diverged": diverged,
+        "epochs": cfg["epochs"],
+        "epochs_run_here": timer.epochs,
+        "train_loss": last.get("loss"),
+        "train_accuracy": last.get("accuracy"),
+        "val_loss": last.get("val_loss"),
+        "val_accuracy": last.get("val_accuracy"),
+        "train_seconds": round(timer.seconds, 2),
+        "images_per_second": round(timer.epochs * len(rows) / timer.seconds, 1) if timer.seconds else None,
+    }
+    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    (out_dir / "train.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,1 @@
+"""DVC stage entry points: thin scripts that read params, call `ablation`, write outputs."""

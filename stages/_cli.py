@@ -1,0 +1,30 @@
+"""Shared command-line plumbing of the stage scripts: `-S key=value` overrides
+(DVC's syntax) and clean one-line errors for bad params or data."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ablation.data import DataError
+from ablation.params import ParamsError, load_params
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a params.yaml value for this run (as `dvc exp run -S`)")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return parser
+
+
+def run(main) -> None:
+    """Runs main(); a ParamsError or DataError ends the process with its message and exit code 2."""
+    try:
+        main()
+    except (ParamsError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def params_from(args) -> dict:
+    return load_params(args.params, args.overrides)

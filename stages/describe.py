@@ -1,0 +1,30 @@
+"""Print what the arm in params.yaml builds for each dataset: parameters, FLOPs,
+weighted layers and residual additions. Usage: python -m stages.describe [-S key=value]"""
+from tabulate import tabulate
+
+from ablation import models
+from ablation.data import tfds_class_names, read_info
+from ablation.layout import fetched_dir
+from stages import _cli
+
+
+def num_classes(dataset: str) -> int:
+    names = tfds_class_names(dataset)
+    return len(names) if names is not None else len(read_info(fetched_dir(dataset))["classes"])
+
+
+def main():
+    params = _cli.params_from(_cli.parser(__doc__).parse_args())
+    rows = []
+    for dataset in params["datasets"]:
+        size = params["data"]["image_size"][dataset]
+        net = models.build_model(params["model"], (size, size, 3), num_classes(dataset))
+        info = models.describe(net)
+        rows.append([dataset, f"{size}x{size}x3", info["model"], f"{info['trainable_params']:,}",
+                     f"{info['flops'] / 1e9:.3f}", info["weighted_layers"], info["residual_additions"]])
+    print(tabulate(rows, headers=["dataset", "input", "model", "trainable params", "GFLOPs/image (fwd)",
+                                  "weighted layers", "residual additions"], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,15 @@
+"""report stage: python -m stages.report -> reports/{report.md,metrics.json,figures/,plots/}"""
+from ablation import layout, reporting
+from stages import _cli
+
+
+def main():
+    params = _cli.params_from(_cli.parser(__doc__).parse_args())
+    summary = reporting.write_arm_report(params, layout.RESULTS, layout.FETCHED, layout.REPORTS)
+    for dataset, values in summary.items():
+        print(f"report {dataset}: test accuracy {values['test_accuracy']}")
+    print(f"wrote {layout.REPORTS / 'report.md'}")
+
+
+if __name__ == "__main__":
+    _cli.run(main)

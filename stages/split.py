@@ -1,0 +1,17 @@
+"""split stage: python -m stages.split DATASET -> data/split/DATASET/{manifest.csv,counts.json}"""
+from ablation import data
+from ablation.layout import fetched_dir, split_dir
+from stages import _cli
+
+
+def main():
+    parser = _cli.parser(__doc__)
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    params = _cli.params_from(args)
+    counts = data.split(fetched_dir(args.dataset), params["split"], params["data"]["limit"], split_dir(args.dataset))
+    print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    _cli.run(main)

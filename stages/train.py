@@ -1,0 +1,20 @@
+"""train stage: python -m stages.train DATASET SEED -> results/DATASET/seedSEED/{model.keras,live/,train.json}"""
+from ablation import training
+from ablation.layout import backup_dir, fetched_dir, run_dir, split_dir
+from stages import _cli
+
+
+def main():
+    parser = _cli.parser(__doc__)
+    parser.add_argument("dataset")
+    parser.add_argument("seed", type=int)
+    args = parser.parse_args()
+    params = _cli.params_from(args)
+    metrics = training.train(params, args.dataset, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
+                             run_dir(args.dataset, args.seed), backup_dir(args.dataset, args.seed))
+    print(f"trained {metrics['model']} on {args.dataset}: val accuracy {metrics['val_accuracy']}, "
+          f"diverged {metrics['diverged']}, {metrics['images_per_second']} images/s")
+
+
+if __name__ == "__main__":
+    _cli.run(main)
