@@ -136,8 +136,8 @@ def _validate_section(values: Any, schema: dict, prefix: str) -> None:
                   "remove or rename the key (typo?)")
     for key, check in schema.items():
         if key not in values:
-            _fail(prefix + key, None, "a value (the key is missing)",
-                  f"add `{key}` under `{prefix.rstrip('.') or 'the top level'}` in params.yaml")
+            raise ParamsError(f"params: `{prefix}{key}` is missing. Fix: add `{key}` under "
+                              f"`{prefix.rstrip('.') or 'the top level'}` in params.yaml (see the shipped params.yaml).")
         if isinstance(check, dict):
             _validate_section(values[key], check, f"{prefix}{key}.")
         elif check is not None and (allowed := check(values[key])):
