@@ -46,6 +46,7 @@ KNOWN_CLASSES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
     "cats_vs_dogs": ["cat", "dog"],
 }
+TFDS_SPLITS = {"cifar10": ["train", "test"], "cats_vs_dogs": ["train"]}  # likewise unknown offline
 
 
 def tfds_class_names(dataset: str) -> list[str] | None:
@@ -231,8 +232,11 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
         raise DataError(f"tfds does not know dataset {dataset!r}. Fix: use -S data.source=folder "
                         f"-S data.paths.{dataset}=<image folder or archive>.")
     try:
-        splits, info = tfds.load(dataset, with_info=True, shuffle_files=False,
+        builder = tfds.builder(dataset)
+        names = sorted(builder.info.splits.keys()) or TFDS_SPLITS.get(dataset, ["train", "test"])
+        loaded, info = tfds.load(dataset, split=names, with_info=True, shuffle_files=False,
                                  decoders={"image": tfds.decode.SkipDecoding()})
+        splits = dict(zip(names, loaded))
     except Exception as error:
         raise DataError(f"tfds could not load {dataset} ({type(error).__name__}: {error}). Fix: check the "
                         f"network or TFDS_DATA_DIR, or use the offline route: -S data.source=folder "

@@ -1,0 +1,215 @@
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from ablation import data
+from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, require_shared
+
+FOLDER = {"source": "folder", "paths": {}, "image_size": {}, "augment": {}, "limit": None}
+SPLIT = {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 42}
+
+
+def jpeg(color, size=(40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root
+
+
+def pets_files(per_class=10) -> dict[str, bytes]:
+    files = {f"PetImages/Cat/{i}.jpg": jpeg((200, 10 * i, 0)) for i in range(per_class)}
+    files.update({f"PetImages/Dog/{i}.jpg": jpeg((0, 10 * i, 200)) for i in range(per_class)})
+    files["PetImages/Cat/666.jpg"] = jpeg((1, 2, 3))[:200]          # truncated
+    files["PetImages/Dog/11702.jpg"] = b""                         # empty
+    files["PetImages/Dog/bad.jpg"] = b"this is not an image"       # not an image
+    files["PetImages/Dog/Thumbs.db"] = b"ignored: not an image name"
+    return files
+
+
+def fetch_folder(tmp_path, dataset, source) -> dict:
+    return data.fetch(dataset, {**FOLDER, "paths": {dataset: str(source)}}, tmp_path / "fetched" / dataset)
+
+
+def labels_by_id(fetched_dir) -> dict[str, int]:
+    return {i: label for i, label, _ in data.read_labels(fetched_dir)}
+
+
+def test_folder_with_wrapper_dir_skips_corrupt_files(tmp_path):
+    root = make_tree(tmp_path / "pets", pets_files())
+    info = fetch_folder(tmp_path, "cats_vs_dogs", root)
+    assert info["classes"] == ["cat", "dog"] and info["splits"] == {"train": 20}
+    assert info["skipped"] == 3 and "PetImages/Cat/666.jpg" in info["skipped_files"]
+    labels = labels_by_id(tmp_path / "fetched" / "cats_vs_dogs")
+    assert labels["PetImages/Cat/3.jpg"] == 0 and labels["PetImages/Dog/3.jpg"] == 1
+    assert json.loads((tmp_path / "fetched" / "cats_vs_dogs" / "info.json").read_text())["skipped"] == 3
+
+
+def test_same_input_gives_byte_identical_shards(tmp_path):
+    root = make_tree(tmp_path / "pets", pets_files())
+    first = fetch_folder(tmp_path / "a", "cats_vs_dogs", root)
+    second = fetch_folder(tmp_path / "b", "cats_vs_dogs", root)
+    assert first == second
+    shards = sorted((tmp_path / "a" / "fetched" / "cats_vs_dogs").glob("*.tfrecord"))
+    assert shards and all(p.read_bytes() == (tmp_path / "b" / "fetched" / "cats_vs_dogs" / p.name).read_bytes()
+                          for p in shards)
+
+
+def split_layout_files() -> dict[str, bytes]:
+    files = {}
+    for split, count in (("train", 6), ("test", 2)):
+        for label in ("airplane", "Truck"):  # case differs from tfds' names
+            files.update({f"{split}/{label}/{i:04d}.png": jpeg((i, 5, 5), (32, 32)) for i in range(count)})
+    return files
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_split_layout_archives(tmp_path, kind):
+    archive = tmp_path / f"cifar.{kind}"
+    files = split_layout_files()
+    if kind == "zip":
+        with zipfile.ZipFile(archive, "w") as handle:
+            for name, content in files.items():
+                handle.writestr(f"cifar/{name}", content)   # with a wrapper directory
+    else:
+        root = make_tree(tmp_path / "tree", files)
+        with tarfile.open(archive, "w:gz") as handle:
+            handle.add(root, arcname=".")
+    info = fetch_folder(tmp_path, "cifar10", archive)
+    assert info["splits"] == {"test": 4, "train": 12} and info["skipped"] == 0
+    labels = labels_by_id(tmp_path / "fetched" / "cifar10")
+    truck = [label for i, label in labels.items() if "Truck" in i]
+    assert truck and set(truck) == {9}  # tfds: airplane=0 ... truck=9
+
+
+def test_unknown_dataset_from_folder_sorts_classes(tmp_path):
+    root = make_tree(tmp_path / "flowers", {f"{c}/{i}.jpg": jpeg((i, 0, 0)) for c in ("tulip", "rose") for i in range(3)})
+    info = fetch_folder(tmp_path, "my_flowers", root)
+    assert info["classes"] == ["rose", "tulip"]
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda tmp: tmp / "missing", "does not exist"),
+    (lambda tmp: make_tree(tmp / "empty", {"notes/readme.txt": b"x"}), "holds no image files"),
+    (lambda tmp: make_tree(tmp / "broken", {"Cat/1.jpg": b"", "Dog/2.jpg": b"xx"}), "no usable image"),
+    (lambda tmp: make_tree(tmp / "zoo", {"cat/1.jpg": jpeg((1, 1, 1)), "horse/1.jpg": jpeg((1, 1, 1))}),
+     "do not belong to cats_vs_dogs"),
+    (lambda tmp: make_tree(tmp, {"file.rar": b"x"}) / "file.rar", "neither a directory nor"),
+])
+def test_bad_inputs_stop_with_a_message_naming_the_path(tmp_path, setup, message):
+    source = setup(tmp_path)
+    with pytest.raises(data.DataError, match=message) as error:
+        fetch_folder(tmp_path, "cats_vs_dogs", source)
+    assert "Fix" in str(error.value) or str(source) in str(error.value)
+
+
+def test_folder_source_needs_a_path(tmp_path):
+    with pytest.raises(data.DataError, match="data.paths.cats_vs_dogs"):
+        data.fetch("cats_vs_dogs", FOLDER, tmp_path / "out")
+
+
+def test_tfds_source_without_network(tmp_path):
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=12):
+        info = data.fetch("cifar10", {**FOLDER, "source": "tfds"}, tmp_path / "cifar10")
+    assert info["source"] == "tfds" and info["classes"][9] == "truck"
+    assert info["splits"] == {"test": 12, "train": 12}
+    images = [e["image"] for e in data.read_records(tmp_path / "cifar10").take(2).as_numpy_iterator()]
+    assert tf.io.decode_image(images[0]).shape[-1] == 3
+
+
+def test_tfds_unknown_dataset_points_to_folder(tmp_path):
+    with pytest.raises(data.DataError, match="data.source=folder"):
+        data.fetch("no_such_dataset_xyz", {**FOLDER, "source": "tfds"}, tmp_path / "x")
+
+
+# --- split ---------------------------------------------------------------------------
+
+@pytest.fixture
+def pets_fetched(tmp_path):
+    files = {f"PetImages/{c}/{i}.jpg": jpeg((i, 0, 0), (8, 8)) for c in ("Cat", "Dog") for i in range(50)}
+    fetch_folder(tmp_path, "cats_vs_dogs", make_tree(tmp_path / "pets", files))
+    return tmp_path / "fetched" / "cats_vs_dogs"
+
+
+def test_split_is_stratified_disjoint_and_seeded(tmp_path, pets_fetched):
+    params = {**SPLIT, "val_fraction": 0.25}
+    counts = data.split(pets_fetched, params, None, tmp_path / "a")
+    assert counts["test"]["per_class"] == {"cat": 10, "dog": 10}
+    assert counts["val"]["per_class"] == {"cat": 10, "dog": 10}
+    assert counts["train"]["total"] == 60
+    manifest = data.read_manifest(tmp_path / "a")
+    ids = [set(i for i, _ in manifest[s]) for s in data.SPLITS]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    data.split(pets_fetched, params, None, tmp_path / "b")
+    assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
+    data.split(pets_fetched, {**params, "seed": 7}, None, tmp_path / "c")
+    assert (tmp_path / "a" / "manifest.csv").read_bytes() != (tmp_path / "c" / "manifest.csv").read_bytes()
+
+
+def test_split_limit_keeps_classes_balanced(tmp_path, pets_fetched):
+    counts = data.split(pets_fetched, SPLIT, 10, tmp_path / "s")
+    assert counts["train"]["per_class"] == {"cat": 5, "dog": 5} and counts["test"]["total"] == 10
+
+
+# --- input pipeline ---------------------------------------------------------------------
+
+def test_decode_square_keeps_aspect_and_crops_centre():
+    image = np.zeros((30, 60, 3), np.uint8)
+    image[:, 15:45] = 255  # the centre square is white
+    out = data.decode_square(tf.io.encode_png(image), 16).numpy()
+    assert out.shape == (16, 16, 3) and out.min() > 200
+
+
+def test_training_batches_are_reproducible_and_resumable(tmp_path, pets_fetched):
+    data.split(pets_fetched, SPLIT, None, tmp_path / "s")
+    cached, rows = data.load_split(pets_fetched, tmp_path / "s", "train", 8)
+    assert len(rows) == 80
+
+    def epochs(first):
+        batches = data.training_batches(cached, len(rows), 16, "pad_crop_flip", 3, first, 3)
+        return [b[0].numpy() for b in batches]
+
+    full, resumed = epochs(0), epochs(2)
+    assert len(full) == 15 and all(b.shape[1:] == (8, 8, 3) for b in full)
+    assert all(np.array_equal(a, b) for a, b in zip(full[10:], resumed))  # epoch 3 identical after a resume
+    assert not np.array_equal(full[0], full[5])  # each epoch reshuffles
+
+
+# --- real data --------------------------------------------------------------------------
+
+def test_real_cifar10_archive(tmp_path):
+    require_shared()
+    info = fetch_folder(tmp_path, "cifar10", CIFAR_ARCHIVE)
+    assert info["splits"] == {"test": 10_000, "train": 50_000} and info["skipped"] == 0
+    counts = data.split(tmp_path / "fetched" / "cifar10", SPLIT, None, tmp_path / "split")
+    assert counts["train"]["total"] == 50_000 and counts["test"]["total"] == 10_000
+    assert set(counts["train"]["per_class"].values()) == {5000}
+    assert set(counts["test"]["per_class"].values()) == {1000}
+    rows = data.read_manifest(tmp_path / "split")
+    assert ("test/truck/0000.jpg", 9) in rows["test"] and ("train/airplane/0000.jpg", 0) in rows["train"]
+
+
+def test_real_cats_vs_dogs_archive(tmp_path):
+    require_shared()
+    info = fetch_folder(tmp_path, "cats_vs_dogs", PETS_ARCHIVE)
+    assert info["splits"] == {"train": 4000}
+    counts = data.split(tmp_path / "fetched" / "cats_vs_dogs", SPLIT, None, tmp_path / "split")
+    assert counts["train"]["total"] == 3200 and counts["test"]["total"] == 800
+    assert counts["test"]["per_class"] == {"cat": 400, "dog": 400}
+    labels = {i: label for i, label in sum(data.read_manifest(tmp_path / "split").values(), [])}
+    assert labels["PetImages/Cat/10.jpg"] == 0
+    assert all(label == 1 for i, label in labels.items() if "/Dog/" in i)
