@@ -265,7 +265,9 @@ def fetch(dataset: str, data_params: dict, out_dir: str | Path) -> dict:
         if not path:
             raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
                             f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
-        info = fetch_folder(dataset, path, out_dir)
+        # Relative paths are from the project root. DVC_ROOT names it even when DVC's
+        # queue runs this stage in a temporary copy of the project.
+        info = fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, out_dir)
     else:
         info = fetch_tfds(dataset, out_dir)
     info = {"dataset": dataset, "source": data_params["source"], **info}

@@ -265,3 +265,65 @@ def _confusion_from_predictions(runs, classes, csv_path, results_dir, dataset) -
                     matrix[index[row["label"]], index[row["predicted"]]] += 1
                     writer.writerow([row["label"], row["predicted"]])
     return matrix
+
+
+# --- the study ------------------------------------------------------------------
+
+def _grid_key_without_residual(arm: dict) -> tuple:
+    return tuple(o for o in arm["overrides"] if not o.startswith("model.residual="))
+
+
+def write_study_report(results: list[dict], out_dir) -> str:
+    """reports/study.md and reports/study/*.png comparing every arm of the study."""
+    out_dir = Path(out_dir)
+    figures = out_dir / "study"
+    figures.mkdir(parents=True, exist_ok=True)
+    done = [r for r in results if not r["failed"]]
+    datasets = list(dict.fromkeys(d for r in done for d in r["metrics"]))
+    rows = []
+    for r in results:
+        if r["failed"]:
+            rows.append([r["name"], "all", "failed: see `dvc queue logs " + r["name"] + "`", "", "", "", ""])
+            continue
+        for dataset, m in r["metrics"].items():
+            accuracy = "diverged" if m["test_accuracy"] is None else (
+                f"{m['test_accuracy']:.4f}" + (f" ± {m['test_accuracy_std']:.4f}" if m["seeds"] > 1 else ""))
+            rows.append([r["name"], dataset, accuracy, m["diverged_runs"], f"{m['trainable_params']:,}",
+                         f"{m['flops'] / 1e9:.3f}", f"{m['train_seconds']:.0f}" if m["train_seconds"] else ""])
+    lines = ["# Study: what the residual connection buys", "",
+             "Every arm of `study.grid`, run as a DVC experiment (`python -m stages.study`). "
+             "Accuracy is on each dataset's test split, mean over seeds.", "",
+             tabulate(rows, headers=["arm", "dataset", "test accuracy", "diverged runs", "parameters",
+                                     "GFLOPs/image", "train s"], tablefmt="github"), ""]
+    pairs = defaultdict(dict)
+    for r in done:
+        pairs[_grid_key_without_residual(r)][r["params"]["model"]["residual"]] = r
+    gains = []
+    for key, pair in pairs.items():
+        if True in pair and False in pair:
+            for dataset in datasets:
+                with_res, plain = pair[True]["metrics"][dataset], pair[False]["metrics"][dataset]
+                if with_res["test_accuracy"] is not None and plain["test_accuracy"] is not None:
+                    gain = f"{with_res['test_accuracy'] - plain['test_accuracy']:+.4f}"
+                else:
+                    gain = "n/a (diverged)"
+                gains.append([pair[True]["name"], pair[False]["name"], dataset, gain])
+    if gains:
+        lines += ["## Accuracy gained by the residual connection", "",
+                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "accuracy gain"],
+                           tablefmt="github", disable_numparse=True), ""]
+    for dataset in datasets:
+        series = {r["name"]: read_history_csv(r["histories"][dataset]) for r in done if r["histories"].get(dataset)}
+        plot_curves(series, figures / f"{dataset}_curves.png", f"all arms on {dataset}")
+        points = defaultdict(dict)
+        for r in done:
+            accuracy = r["metrics"][dataset]["test_accuracy"]
+            if accuracy is not None:
+                label = "residual" if r["params"]["model"]["residual"] else "plain"
+                points[label][r["params"]["model"]["depth"]] = accuracy
+        plot_accuracy_vs_depth(points, figures / f"{dataset}_accuracy_vs_depth.png", dataset)
+        lines += [f"## {dataset}", "", f"![curves](study/{dataset}_curves.png)", "",
+                  f"![accuracy against depth](study/{dataset}_accuracy_vs_depth.png)", ""]
+    text = "\n".join(lines)
+    (out_dir / "study.md").write_text(text)
+    return text

@@ -135,6 +135,8 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 
     strategy = make_strategy(cfg["distribute"])
+    print(f"training on {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
+          f"global batch {cfg['batch_size']}", flush=True)
     with strategy.scope():
         net = models.build_model(params["model"], (size, size, 3), len(info["classes"]))
         model = with_normalization(net, mean, variance)

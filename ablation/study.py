@@ -1,0 +1,84 @@
+"""The study: every arm of `study.grid` as a named DVC experiment, run through
+DVC's experiment queue, then collected from the experiments' git commits."""
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import yaml
+
+from ablation.models import model_name
+from ablation.params import apply_overrides, validate
+
+
+def _format(value) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def arms(params: dict) -> list[dict]:
+    """[{"name": ..., "overrides": ["key=value", ...]}] for each point of the grid.
+    Names say what differs: `resnet34`, `plain50`, plus `-key=value` for grid keys
+    outside `model`."""
+    grid = params["study"]["grid"]
+    out = []
+    for values in itertools.product(*grid.values()):
+        overrides = [f"{key}={_format(value)}" for key, value in zip(grid, values)]
+        arm_params = validate(apply_overrides(params, overrides))
+        extra = [f"{key.split('.')[-1]}{value}" for key, value in zip(grid, values) if not key.startswith("model.")]
+        out.append({"name": "-".join([model_name(arm_params["model"]), *extra]).replace("_", "-"),
+                    "overrides": overrides, "params": arm_params})
+    return out
+
+
+def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    print("$ dvc " + " ".join(args), flush=True)
+    return subprocess.run([sys.executable, "-m", "dvc", *args], check=check)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
+
+
+def experiment_commits() -> dict[str, str]:
+    """Experiment name -> commit, from DVC's refs (refs/exps/<baseline>/<name>)."""
+    lines = _git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").splitlines()
+    return {ref.rsplit("/", 1)[-1]: sha for ref, sha in (line.split() for line in lines)
+            if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
+
+
+def run(study_arms: list[dict], common_overrides: list[str], jobs: int) -> None:
+    """Queues every arm (replacing earlier experiments of the same name) and runs the queue."""
+    existing = set(experiment_commits()) & {arm["name"] for arm in study_arms}
+    if existing:
+        _dvc("exp", "remove", *sorted(existing))
+    for arm in study_arms:
+        settings = [flag for o in [*common_overrides, *arm["overrides"]] for flag in ("-S", o)]
+        _dvc("exp", "run", "--queue", "-n", arm["name"], *settings)
+    _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
+
+
+def read_file(commit: str, path: str) -> str | None:
+    try:
+        return _git("show", f"{commit}:{path}")
+    except subprocess.CalledProcessError:
+        return None
+
+
+def collect(study_arms: list[dict]) -> list[dict]:
+    """Each arm with its committed params, metrics and per-dataset history (or
+    `failed` when its experiment left no commit: see `dvc queue logs NAME`)."""
+    commits = experiment_commits()
+    results = []
+    for arm in study_arms:
+        commit = commits.get(arm["name"])
+        metrics = read_file(commit, "reports/metrics.json") if commit else None
+        if metrics is None:
+            results.append({**arm, "failed": True})
+            continue
+        params = yaml.safe_load(read_file(commit, "params.yaml"))
+        histories = {d: read_file(commit, f"reports/plots/history/{d}.csv") for d in params["datasets"]}
+        results.append({**arm, "failed": False, "commit": commit, "params": params,
+                        "metrics": json.loads(metrics), "histories": histories})
+    return results

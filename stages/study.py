@@ -1,0 +1,29 @@
+"""Run the whole ablation grid (`study.grid` in params.yaml) as named DVC experiments
+through DVC's queue, then write reports/study.md comparing them.
+
+    python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
+    python -m stages.study --report-only                   # re-collect finished experiments
+"""
+from ablation import layout, reporting, study
+from stages import _cli
+
+
+def main():
+    parser = _cli.parser(__doc__)
+    parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (default 1)")
+    parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
+    args = parser.parse_args()
+    params = _cli.params_from(args)
+    arms = study.arms(params)
+    print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
+    if not args.report_only:
+        study.run(arms, args.overrides, args.jobs)
+    results = study.collect(arms)
+    print(reporting.write_study_report(results, layout.REPORTS))
+    failed = [r["name"] for r in results if r["failed"]]
+    if failed:
+        raise SystemExit(f"error: arms {failed} left no results. Fix: read `dvc queue logs NAME`, then rerun.")
+
+
+if __name__ == "__main__":
+    _cli.run(main)
