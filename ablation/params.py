@@ -7,6 +7,7 @@ any data is read or any model is built.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +19,21 @@ ARCH_DEPTHS = {
     "resnet": (18, 34, 50, 101, 152),
     "vgg": (11, 13, 16, 19),
 }
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where `1e-4` is a string; DVC (YAML 1.2) reads a float.
+    Resolve exponent floats as DVC does, so `-S train.learning_rate=1e-3` means 0.001."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 class ParamsError(ValueError):
@@ -219,7 +235,7 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = parse_yaml(raw)
     return params
 
 
@@ -228,7 +244,7 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> di
     if not path.exists():
         raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = parse_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ParamsError(f"params: {path} is not valid YAML ({error}). Fix: correct the syntax.") from error
     return validate(apply_overrides(params, list(overrides)))

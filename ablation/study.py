@@ -7,10 +7,9 @@ import json
 import subprocess
 import sys
 
-import yaml
 
 from ablation.models import model_name
-from ablation.params import apply_overrides, validate
+from ablation.params import apply_overrides, parse_yaml, validate
 
 
 def _format(value) -> str:
@@ -77,7 +76,7 @@ def collect(study_arms: list[dict]) -> list[dict]:
         if metrics is None:
             results.append({**arm, "failed": True})
             continue
-        params = yaml.safe_load(read_file(commit, "params.yaml"))
+        params = parse_yaml(read_file(commit, "params.yaml"))
         histories = {d: read_file(commit, f"reports/plots/history/{d}.csv") for d in params["datasets"]}
         results.append({**arm, "failed": False, "commit": commit, "params": params,
                         "metrics": json.loads(metrics), "histories": histories})

@@ -26,6 +26,7 @@ def test_shipped_params_are_valid(default_params):
     ("data.source=s3", "'tfds', 'folder'"),
     ("train.per_dataset.cifar10.epochz=3", "train.per_dataset.cifar10.epochz"),
     ("train.step_boundaries=[0.75, 0.5]", "increasing"),
+    ("train.weight_decay=1e-4", "`train.weight_decay`"),
 ])
 def test_bad_params_name_key_allowed_values_and_fix(tmp_path, default_params, override, fragment):
     with pytest.raises(ParamsError) as error:
@@ -71,3 +72,8 @@ def test_study_grid_keys_must_exist(tmp_path, default_params):
     default_params["study"]["grid"] = {"model.width": [1, 2]}
     with pytest.raises(ParamsError, match="keys that exist"):
         load_params(write(tmp_path, default_params))
+
+
+def test_exponent_floats_read_as_dvc_reads_them(default_params):
+    params = validate(apply_overrides(default_params, ["train.learning_rate=1e-3", "model.weight_decay=5e-4"]))
+    assert params["train"]["learning_rate"] == 0.001 and params["model"]["weight_decay"] == 0.0005

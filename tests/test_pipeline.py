@@ -1,0 +1,171 @@
+"""The pipeline as users run it: stage scripts, `dvc repro`, `dvc exp run`, the study,
+resume after a kill, determinism and the distributed path. Tiny settings on the
+real archives in ../shared/datasets/."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, require_shared
+
+TINY = {
+    "data": {"source": "folder", "limit": 192,
+             "paths": {"cifar10": str(CIFAR_ARCHIVE), "cats_vs_dogs": str(PETS_ARCHIVE)},
+             "image_size": {"cifar10": 32, "cats_vs_dogs": 32}},
+    "model": {"arch": "resnet_cifar", "depth": 8, "shortcut": "A"},
+    "train": {"epochs": 1, "batch_size": 32, "learning_rate": 0.05, "per_dataset": {}},
+    "study": {"grid": {"model.residual": [True, False]}},
+}
+
+
+def merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) and value and isinstance(base.get(key), dict) \
+            else value
+    return out
+
+
+def set_params(root: Path, changes: dict) -> None:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), changes), sort_keys=False))
+
+
+def sh(root: Path, *command: str, check=True, env=None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check and result.returncode:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-3000:]}")
+    return result
+
+
+def stage(root: Path, name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return sh(root, sys.executable, "-m", f"stages.{name}", *args, **kwargs)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_describe_prints_the_arm_and_rejects_bad_params(project_copy):
+    out = stage(project_copy, "describe", "-S", "model.arch=resnet_cifar", "-S", "model.depth=20",
+                "-S", "model.shortcut=A", "-S", "model.residual=false").stdout
+    cifar_row = next(line for line in out.splitlines() if line.startswith("| cifar10"))
+    assert "plain_cifar20" in cifar_row and "269,722" in cifar_row and "|                20 |" in cifar_row
+    bad = stage(project_copy, "describe", "-S", "model.depth=33", check=False)
+    assert bad.returncode == 2 and "`model.depth` is 33" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A project copy with both datasets fetched and split (tiny limit)."""
+    require_shared()
+    from tests.conftest import ROOT
+    root = tmp_path_factory.mktemp("prepared")
+    for name in ("ablation", "stages", "dvc.yaml", "params.yaml"):
+        sh(ROOT, "cp", "-r", str(ROOT / name), str(root / name))
+    set_params(root, {**TINY, "datasets": ["cifar10"], "train": {**TINY["train"], "epochs": 3}})
+    stage(root, "fetch", "cifar10")
+    stage(root, "split", "cifar10")
+    return root
+
+
+def train_metrics(root: Path) -> dict:
+    metrics = read_json(root / "results" / "cifar10" / "seed0" / "train.json")
+    return {k: v for k, v in metrics.items() if k not in ("train_seconds", "images_per_second", "epochs_run_here")}
+
+
+def test_training_is_deterministic_and_resumes_after_a_kill(prepared):
+    stage(prepared, "train", "cifar10", "0")
+    reference = train_metrics(prepared)
+    stage(prepared, "train", "cifar10", "0")
+    assert train_metrics(prepared) == reference  # same seed, same metrics on the CPU
+
+    (prepared / "results" / "cifar10" / "seed0" / "train.json").unlink()
+    process = subprocess.Popen([sys.executable, "-m", "stages.train", "cifar10", "0"], cwd=prepared,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = prepared / ".checkpoints" / "cifar10" / "seed0" / "training_metadata.json"
+    deadline = time.time() + 300
+    while not metadata.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = read_json(metadata)["epoch"]
+    assert 1 <= finished < 3, "the kill should land after the first epoch's checkpoint"
+
+    rerun = stage(prepared, "train", "cifar10", "0").stdout
+    assert f"resuming from the checkpoint after epoch {finished}" in rerun
+    assert read_json(prepared / "results" / "cifar10" / "seed0" / "train.json")["epochs_run_here"] == 3 - finished
+    assert train_metrics(prepared) == reference
+    assert not metadata.exists()  # the backup is removed once training completes
+
+
+def test_divergence_is_a_result_not_a_crash(prepared):
+    out = stage(prepared, "train", "cifar10", "0", "-S", "train.learning_rate=1e12", "-S", "train.epochs=2").stdout
+    assert "diverged True" in out
+    metrics = read_json(prepared / "results" / "cifar10" / "seed0" / "train.json")
+    assert metrics["diverged"] is True and metrics["train_loss"] is None
+    stage(prepared, "evaluate", "cifar10", "0")
+    evaluation = read_json(prepared / "results" / "cifar10" / "seed0" / "eval" / "metrics.json")
+    assert evaluation["non_finite_predictions"] == evaluation["test_examples"]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(prepared):
+    code = ("import tensorflow as tf, runpy, sys\n"
+            "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "sys.argv = ['train', 'cifar10', '0', '-S', 'train.distribute=mirrored', '-S', 'train.epochs=1']\n"
+            "runpy.run_module('stages.train', run_name='__main__')\n")
+    out = sh(prepared, sys.executable, "-c", code).stdout
+    assert "training on 2 replica(s) (MirroredStrategy), global batch 32" in out
+    metrics = read_json(prepared / "results" / "cifar10" / "seed0" / "train.json")
+    assert metrics["diverged"] is False and 0 < metrics["train_loss"] < 10
+
+
+@pytest.mark.slow
+def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
+    require_shared()
+    root = project_copy
+    set_params(root, TINY)
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "config", "user.email", "ci@example.com")
+    sh(root, "git", "config", "user.name", "CI")
+    sh(root, "dvc", "init", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "project")
+
+    sh(root, "dvc", "repro")
+    summary = read_json(root / "reports" / "metrics.json")
+    assert set(summary) == {"cifar10", "cats_vs_dogs"}
+    assert all(0 <= m["test_accuracy"] <= 1 and m["trainable_params"] > 0 for m in summary.values())
+    report = (root / "reports" / "report.md").read_text()
+    assert "# Arm report: resnet_cifar8" in report and "Against the paper" not in report  # depth 8 is no paper row
+    with Image.open(root / "reports" / "figures" / "cifar10_curves.png") as figure:
+        assert figure.width > 500
+    shown = json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout)
+    assert "reports/metrics.json" in json.dumps(shown)
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "residual arm")
+
+    out = sh(root, "dvc", "exp", "run", "-n", "plain8", "-S", "model.residual=false").stdout
+    ran = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+    assert ran and all(name.split("@")[0] in ("train", "evaluate", "report") for name in ran), ran
+    assert {"train@cifar10-0", "train@cats_vs_dogs-0", "report"} <= set(ran)
+    diff = sh(root, "dvc", "metrics", "diff", "HEAD", "plain8", "--targets", "reports/metrics.json").stdout
+    assert "cifar10.test_accuracy" in diff and "cats_vs_dogs.test_accuracy" in diff
+
+    out = stage(root, "study").stdout
+    study = (root / "reports" / "study.md").read_text()
+    assert "| resnet-cifar8 " in study and "| plain-cifar8 " in study
+    assert "## Accuracy gained by the residual connection" in study
+    with Image.open(root / "reports" / "study" / "cifar10_accuracy_vs_depth.png") as figure:
+        assert figure.height > 200
+    shown = sh(root, "dvc", "exp", "show", "--csv").stdout
+    assert "resnet-cifar8" in shown and "plain-cifar8" in shown
