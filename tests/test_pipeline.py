@@ -26,11 +26,9 @@ TINY = {
 
 
 def merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = merge(base[key], value) if isinstance(value, dict) and value and isinstance(base.get(key), dict) \
-            else value
-    return out
+    """params.yaml with each section's keys updated (the keys' values replaced whole)."""
+    return {**base, **{section: {**base[section], **values} if isinstance(values, dict) else values
+                       for section, values in changes.items()}}
 
 
 def set_params(root: Path, changes: dict) -> None:
