@@ -32,6 +32,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 SPLIT_DIRS = {"train", "test"}
 SHARD_SIZE = 10_000
 SPLITS = ("train", "val", "test")
+AUTOTUNE = tf.data.AUTOTUNE
 
 
 class DataError(ValueError):
@@ -284,12 +285,20 @@ RECORD_FEATURES = {
 }
 
 
+def _parsed(files: list[str], features: dict) -> tf.data.Dataset:
+    # Parsing a batch of records at once is several times faster than one by one.
+    return (tf.data.TFRecordDataset(files).batch(1024)
+            .map(lambda records: tf.io.parse_example(records, features), num_parallel_calls=AUTOTUNE,
+                 deterministic=True)
+            .unbatch())
+
+
 def read_records(fetched_dir: str | Path) -> tf.data.Dataset:
     """Every fetched example as {id, image (encoded), label}, in a fixed order."""
     files = sorted(str(p) for p in Path(fetched_dir).glob("*.tfrecord"))
     if not files:
         raise DataError(f"no .tfrecord shards in {fetched_dir}. Fix: run the fetch stage first (`dvc repro fetch`).")
-    return tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, RECORD_FEATURES))
+    return _parsed(files, RECORD_FEATURES)
 
 
 def read_labels(fetched_dir: str | Path) -> list[tuple[str, int, str]]:
@@ -297,9 +306,9 @@ def read_labels(fetched_dir: str | Path) -> list[tuple[str, int, str]]:
     out = []
     for path in sorted(Path(fetched_dir).glob("*.tfrecord")):
         source_split = path.name.split("-")[0]
-        dataset = tf.data.TFRecordDataset(str(path)).map(
-            lambda r: tf.io.parse_single_example(r, {k: RECORD_FEATURES[k] for k in ("id", "label")}))
-        out += [(e["id"].decode(), int(e["label"]), source_split) for e in dataset.as_numpy_iterator()]
+        batches = _parsed([str(path)], {k: RECORD_FEATURES[k] for k in ("id", "label")}).batch(10_000)
+        for batch in batches.as_numpy_iterator():
+            out += [(i.decode(), int(label), source_split) for i, label in zip(batch["id"], batch["label"])]
     return out
 
 
@@ -384,7 +393,6 @@ def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
 
 # --- input pipeline -----------------------------------------------------------------
 
-AUTOTUNE = tf.data.AUTOTUNE
 PAD = 4  # the paper's CIFAR augmentation: pad 4 pixels, random 32x32 crop, flip
 
 
@@ -393,12 +401,16 @@ def decode_square(image_bytes: tf.Tensor, size: int) -> tf.Tensor:
     to `size` (aspect kept), then the centre square is cropped, so photos are
     never squashed."""
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
-    new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
-    image = tf.image.resize(image, new_shape, antialias=True)
-    image = tf.image.resize_with_crop_or_pad(image, size, size)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    shape = tf.shape(image)[:2]
+
+    def resized():
+        scale = tf.cast(size, tf.float32) / tf.cast(tf.reduce_min(shape), tf.float32)
+        new_shape = tf.cast(tf.math.ceil(tf.cast(shape, tf.float32) * scale), tf.int32)
+        square = tf.image.resize_with_crop_or_pad(tf.image.resize(image, new_shape, antialias=True), size, size)
+        return tf.cast(tf.clip_by_value(tf.round(square), 0, 255), tf.uint8)
+
+    # Images already at the target size (CIFAR at 32) skip the resize.
+    return tf.ensure_shape(tf.cond(tf.reduce_all(shape == size), lambda: image, resized), [size, size, 3])
 
 
 def load_split(fetched_dir, split_dir, split_name: str, size: int) -> tuple[tf.data.Dataset, list]:

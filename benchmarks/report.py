@@ -1,0 +1,61 @@
+"""Turn pytest-benchmark's JSON into reports/benchmarks.md.
+
+    python -m benchmarks.report reports/benchmarks.json [reports/benchmarks.md]
+"""
+import json
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+
+def rows(benchmarks, kind, columns):
+    return [[b["extra_info"].get(c) for c in columns] for b in benchmarks if b["extra_info"].get("kind") == kind]
+
+
+def render(results: dict) -> str:
+    machine = results["machine_info"].get("ablation", {})
+    benchmarks = results["benchmarks"]
+    lines = ["# Benchmarks", "",
+             f"Measured {results['datetime'][:10]} on {machine.get('cpu')} ({machine.get('cores')} cores, "
+             f"{machine.get('gpus', 0)} GPUs), TensorFlow {machine.get('tensorflow')}, oneDNN {machine.get('onednn')}, "
+             f"bf16 instructions: {', '.join(machine.get('bf16_instructions') or ['none'])}.", "",
+             "Reproduce: `python -m pytest benchmarks --benchmark-json=reports/benchmarks.json && "
+             "python -m benchmarks.report reports/benchmarks.json`", "",
+             "## Train step (batch 32, images/s, median of 3 rounds after a warm-up step)", "",
+             "`ratio` compares with `keras.applications.ResNet50(weights=None)` on the same input and batch; "
+             "GFLOP/s counts 3x the forward FLOPs per image; `of peak` divides by a 2048x2048 fp32 matmul "
+             "measured in the same run.", "",
+             tabulate(rows(benchmarks, "train_step", ["arm", "images_per_second", "keras_resnet50_images_per_second",
+                                                     "ratio_to_keras_resnet50", "achieved_gflops",
+                                                     "matmul_peak_gflops", "fraction_of_peak"]),
+                      headers=["arm", "images/s", "keras ResNet50 images/s", "ratio", "GFLOP/s", "matmul GFLOP/s",
+                               "of peak"], tablefmt="github"), "",
+             "## Input pipeline (decode, resize, augment, batch 128) against the train step it feeds", "",
+             tabulate(rows(benchmarks, "input_pipeline", ["dataset", "side", "images", "images_per_second",
+                                                         "cached_images_per_second", "fed_arm",
+                                                         "train_step_images_per_second", "ratio_to_train_step",
+                                                         "cached_ratio_to_train_step"]),
+                      headers=["dataset", "side", "images", "first epoch images/s", "cached epochs images/s",
+                               "feeds", "train images/s", "first-epoch ratio", "cached ratio"], tablefmt="github"), "",
+             "## Peak resident memory of a training process (build + 2 train steps, batch 32)", "",
+             tabulate(rows(benchmarks, "peak_memory", ["arm", "peak_rss_mib"]), headers=["arm", "peak RSS MiB"],
+                      tablefmt="github"), "",
+             "## Options on resnet_cifar20", "",
+             tabulate(rows(benchmarks, "option", ["policy", "batch", "images_per_second"]),
+                      headers=["dtype policy", "batch", "images/s"], tablefmt="github"), ""]
+    return "\n".join(lines)
+
+
+def main():
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/benchmarks.json")
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else "reports/benchmarks.md")
+    if not source.exists():
+        raise SystemExit(f"error: {source} not found. Fix: run `python -m pytest benchmarks "
+                         f"--benchmark-json={source}` first.")
+    target.write_text(render(json.loads(source.read_text())))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Throughput benchmarks (pytest-benchmark). Goals are reported, not asserted:
+
+- our ResNet-50 train step at least as fast as keras.applications.ResNet50 (ratio >= 1);
+- the input pipeline at least 3x the train-step rate of the arm it feeds;
+- training arithmetic at least half of the measured matmul peak for the larger arms.
+
+Run: python -m pytest benchmarks --benchmark-json=reports/benchmarks.json
+     python -m benchmarks.report reports/benchmarks.json   # -> reports/benchmarks.md
+"""
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ablation import data
+from ablation.models import build_model, describe
+
+BATCH = 32
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+BASE = {"residual": True, "shortcut": "B", "stem": "auto", "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
+# (name, model params, image side) of every arm measured.
+ARMS = [
+    ("resnet_cifar20", {"arch": "resnet_cifar", "depth": 20, "shortcut": "A"}, 32),
+    ("plain_cifar20", {"arch": "resnet_cifar", "depth": 20, "shortcut": "A", "residual": False}, 32),
+    ("resnet_cifar56", {"arch": "resnet_cifar", "depth": 56, "shortcut": "A"}, 32),
+    ("plain_cifar56", {"arch": "resnet_cifar", "depth": 56, "shortcut": "A", "residual": False}, 32),
+    ("resnet34@32", {"arch": "resnet", "depth": 34}, 32),
+    ("resnet50@32", {"arch": "resnet", "depth": 50}, 32),
+    ("resnet34@128", {"arch": "resnet", "depth": 34}, 128),
+    ("resnet50@128", {"arch": "resnet", "depth": 50}, 128),
+    ("vgg16@32", {"arch": "vgg", "depth": 16, "residual": False}, 32),
+]
+TRAIN_RATES = {}  # arm name -> images/s, for the input-pipeline ratios
+
+
+def timed_rounds(benchmark, step, rounds=3):
+    """Runs step once to warm up (graph tracing), then `rounds` times under
+    pytest-benchmark; returns the median seconds we timed ourselves (so the figure
+    exists under --benchmark-disable too)."""
+    seconds = []
+
+    def timed():
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+
+    step()
+    benchmark.pedantic(timed, rounds=rounds, iterations=1)
+    return statistics.median(seconds)
+
+
+def train_step(model: keras.Model, side: int):
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(BATCH, side, side, 3)).astype("float32"))
+    labels = tf.constant(rng.integers(0, 10, BATCH))
+    return lambda: model.train_on_batch(images, labels)
+
+
+@pytest.fixture(scope="session")
+def matmul_gflops():
+    """The machine's practical fp32 peak: a large matmul's GFLOP/s."""
+    n = 2048
+    a = tf.random.normal((n, n))
+    matmul = tf.function(lambda: tf.matmul(a, a))
+    matmul().numpy()
+    start, reps = time.perf_counter(), 10
+    for _ in range(reps):
+        matmul().numpy()
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+
+REFERENCE_RATES = {}
+
+
+def keras_resnet50_rate(side: int) -> float:
+    """images/s of keras.applications.ResNet50 (weights=None) on the same input and batch."""
+    if side not in REFERENCE_RATES:
+        model = keras.applications.ResNet50(weights=None, input_shape=(side, side, 3), classes=10)
+        step = train_step(model, side)
+        step()
+        start = time.perf_counter()
+        for _ in range(3):
+            step()
+        REFERENCE_RATES[side] = 3 * BATCH / (time.perf_counter() - start)
+    return REFERENCE_RATES[side]
+
+
+@pytest.mark.parametrize("name, model, side", ARMS, ids=[a[0] for a in ARMS])
+def test_train_step(benchmark, matmul_gflops, name, model, side):
+    keras.utils.set_random_seed(0)
+    net = build_model({**BASE, **model}, (side, side, 3), 10)
+    seconds = timed_rounds(benchmark, train_step(net, side))
+    rate = BATCH / seconds
+    TRAIN_RATES[name] = rate
+    # A train step costs about 3x the forward pass (forward, and backward for inputs and weights).
+    gflops = 3 * describe(net)["flops"] * rate / 1e9
+    reference = keras_resnet50_rate(side)
+    benchmark.extra_info.update({
+        "kind": "train_step", "arm": name, "batch": BATCH, "images_per_second": round(rate, 1),
+        "keras_resnet50_images_per_second": round(reference, 1), "ratio_to_keras_resnet50": round(rate / reference, 2),
+        "achieved_gflops": round(gflops, 1), "matmul_peak_gflops": round(matmul_gflops, 1),
+        "fraction_of_peak": round(gflops / matmul_gflops, 2)})
+    print(f"{name}: {rate:.1f} images/s, {rate / reference:.2f}x keras ResNet50, {gflops:.0f} GFLOP/s "
+          f"({gflops / matmul_gflops:.0%} of a {matmul_gflops:.0f} GFLOP/s matmul)")
+    assert rate > 0
+
+
+# (dataset, archive, image side, augmentation, arm whose train step it feeds)
+PIPELINES = [
+    ("cifar10", "cifar10-jpeg.tar.gz", 32, "pad_crop_flip", "resnet_cifar20"),
+    ("cats_vs_dogs", "cats_vs_dogs-sample.tar.gz", 128, "resized_crop_flip", "resnet34@128"),
+]
+
+
+@pytest.mark.parametrize("dataset, archive, side, policy, fed_arm", PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, policy, fed_arm):
+    """Decode + resize + augment + batch from the real archives, with a cold cache
+    each round (the first epoch's cost; later epochs read decoded images from memory)."""
+    if not (SHARED / archive).exists():
+        pytest.skip(f"needs {SHARED / archive}")
+    work = tmp_path_factory.mktemp(dataset)
+    folder = {"source": "folder", "paths": {dataset: str(SHARED / archive)}}
+    data.fetch(dataset, folder, work / "fetched")
+    data.split(work / "fetched", {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 0}, 4000, work / "split")
+
+    def one_epoch(cached, count):
+        for _ in data.training_batches(cached, count, 128, policy, 0, 0, 1):
+            pass
+
+    def cold_epoch():
+        cached, rows = data.load_split(work / "fetched", work / "split", "train", side)
+        one_epoch(cached, len(rows))
+
+    cached, rows = data.load_split(work / "fetched", work / "split", "train", side)
+    one_epoch(cached, len(rows))  # fills the cache
+    start = time.perf_counter()
+    one_epoch(cached, len(rows))
+    warm_rate = len(rows) / (time.perf_counter() - start)
+    rate = len(rows) / timed_rounds(benchmark, cold_epoch, rounds=2)
+    train_rate = TRAIN_RATES.get(fed_arm)
+    benchmark.extra_info.update({
+        "kind": "input_pipeline", "dataset": dataset, "side": side, "images": len(rows),
+        "images_per_second": round(rate, 1), "cached_images_per_second": round(warm_rate, 1), "fed_arm": fed_arm,
+        "train_step_images_per_second": round(train_rate, 1) if train_rate else None,
+        "ratio_to_train_step": round(rate / train_rate, 1) if train_rate else None,
+        "cached_ratio_to_train_step": round(warm_rate / train_rate, 1) if train_rate else None})
+    print(f"{dataset} pipeline: first epoch {rate:.0f} images/s, cached epochs {warm_rate:.0f} images/s"
+          + (f" ({rate / train_rate:.1f}x / {warm_rate / train_rate:.1f}x {fed_arm})" if train_rate else ""))
+    assert rate > 0 and warm_rate > 0
+
+
+MEMORY_ARMS = ["resnet_cifar20", "resnet_cifar56", "resnet34@128", "resnet50@128", "vgg16@32"]
+MEMORY_PROBE = """
+import json, sys
+import keras, numpy as np
+from ablation.models import build_model
+model, side, batch = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+net = build_model(model, (side, side, 3), 10)
+net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+x = np.random.default_rng(0).normal(size=(batch, side, side, 3)).astype("float32")
+y = np.zeros(batch, "int64")
+for _ in range(2):
+    net.train_on_batch(x, y)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) across exec.
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
+"""
+
+
+@pytest.mark.parametrize("name", MEMORY_ARMS)
+def test_peak_memory(benchmark, name):
+    """Peak resident memory (MiB) of a fresh process that builds the arm and trains two steps."""
+    _, model, side = next(a for a in ARMS if a[0] == name)
+    peaks = []
+
+    def probe():
+        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, json.dumps({**BASE, **model}), str(side), str(BATCH)],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        peaks.append(float(out.strip().splitlines()[-1]))
+
+    benchmark.pedantic(probe, rounds=1, iterations=1)
+    benchmark.extra_info.update({"kind": "peak_memory", "arm": name, "batch": BATCH, "peak_rss_mib": round(peaks[-1])})
+    print(f"{name}: peak RSS {peaks[-1]:.0f} MiB")
+    assert peaks[-1] > 100
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("batch", [32, 128])
+def test_options_resnet_cifar20(benchmark, policy, batch):
+    """Mixed precision and batch size on the study's CIFAR workhorse. (XLA is left
+    out: on this CPU it made training 2-4x slower.)"""
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        net = build_model({**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"}, (32, 32, 3), 10)
+        net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+        images = tf.constant(np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32"))
+        labels = tf.constant(np.zeros(batch, "int64"))
+        seconds = timed_rounds(benchmark, lambda: net.train_on_batch(images, labels))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    rate = batch / seconds
+    benchmark.extra_info.update({"kind": "option", "arm": "resnet_cifar20", "policy": policy, "batch": batch,
+                                 "images_per_second": round(rate, 1)})
+    print(f"resnet_cifar20 {policy} batch {batch}: {rate:.0f} images/s")
+    assert rate > 0
