@@ -9,7 +9,7 @@ import sys
 
 
 from ablation.models import model_name
-from ablation.params import apply_overrides, parse_yaml, validate
+from ablation.params import ParamsError, apply_overrides, parse_yaml, validate
 
 
 def _format(value) -> str:
@@ -29,6 +29,15 @@ def arms(params: dict) -> list[dict]:
         out.append({"name": "-".join([model_name(arm_params["model"]), *extra]).replace("_", "-"),
                     "overrides": overrides, "params": arm_params})
     return out
+
+
+def with_grid(params: dict, item: str) -> dict:
+    """params with study.grid[KEY] set from `KEY=V1,V2` (values parsed as YAML)."""
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+        raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
+    grid = {**params["study"]["grid"], key: [parse_yaml(v) for v in values.split(",")]}
+    return validate({**params, "study": {**params["study"], "grid": grid}})
 
 
 def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -2,6 +2,7 @@
 through DVC's queue, then write reports/study.md comparing them.
 
     python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
+    python -m stages.study --grid model.depth=20,32        # replaces study.grid's values of a key
     python -m stages.study --report-only                   # re-collect finished experiments
 """
 from ablation import layout, reporting, study
@@ -12,8 +13,12 @@ def main():
     parser = _cli.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (default 1)")
     parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     args = parser.parse_args()
     params = _cli.params_from(args)
+    for item in args.grid:
+        params = study.with_grid(params, item)
     arms = study.arms(params)
     print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
     if not args.report_only:
