@@ -20,12 +20,15 @@ def render(results: dict) -> str:
              f"Measured {results['datetime'][:10]} on {machine.get('cpu')} ({machine.get('cores')} cores, "
              f"{machine.get('gpus', 0)} GPUs), TensorFlow {machine.get('tensorflow')}, oneDNN {machine.get('onednn')}, "
              f"bf16 instructions: {', '.join(machine.get('bf16_instructions') or ['none'])}.", "",
-             "Reproduce: `python -m pytest benchmarks --benchmark-json=reports/benchmarks.json && "
+             "Reproduce: `python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/benchmarks.json && "
              "python -m benchmarks.report reports/benchmarks.json`", "",
              "## Train step (batch 32, images/s, median of 3 rounds after a warm-up step)", "",
              "`ratio` compares with `keras.applications.ResNet50(weights=None)` on the same input and batch; "
              "GFLOP/s counts 3x the forward FLOPs per image; `of peak` divides by a 2048x2048 fp32 matmul "
-             "measured in the same run.", "",
+             "measured in the same run. At 32x32 keras' ResNet50 keeps its ImageNet stem (7x7/2 + max-pool, a "
+             "1x1 final map) while our arms use the 3x3 small-image stem, so only the 128x128 ratios compare like "
+             "with like. Our ResNet-50 strides in the 3x3 convolution (torchvision's v1.5, ~6% more FLOPs than "
+             "keras' v1).", "",
              tabulate(rows(benchmarks, "train_step", ["arm", "images_per_second", "keras_resnet50_images_per_second",
                                                      "ratio_to_keras_resnet50", "achieved_gflops",
                                                      "matmul_peak_gflops", "fraction_of_peak"]),
@@ -51,7 +54,7 @@ def main():
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/benchmarks.json")
     target = Path(sys.argv[2] if len(sys.argv) > 2 else "reports/benchmarks.md")
     if not source.exists():
-        raise SystemExit(f"error: {source} not found. Fix: run `python -m pytest benchmarks "
+        raise SystemExit(f"error: {source} not found. Fix: run `python -m pytest benchmarks --benchmark-enable "
                          f"--benchmark-json={source}` first.")
     target.write_text(render(json.loads(source.read_text())))
     print(f"wrote {target}")

@@ -4,7 +4,7 @@
 - the input pipeline at least 3x the train-step rate of the arm it feeds;
 - training arithmetic at least half of the measured matmul peak for the larger arms.
 
-Run: python -m pytest benchmarks --benchmark-json=reports/benchmarks.json
+Run: python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/benchmarks.json
      python -m benchmarks.report reports/benchmarks.json   # -> reports/benchmarks.md
 """
 import json
