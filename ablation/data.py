@@ -22,7 +22,7 @@ import time
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -126,7 +126,7 @@ def _is_image(name: str) -> bool:
     return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _iter_files(path: Path) -> Iterator[tuple[str, callable]]:
+def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
     """Yields (relative path, read()) for every image-named file, in a stable order."""
     name = path.name.lower()
     if path.is_dir():

@@ -11,6 +11,7 @@ import numpy as np
 
 from ablation import data, models  # noqa: F401  (models registers the custom layers for loading)
 from ablation import training  # noqa: F401  (registers StudySchedule)
+from ablation.reporting import plot_confusion
 
 BATCH_SIZE = 256
 
@@ -23,8 +24,6 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int
 
 def evaluate(model_path, fetched_dir, split_dir, image_size: int, out_dir) -> dict:
     """Writes metrics.json, predictions.csv and confusion.png into out_dir."""
-    from ablation.reporting import plot_confusion
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = data.read_info(fetched_dir)["classes"]

@@ -14,8 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
+
+from ablation.data import read_records  # noqa: E402
 from ablation.layout import run_dir  # noqa: E402
-from ablation.statistics import format_mean_std, mean_std  # noqa: E402
+from ablation.statistics import format_mean_std, mcnemar_p, mean_std  # noqa: E402
 
 # History column -> the file dvclive's Keras callback writes under plots/metrics/.
 DVCLIVE_FILES = {"loss": "train/loss", "val_loss": "eval/loss", "accuracy": "train/accuracy",
@@ -66,10 +69,6 @@ def plot_curves(series: dict[str, dict[str, list[float]]], path, title: str) -> 
 
 def plot_samples(fetched_dir, classes: list[str], path, per_class: int = 8) -> None:
     """A grid of the first `per_class` fetched images of each class."""
-    import tensorflow as tf
-
-    from ablation.data import read_records
-
     found = defaultdict(list)
     for example in read_records(fetched_dir).as_numpy_iterator():
         label = int(example["label"])
@@ -273,6 +272,19 @@ def _grid_key_without_residual(arm: dict) -> tuple:
     return tuple(o for o in arm["overrides"] if not o.startswith("model.residual="))
 
 
+def _paired_p(residual_csv: str | None, plain_csv: str | None) -> str:
+    """McNemar p-value of two arms' predictions.csv texts, paired by example id."""
+    if not residual_csv or not plain_csv:
+        return "n/a"
+
+    def correct(text):
+        return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader(text.splitlines())}
+
+    a, b = correct(residual_csv), correct(plain_csv)
+    ids = sorted(a.keys() & b.keys())
+    return f"{mcnemar_p([a[i] for i in ids], [b[i] for i in ids]):.3g}"
+
+
 def write_study_report(results: list[dict], out_dir) -> str:
     """reports/study.md and reports/study/*.png comparing every arm of the study."""
     out_dir = Path(out_dir)
@@ -307,11 +319,14 @@ def write_study_report(results: list[dict], out_dir) -> str:
                     gain = f"{with_res['test_accuracy'] - plain['test_accuracy']:+.4f}"
                 else:
                     gain = "n/a (diverged)"
-                gains.append([pair[True]["name"], pair[False]["name"], dataset, gain])
+                gains.append([pair[True]["name"], pair[False]["name"], dataset, gain,
+                              _paired_p(pair[True]["predictions"].get(dataset), pair[False]["predictions"].get(dataset))])
     if gains:
         lines += ["## Accuracy gained by the residual connection", "",
-                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "accuracy gain"],
-                           tablefmt="github", disable_numparse=True), ""]
+                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "accuracy gain",
+                                           "McNemar p (first seed)"], tablefmt="github", disable_numparse=True), "",
+                  "The p-value is the exact McNemar test on the two arms' per-example test predictions: "
+                  "how likely a split of disagreements this uneven is if both arms were equally accurate.", ""]
     for dataset in datasets:
         series = {r["name"]: read_history_csv(r["histories"][dataset]) for r in done if r["histories"].get(dataset)}
         plot_curves(series, figures / f"{dataset}_curves.png", f"all arms on {dataset}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 
+from ablation.layout import run_dir
 from ablation.models import model_name
 from ablation.params import ParamsError, apply_overrides, parse_yaml, validate
 
@@ -87,6 +88,9 @@ def collect(study_arms: list[dict]) -> list[dict]:
             continue
         params = parse_yaml(read_file(commit, "params.yaml"))
         histories = {d: read_file(commit, f"reports/plots/history/{d}.csv") for d in params["datasets"]}
-        results.append({**arm, "failed": False, "commit": commit, "params": params,
-                        "metrics": json.loads(metrics), "histories": histories})
+        first_seed = params["train"]["seeds"][0]
+        predictions = {d: read_file(commit, f"{run_dir(d, first_seed).as_posix()}/eval/predictions.csv")
+                       for d in params["datasets"]}
+        results.append({**arm, "failed": False, "commit": commit, "params": params, "metrics": json.loads(metrics),
+                        "histories": histories, "predictions": predictions})
     return results

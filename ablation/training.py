@@ -16,6 +16,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from ablation import data, models
+from ablation.params import train_params
 
 
 @keras.saving.register_keras_serializable(package="ablation")
@@ -118,8 +119,6 @@ def resumed_epoch(backup_dir: Path) -> int:
 def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
     """Trains and writes out_dir/model.keras, out_dir/live/ (dvclive) and
     out_dir/train.json; returns the train metrics."""
-    from ablation.params import train_params
-
     cfg = train_params(params, dataset)
     out_dir, backup_dir = Path(out_dir), Path(backup_dir)
     size = params["data"]["image_size"][dataset]

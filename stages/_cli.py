@@ -28,3 +28,13 @@ def run(main) -> None:
 
 def params_from(args) -> dict:
     return load_params(args.params, args.overrides)
+
+
+def stage_args(description: str, seed: bool = False):
+    """(args, params) of a per-dataset stage: `DATASET [SEED] [-S key=value ...]`."""
+    arguments = parser(description)
+    arguments.add_argument("dataset")
+    if seed:
+        arguments.add_argument("seed", type=int)
+    args = arguments.parse_args()
+    return args, params_from(args)

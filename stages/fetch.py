@@ -5,10 +5,7 @@ from stages import _cli
 
 
 def main():
-    parser = _cli.parser(__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    params = _cli.params_from(args)
+    args, params = _cli.stage_args(__doc__)
     info = data.fetch(args.dataset, params["data"], fetched_dir(args.dataset))
     print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable files skipped")
 

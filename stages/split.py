@@ -5,10 +5,7 @@ from stages import _cli
 
 
 def main():
-    parser = _cli.parser(__doc__)
-    parser.add_argument("dataset")
-    args = parser.parse_args()
-    params = _cli.params_from(args)
+    args, params = _cli.stage_args(__doc__)
     counts = data.split(fetched_dir(args.dataset), params["split"], params["data"]["limit"], split_dir(args.dataset))
     print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))
 

@@ -5,11 +5,7 @@ from stages import _cli
 
 
 def main():
-    parser = _cli.parser(__doc__)
-    parser.add_argument("dataset")
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
-    params = _cli.params_from(args)
+    args, params = _cli.stage_args(__doc__, seed=True)
     metrics = training.train(params, args.dataset, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), backup_dir(args.dataset, args.seed))
     print(f"trained {metrics['model']} on {args.dataset}: val accuracy {metrics['val_accuracy']}, "
