@@ -13,6 +13,11 @@ def fetched_dir(dataset: str) -> Path:
     return FETCHED / dataset
 
 
+def fetch_metrics(dataset: str) -> Path:
+    """Examples per source split and unusable files skipped: a DVC metric of fetch."""
+    return FETCHED / f"{dataset}.metrics.json"
+
+
 def split_dir(dataset: str) -> Path:
     return SPLIT / dataset
 

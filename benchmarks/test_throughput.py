@@ -158,7 +158,6 @@ def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, pol
     assert rate > 0 and warm_rate > 0
 
 
-MEMORY_ARMS = ["resnet_cifar20", "resnet_cifar56", "resnet34@128", "resnet50@128", "vgg16@32"]
 MEMORY_PROBE = """
 import json, sys
 import keras, numpy as np
@@ -175,7 +174,7 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 """
 
 
-@pytest.mark.parametrize("name", MEMORY_ARMS)
+@pytest.mark.parametrize("name", [a[0] for a in ARMS])
 def test_peak_memory(benchmark, name):
     """Peak resident memory (MiB) of a fresh process that builds the arm and trains two steps."""
     _, model, side = next(a for a in ARMS if a[0] == name)

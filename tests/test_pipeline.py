@@ -147,8 +147,10 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert "# Arm report: resnet_cifar8" in report and "Against the paper" not in report  # depth 8 is no paper row
     with Image.open(root / "reports" / "figures" / "cifar10_curves.png") as figure:
         assert figure.width > 500
-    shown = json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout)
-    assert "reports/metrics.json" in json.dumps(shown)
+    shown = json.dumps(json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout))
+    assert "reports/metrics.json" in shown and "data/fetched/cifar10.metrics.json" in shown
+    assert read_json(root / "data" / "fetched" / "cats_vs_dogs.metrics.json") == {"examples": {"train": 4000},
+                                                                                   "skipped": 0}
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "residual arm")
 
