@@ -84,7 +84,7 @@ def test_image_runs_the_pipeline_as_the_invoking_user(tmp_path, podman_env):
     require_shared()
     ensure_base_image(podman_env)
     wheels = ensure_wheelhouse()
-    run("podman", "build", "--file", str(ROOT / "docker" / "Dockerfile"), "--tag", IMAGE,
+    run("podman", "build", "--format", "docker", "--file", str(ROOT / "docker" / "Dockerfile"), "--tag", IMAGE,
         "--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", "DROP_REQUIREMENTS=",
         "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels",
         "--volume", f"{wheels}:/wheels:ro", str(ROOT), env=podman_env)
