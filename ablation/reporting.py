@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
@@ -60,6 +61,7 @@ def plot_curves(series: dict[str, dict[str, list[float]]], path, title: str) -> 
     left.set(xlabel="epoch", ylabel="training loss", title=f"{title}: training loss")
     right.set(xlabel="epoch", ylabel="validation accuracy", title=f"{title}: validation accuracy")
     for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
