@@ -425,7 +425,13 @@ def load_split(fetched_dir, split_dir, split_name: str, size: int) -> tuple[tf.d
     dataset = read_records(fetched_dir).filter(lambda e: order.lookup(e["id"]) >= 0)
     dataset = dataset.map(lambda e: (e["id"], decode_square(e["image"], size), e["label"]),
                           num_parallel_calls=AUTOTUNE, deterministic=True)
-    # Cache the decoded split in memory: decoding is the costly part of every epoch.
+    # Cache the decoded split in memory when it fits in a quarter of the machine's
+    # memory: decoding is the costly part of an epoch. Otherwise decode every epoch.
+    decoded_bytes = len(rows) * size * size * 3
+    if decoded_bytes > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4:
+        print(f"{split_name} split: {decoded_bytes / 2**30:.1f} GiB decoded does not fit in memory; "
+              "decoding every epoch", file=sys.stderr)
+        return dataset, rows
     return dataset.cache(), rows
 
 

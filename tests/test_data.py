@@ -213,3 +213,11 @@ def test_real_cats_vs_dogs_archive(tmp_path):
     labels = {i: label for i, label in sum(data.read_manifest(tmp_path / "split").values(), [])}
     assert labels["PetImages/Cat/10.jpg"] == 0
     assert all(label == 1 for i, label in labels.items() if "/Dog/" in i)
+
+
+def test_split_too_large_for_memory_is_decoded_each_epoch(tmp_path, pets_fetched, monkeypatch, capsys):
+    data.split(pets_fetched, SPLIT, None, tmp_path / "s")
+    monkeypatch.setattr(data.os, "sysconf", lambda name: 1)  # a machine with almost no memory
+    dataset, rows = data.load_split(pets_fetched, tmp_path / "s", "train", 8)
+    assert "does not fit in memory" in capsys.readouterr().err
+    assert sum(1 for _ in dataset) == len(rows) == 80
