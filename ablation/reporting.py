@@ -164,19 +164,34 @@ def mean_history(runs: dict) -> dict[str, list[float]]:
     return out
 
 
-def write_history_csv(history: dict[str, list[float]], path) -> None:
-    """Per-epoch history as CSV (epoch first): the data of `dvc plots`."""
-    columns = [c for c in HISTORY_COLUMNS if c in history]
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["epoch", *columns])
-        for epoch in range(len(history.get("loss", []))):
-            writer.writerow([epoch + 1, *(f"{history[c][epoch]:.6g}" if epoch < len(history[c]) else "" for c in columns)])
+# The per-epoch CSVs `dvc plots` draws: one folder per chart, one file per dataset,
+# columns named for the chart's lines -> the history key they hold.
+PLOT_CSVS = {"loss": {"train_loss": "loss", "val_loss": "val_loss"},
+             "accuracy": {"train_accuracy": "accuracy", "val_accuracy": "val_accuracy"}}
 
 
-def read_history_csv(text: str) -> dict[str, list[float]]:
-    rows = list(csv.DictReader(text.splitlines()))
-    return {c: [float(r[c]) for r in rows if r[c]] for c in (rows[0] if rows else {}) if c != "epoch"}
+def write_history_csvs(history: dict[str, list[float]], plots_dir, dataset: str) -> None:
+    """reports/plots/{loss,accuracy}/<dataset>.csv from a per-epoch history."""
+    for kind, columns in PLOT_CSVS.items():
+        (Path(plots_dir) / kind).mkdir(parents=True, exist_ok=True)
+        present = {column: key for column, key in columns.items() if history.get(key)}
+        with open(Path(plots_dir) / kind / f"{dataset}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["epoch", *present])
+            for epoch in range(len(history.get("loss", []))):
+                writer.writerow([epoch + 1, *(f"{history[key][epoch]:.6g}" if epoch < len(history[key]) else ""
+                                              for key in present.values())])
+
+
+def read_history_csvs(texts: dict[str, str | None]) -> dict[str, list[float]]:
+    """The history back from the texts of those CSVs, {kind: text}."""
+    history = {}
+    for kind, text in texts.items():
+        for row in csv.DictReader((text or "").splitlines()):
+            for column, key in PLOT_CSVS[kind].items():
+                if row.get(column):
+                    history.setdefault(key, []).append(float(row[column]))
+    return history
 
 
 def paper_reference(model: dict, dataset: str) -> str | None:
@@ -196,12 +211,12 @@ def paper_reference(model: dict, dataset: str) -> str | None:
 
 def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
     """reports/report.md, reports/figures/*.png, reports/metrics.json,
-    reports/plots/history/<dataset>.csv and reports/plots/confusion/<dataset>.csv."""
+    reports/plots/{loss,accuracy,confusion}/<dataset>.csv."""
     from ablation.models import model_name
 
     out_dir = Path(out_dir)
-    figures, history_dir, confusion_dir = out_dir / "figures", out_dir / "plots" / "history", out_dir / "plots" / "confusion"
-    for folder in (figures, history_dir, confusion_dir):
+    figures, plots_dir, confusion_dir = out_dir / "figures", out_dir / "plots", out_dir / "plots" / "confusion"
+    for folder in (figures, confusion_dir):
         folder.mkdir(parents=True, exist_ok=True)
     arm = collect_arm(params, results_dir)
     summary = summarize_arm(arm)
@@ -233,8 +248,7 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
                   "fewer epochs and images than the paper.", ""]
     for dataset, runs in arm.items():
         classes = json.loads((Path(fetched_root) / dataset / "info.json").read_text())["classes"]
-        history = mean_history(runs)
-        write_history_csv(history, history_dir / f"{dataset}.csv")
+        write_history_csvs(mean_history(runs), plots_dir, dataset)
         plot_curves({f"seed {s}": r["history"] for s, r in runs.items()}, figures / f"{dataset}_curves.png",
                     f"{name} on {dataset}")
         matrix = _confusion_from_predictions(runs, classes, confusion_dir / f"{dataset}.csv", results_dir, dataset)
@@ -330,7 +344,7 @@ def write_study_report(results: list[dict], out_dir) -> str:
                   "The p-value is the exact McNemar test on the two arms' per-example test predictions: "
                   "how likely a split of disagreements this uneven is if both arms were equally accurate.", ""]
     for dataset in datasets:
-        series = {r["name"]: read_history_csv(r["histories"][dataset]) for r in done if r["histories"].get(dataset)}
+        series = {r["name"]: read_history_csvs(r["histories"][dataset]) for r in done if r["histories"].get(dataset)}
         plot_curves(series, figures / f"{dataset}_curves.png", f"all arms on {dataset}")
         points = defaultdict(dict)
         for r in done:

@@ -11,6 +11,7 @@ import sys
 from ablation.layout import run_dir
 from ablation.models import model_name
 from ablation.params import ParamsError, apply_overrides, parse_yaml, validate
+from ablation.reporting import PLOT_CSVS
 
 
 def _format(value) -> str:
@@ -87,7 +88,8 @@ def collect(study_arms: list[dict]) -> list[dict]:
             results.append({**arm, "failed": True})
             continue
         params = parse_yaml(read_file(commit, "params.yaml"))
-        histories = {d: read_file(commit, f"reports/plots/history/{d}.csv") for d in params["datasets"]}
+        histories = {d: {kind: read_file(commit, f"reports/plots/{kind}/{d}.csv") for kind in PLOT_CSVS}
+                     for d in params["datasets"]}
         first_seed = params["train"]["seeds"][0]
         predictions = {d: read_file(commit, f"{run_dir(d, first_seed).as_posix()}/eval/predictions.csv")
                        for d in params["datasets"]}

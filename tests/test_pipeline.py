@@ -161,7 +161,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     diff = sh(root, "dvc", "metrics", "diff", "HEAD", "plain8", "--targets", "reports/metrics.json").stdout
     assert "cifar10.test_accuracy" in diff and "cats_vs_dogs.test_accuracy" in diff
     plots = json.loads(sh(root, "dvc", "plots", "diff", "HEAD", "plain8", "--json").stdout)["data"]
-    for name in ("history/cifar10.csv", "history/cats_vs_dogs.csv", "confusion/cifar10.csv"):
+    for name in ("loss/cifar10.csv", "accuracy/cats_vs_dogs.csv", "confusion/cifar10.csv"):
         rendered = plots[f"reports/plots/{name}"]
         assert rendered and len(rendered[0]["revisions"]) == 2, name  # both arms drawn in one plot
 
