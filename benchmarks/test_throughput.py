@@ -36,6 +36,8 @@ ARMS = [
     ("resnet50@32", {"arch": "resnet", "depth": 50}, 32),
     ("resnet34@128", {"arch": "resnet", "depth": 34}, 128),
     ("resnet50@128", {"arch": "resnet", "depth": 50}, 128),
+    # keras' ResNet50 has no weight decay: this row compares like with like.
+    ("resnet50@128 no L2", {"arch": "resnet", "depth": 50, "weight_decay": 0.0}, 128),
     ("vgg16@32", {"arch": "vgg", "depth": 16, "residual": False}, 32),
 ]
 TRAIN_RATES = {}  # arm name -> images/s, for the input-pipeline ratios
