@@ -17,8 +17,9 @@ from tabulate import tabulate  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
-from ablation.data import read_records  # noqa: E402
+from ablation.data import read_info, read_records  # noqa: E402
 from ablation.layout import run_dir  # noqa: E402
+from ablation.models import model_name  # noqa: E402
 from ablation.statistics import format_mean_std, mcnemar_p, mean_std  # noqa: E402
 
 # History column -> the file dvclive's Keras callback writes under plots/metrics/.
@@ -138,10 +139,11 @@ def summarize_arm(arm: dict) -> dict:
     summary = {}
     for dataset, runs in arm.items():
         accuracy = [r["eval"]["accuracy"] if not r["train"]["diverged"] else None for r in runs.values()]
+        accuracy_mean, accuracy_std = mean_std(accuracy)
         first = next(iter(runs.values()))["train"]
         summary[dataset] = {
-            "test_accuracy": mean_std(accuracy)[0],
-            "test_accuracy_std": mean_std(accuracy)[1],
+            "test_accuracy": accuracy_mean,
+            "test_accuracy_std": accuracy_std,
             "test_loss": mean_std(r["eval"]["loss"] for r in runs.values())[0],
             "diverged_runs": sum(r["train"]["diverged"] for r in runs.values()),
             "train_seconds": mean_std(r["train"]["train_seconds"] for r in runs.values())[0],
@@ -212,8 +214,6 @@ def paper_reference(model: dict, dataset: str) -> str | None:
 def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
     """reports/report.md, reports/figures/*.png, reports/metrics.json,
     reports/plots/{loss,accuracy,confusion}/<dataset>.csv."""
-    from ablation.models import model_name
-
     out_dir = Path(out_dir)
     figures, plots_dir, confusion_dir = out_dir / "figures", out_dir / "plots", out_dir / "plots" / "confusion"
     for folder in (figures, confusion_dir):
@@ -247,7 +247,7 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
         lines += ["- Differences: the offline CIFAR-10 copy is JPEG (quality 75), and quick runs use far "
                   "fewer epochs and images than the paper.", ""]
     for dataset, runs in arm.items():
-        classes = json.loads((Path(fetched_root) / dataset / "info.json").read_text())["classes"]
+        classes = read_info(Path(fetched_root) / dataset)["classes"]
         write_history_csvs(mean_history(runs), plots_dir, dataset)
         plot_curves({f"seed {s}": r["history"] for s, r in runs.items()}, figures / f"{dataset}_curves.png",
                     f"{name} on {dataset}")
