@@ -15,6 +15,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 import tarfile
@@ -456,7 +457,7 @@ def augment(image: tf.Tensor, policy: str, seed: tf.Tensor) -> tf.Tensor:
 
 
 def training_batches(cached: tf.data.Dataset, count: int, batch_size: int, policy: str,
-                     seed: int, first_epoch: int, epochs: int) -> tf.data.Dataset:
+                     seed: int, first_epoch: int, epochs: int, threads: int = 0) -> tf.data.Dataset:
     """Batches for epochs [first_epoch, epochs): each epoch is a full-split shuffle
     and augmentation seeded by (seed, epoch), so resuming at any epoch is exact."""
     pairs = cached.map(lambda _, image, label: (image, label))
@@ -474,17 +475,27 @@ def training_batches(cached: tf.data.Dataset, count: int, batch_size: int, polic
                                         deterministic=True).batch(batch_size)
 
     epochs_ds = functools.reduce(tf.data.Dataset.concatenate, (one_epoch(e) for e in range(first_epoch, epochs)))
+    # A known length lets Keras stop at the last batch instead of running into the
+    # end of the data (its "input ran out of data" warning).
+    epochs_ds = epochs_ds.apply(tf.data.experimental.assert_cardinality(
+        (epochs - first_epoch) * math.ceil(count / batch_size)))
+    if threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        epochs_ds = epochs_ds.with_options(options)
     return epochs_ds.prefetch(AUTOTUNE)
 
 
-def evaluation_batches(cached: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    return cached.map(lambda _, image, label: (image, label)).batch(batch_size).prefetch(AUTOTUNE)
+def evaluation_batches(cached: tf.data.Dataset, count: int, batch_size: int) -> tf.data.Dataset:
+    batches = cached.map(lambda _, image, label: (image, label)).batch(batch_size)
+    return batches.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))).prefetch(AUTOTUNE)
 
 
-def pixel_statistics(cached: tf.data.Dataset, max_images: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel mean (the paper subtracts it) and per-channel variance of the
-    training images, from up to `max_images` of them."""
-    images = cached.take(max_images).map(lambda _, image, __: tf.cast(image, tf.float32)).batch(1000)
+def pixel_statistics(cached: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean (the paper subtracts it) and per-channel variance over the
+    whole training split, from streaming sums (the cache is in class order, so any
+    prefix of it would be biased towards the first classes)."""
+    images = cached.map(lambda _, image, __: tf.cast(image, tf.float64)).batch(2000)
     total, total_sq, count = 0.0, 0.0, 0
     for batch in images:
         total += tf.reduce_sum(batch, axis=0).numpy()

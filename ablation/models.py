@@ -34,6 +34,15 @@ VGG_WIDTHS = (64, 128, 256, 512, 512)
 BOTTLENECK_EXPANSION = 4
 SMALL_STEM_BELOW = 96  # `stem: auto` uses the ImageNet stem from this side length up
 SHORTCUT_PREFIX = "shortcut"  # names of projection layers: not counted in the depth
+# Initializers of the final classifier (`model.fc_init`). `linear_default` is
+# torch.nn.Linear's default, U(+-1/sqrt(fan_in)), as in the paper's Torch
+# reference (fb.resnet.torch); he_normal has sqrt(6)x its std, which gives a
+# residual net (whose pooled features grow with depth) large image-independent
+# logit offsets and a high initial loss (measured in params.yaml's comment).
+FC_INITIALIZERS = {
+    "linear_default": lambda: keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform"),
+    "he_normal": lambda: keras.initializers.HeNormal(),
+}
 
 
 @keras.saving.register_keras_serializable(package="ablation")
@@ -59,6 +68,7 @@ class _Builder:
     def __init__(self, model: dict):
         self.residual = model["residual"]
         self.shortcut_type = model["shortcut"]
+        self.fc_init = model["fc_init"]
         # Keras' L2(l) adds l*sum(w^2), whose gradient is 2*l*w; the paper's SGD weight
         # decay wd adds wd*w, hence wd / 2.
         self.regularizer = keras.regularizers.L2(model["weight_decay"] / 2) if model["weight_decay"] else None
@@ -110,7 +120,7 @@ class _Builder:
         return self.dense_softmax(x, num_classes)
 
     def dense_softmax(self, x, num_classes):
-        x = layers.Dense(num_classes, kernel_initializer="he_normal",
+        x = layers.Dense(num_classes, kernel_initializer=FC_INITIALIZERS[self.fc_init](),
                          kernel_regularizer=self.regularizer, name="fc")(x)
         # float32 output keeps the loss stable under mixed precision.
         return layers.Activation("softmax", dtype="float32", name="predictions")(x)
@@ -181,6 +191,14 @@ def weighted_layers(net: keras.Model) -> list[layers.Layer]:
     """Convolutions and dense layers of the main path: the depth in the name."""
     return [layer for layer in net.layers if isinstance(layer, (layers.Conv2D, layers.Dense))
             and SHORTCUT_PREFIX not in layer.name]
+
+
+def response_layers(net: keras.Model) -> list[layers.Layer]:
+    """The batch normalizations that follow each 3x3 convolution of the main path,
+    in depth order: their outputs (after BN, before the addition and ReLU) are the
+    "layer responses" of the paper's Fig. 7."""
+    return [net.get_layer(layer.name.removesuffix("_conv") + "_bn") for layer in weighted_layers(net)
+            if isinstance(layer, layers.Conv2D) and tuple(layer.kernel_size) == (3, 3)]
 
 
 def residual_additions(net: keras.Model) -> int:

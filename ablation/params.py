@@ -106,6 +106,8 @@ TRAIN_SCHEMA: dict[str, Callable] = {
     "warmup_epochs": _number(0, integer=True),
     "mixed_precision": _one_of("float32", "mixed_float16", "mixed_bfloat16"),
     "jit_compile": _boolean,
+    "steps_per_execution": _number(1, integer=True),
+    "threads": _number(0, integer=True),
     "distribute": _one_of("auto", "none", "mirrored"),
 }
 
@@ -128,6 +130,7 @@ SCHEMA: dict[str, Any] = {
         "depth": _number(1, integer=True),
         "residual": _boolean,
         "shortcut": _one_of("A", "B", "C"),
+        "fc_init": _one_of("linear_default", "he_normal"),
         "stem": _one_of("auto", "imagenet", "small"),
         "weight_decay": _number(0),
         "dense_units": _number(1, integer=True),

@@ -6,7 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
-
+from pathlib import Path
 
 from ablation.layout import run_dir
 from ablation.models import model_name
@@ -38,7 +38,33 @@ def with_grid(params: dict, item: str) -> dict:
     key, sep, values = item.partition("=")
     if not sep or not values:
         raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
-    grid = {**params["study"]["grid"], key: [parse_yaml(v) for v in values.split(",")]}
+    return with_grid_values(params, {**params["study"]["grid"], key: [parse_yaml(v) for v in values.split(",")]})
+
+
+PRESET_KEYS = {"set", "grid", "jobs"}
+
+
+def load_preset(path) -> dict:
+    """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
+    {dotted key: [values]} replacing study.grid, "jobs": experiments at once}."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"study preset {path} not found. Fix: pass a file from studies/, e.g. "
+                          "--preset studies/cifar10-cpu.yaml.")
+    preset = parse_yaml(path.read_text())
+    if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
+        raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "
+                          "Fix: see studies/cifar10-cpu.yaml.")
+    for key in ("set", "grid"):
+        if not isinstance(preset.get(key, {}), dict):
+            raise ParamsError(f"study preset {path}: `{key}` must be a mapping of dotted param keys. "
+                              "Fix: see studies/cifar10-cpu.yaml.")
+    return {"set": [f"{k}={_format(v)}" for k, v in preset.get("set", {}).items()],
+            "grid": preset.get("grid", {}), "jobs": preset.get("jobs")}
+
+
+def with_grid_values(params: dict, grid: dict) -> dict:
+    """params with study.grid replaced by `grid` (validated)."""
     return validate({**params, "study": {**params["study"], "grid": grid}})
 
 

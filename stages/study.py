@@ -4,25 +4,33 @@ through DVC's queue, then write reports/study.md comparing them.
     python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
     python -m stages.study --grid model.depth=20,32        # replaces study.grid's values of a key
     python -m stages.study --report-only                   # re-collect finished experiments
+    python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
 """
 from ablation import layout, reporting, study
+from ablation.params import load_params
 from stages import _cli
 
 
 def main():
     parser = _cli.parser(__doc__)
-    parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (default 1)")
+    parser.add_argument("--jobs", type=int, default=None, help="experiments run in parallel (default 1, or the preset's)")
+    parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
+                                         "command-line -S/--grid/--jobs still apply on top")
     parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     args = parser.parse_args()
-    params = _cli.params_from(args)
+    preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None}
+    overrides = [*preset["set"], *args.overrides]  # the command line wins
+    params = load_params(args.params, overrides)
+    if preset["grid"]:
+        params = study.with_grid_values(params, preset["grid"])
     for item in args.grid:
         params = study.with_grid(params, item)
     arms = study.arms(params)
     print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
     if not args.report_only:
-        study.run(arms, args.overrides, args.jobs)
+        study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
     results = study.collect(arms)
     print(reporting.write_study_report(results, layout.REPORTS))
     failed = [r["name"] for r in results if r["failed"]]

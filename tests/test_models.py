@@ -16,7 +16,7 @@ def arm(model_params, **changes):
 
 @pytest.fixture(scope="module")
 def imagenet_resnets():
-    base = {"arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "weight_decay": 1e-4,
+    base = {"arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4,
             "dense_units": 4096, "dropout": 0.5}
     return {d: describe(build_model({**base, "depth": d}, (224, 224, 3), 1000)) for d in TORCHVISION}
 

@@ -1,0 +1,119 @@
+"""How to spend the 2 cores on a CPU study (issue 9): the train stage end to end
+(input pipeline, fit loop, checkpoints, dvclive; validation passes excluded)
+against the bare train step of the same arm, for one arm on both cores or two
+arms at once on one core each, in float32 and mixed_bfloat16.
+
+Run: python -m pytest benchmarks/test_study_throughput.py --benchmark-enable --benchmark-json=...
+The study images/s of a setting is the sum over the arms running at once.
+"""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+MODEL = {"arch": "resnet_cifar", "depth": 20, "shortcut": "A"}
+BATCH = 128
+# (label, mixed precision, arms at once, threads per arm, steps per execution)
+SETTINGS = [
+    ("fp32, 1 arm x 2 threads", "float32", 1, 0, 1),
+    ("bf16, 1 arm x 2 threads", "mixed_bfloat16", 1, 0, 1),
+    ("bf16, 1 arm x 2 threads, 8 steps/exec", "mixed_bfloat16", 1, 0, 8),
+    ("bf16, 2 arms x 1 thread, 8 steps/exec", "mixed_bfloat16", 2, 1, 8),
+]
+TRAIN_STEP_PROBE = """
+import json, sys, time
+import keras, numpy as np, tensorflow as tf
+from ablation import models, training
+policy, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+training.set_threads(threads)
+keras.mixed_precision.set_dtype_policy(policy)
+net = models.build_model({**json.loads(sys.argv[5]), "residual": True, "stem": "auto", "fc_init": "linear_default",
+                          "weight_decay": 1e-4, "dense_units": 1, "dropout": 0.0}, (32, 32, 3), 10)
+net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"])
+x = tf.constant(np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32"))
+y = tf.constant(np.random.default_rng(0).integers(0, 10, batch))
+for _ in range(3):
+    net.train_on_batch(x, y)
+start = time.perf_counter()
+for _ in range(steps):
+    net.train_on_batch(x, y)
+print(steps * batch / (time.perf_counter() - start))
+"""
+
+
+@pytest.fixture(scope="module")
+def cifar_project(tmp_path_factory, request):
+    """A project copy with CIFAR-10 fetched and split: 12,000 training images when
+    measuring, 512 when the suite runs each benchmark once."""
+    if not ARCHIVE.exists():
+        pytest.skip(f"needs {ARCHIVE}")
+    config = request.config
+    measuring = not config.getoption("benchmark_disable") or config.getoption("benchmark_enable")
+    root = tmp_path_factory.mktemp("study_throughput")
+    for name in ("ablation", "stages", "params.yaml"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(root / name)], check=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["datasets"] = ["cifar10"]
+    params["data"].update(source="folder", paths={"cifar10": str(ARCHIVE)}, limit=12_000 if measuring else 512)
+    params["split"]["val_fraction"] = 0.02  # validation is timed apart; keep it short
+    params["model"].update(MODEL)
+    params["train"].update(epochs=2 if measuring else 1, batch_size=BATCH, per_dataset={})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["fetch", "cifar10"], ["split", "cifar10"]):
+        subprocess.run([sys.executable, "-m", f"stages.{command[0]}", *command[1:]], cwd=root, check=True,
+                       capture_output=True)
+    return root, measuring
+
+
+def train_step_rate(policy: str, threads: int, steps: int) -> float:
+    out = subprocess.run([sys.executable, "-c", TRAIN_STEP_PROBE, policy, str(threads), str(BATCH), str(steps),
+                          json.dumps(MODEL)], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("label, policy, arms, threads, steps_per_execution", SETTINGS, ids=[s[0] for s in SETTINGS])
+def test_study_throughput(benchmark, cifar_project, label, policy, arms, threads, steps_per_execution):
+    root, measuring = cifar_project
+    overrides = ["-S", f"train.mixed_precision={policy}", "-S", f"train.threads={threads}",
+                 "-S", f"train.steps_per_execution={steps_per_execution}"]
+    rates = []
+
+    def run_arms():
+        start = time.perf_counter()
+        processes = [subprocess.Popen([sys.executable, "-m", "stages.train", "cifar10", str(seed), *overrides],
+                                      cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for seed in range(arms)]
+        for process in processes:
+            _, err = process.communicate()
+            assert process.returncode == 0, err[-2000:]
+        wall = time.perf_counter() - start
+        per_arm = [json.loads((root / "results" / "cifar10" / f"seed{seed}" / "train.json").read_text())
+                   for seed in range(arms)]
+        rates.append((sum(m["images_per_second"] for m in per_arm), wall))
+
+    benchmark.pedantic(run_arms, rounds=1, iterations=1)
+    study_rate, wall = rates[-1]
+    # The bare train step with the same threads, run as many times at once as arms are.
+    step_rate = train_step_rate(policy, threads or 0, 30 if measuring else 2) * arms if arms == 1 else \
+        _concurrent_train_step(policy, threads, arms, 30 if measuring else 2)
+    benchmark.extra_info.update({
+        "kind": "study_throughput", "setting": label, "policy": policy, "arms_at_once": arms,
+        "threads_per_arm": threads or "all", "steps_per_execution": steps_per_execution,
+        "study_images_per_second": round(study_rate, 1), "train_step_images_per_second": round(step_rate, 1),
+        "ratio_to_train_step": round(study_rate / step_rate, 2), "wall_seconds": round(wall, 1)})
+    print(f"{label}: {study_rate:.0f} study images/s, train step {step_rate:.0f} ({study_rate / step_rate:.0%})")
+    assert study_rate > 0 and step_rate > 0
+
+
+def _concurrent_train_step(policy: str, threads: int, arms: int, steps: int) -> float:
+    processes = [subprocess.Popen([sys.executable, "-c", TRAIN_STEP_PROBE, policy, str(threads), str(BATCH),
+                                   str(steps), json.dumps(MODEL)], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True) for _ in range(arms)]
+    return sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in processes)
