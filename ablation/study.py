@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ablation.layout import run_dir
 from ablation.models import model_name
-from ablation.params import ParamsError, apply_overrides, parse_yaml, validate
+from ablation.params import ParamsError, apply_overrides, load_params, parse_yaml, validate
 from ablation.reporting import PLOT_CSVS
 
 
@@ -33,12 +33,26 @@ def arms(params: dict) -> list[dict]:
     return out
 
 
-def with_grid(params: dict, item: str) -> dict:
-    """params with study.grid[KEY] set from `KEY=V1,V2` (values parsed as YAML)."""
+def parse_grid_item(item: str) -> tuple[str, list]:
+    """`KEY=V1,V2` -> (KEY, [V1, V2]), values parsed as YAML."""
     key, sep, values = item.partition("=")
     if not sep or not values:
         raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
-    return with_grid_values(params, {**params["study"]["grid"], key: [parse_yaml(v) for v in values.split(",")]})
+    return key, [parse_yaml(v) for v in values.split(",")]
+
+
+def load_study_params(params_file, overrides: list[str], grid: dict | None, grid_items: list[str]) -> dict:
+    """params.yaml with `overrides`, its study.grid replaced by `grid` (when given)
+    and updated by the `KEY=V1,V2` grid items. The base is validated at each grid
+    key's first value, so a grid may hold values the file alone would refuse
+    (depth 56 while params.yaml says resnet depth 34)."""
+    raw = parse_yaml(Path(params_file).read_text()) if Path(params_file).exists() else None
+    raw = apply_overrides(raw, overrides) if isinstance(raw, dict) else {}
+    grid = dict(grid or (raw.get("study") or {}).get("grid") or {})
+    grid.update(parse_grid_item(item) for item in grid_items)
+    firsts = [f"{key}={_format(values[0])}" for key, values in grid.items() if isinstance(values, list) and values]
+    params = load_params(params_file, [*overrides, *firsts])
+    return validate({**params, "study": {**params["study"], "grid": grid}})
 
 
 PRESET_KEYS = {"set", "grid", "jobs"}
@@ -61,11 +75,6 @@ def load_preset(path) -> dict:
                               "Fix: see studies/cifar10-cpu.yaml.")
     return {"set": [f"{k}={_format(v)}" for k, v in preset.get("set", {}).items()],
             "grid": preset.get("grid", {}), "jobs": preset.get("jobs")}
-
-
-def with_grid_values(params: dict, grid: dict) -> dict:
-    """params with study.grid replaced by `grid` (validated)."""
-    return validate({**params, "study": {**params["study"], "grid": grid}})
 
 
 def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

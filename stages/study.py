@@ -7,7 +7,6 @@ through DVC's queue, then write reports/study.md comparing them.
     python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
 """
 from ablation import layout, reporting, study
-from ablation.params import load_params
 from stages import _cli
 
 
@@ -22,11 +21,7 @@ def main():
     args = parser.parse_args()
     preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
-    params = load_params(args.params, overrides)
-    if preset["grid"]:
-        params = study.with_grid_values(params, preset["grid"])
-    for item in args.grid:
-        params = study.with_grid(params, item)
+    params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = study.arms(params)
     print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
     if not args.report_only:
