@@ -167,8 +167,8 @@ def _layout(names: list[str]) -> tuple[int, bool]:
     return skip, has_splits
 
 
-def _clean_image(data: bytes) -> bytes | None:
-    """The bytes to store for a file, or None when it is not a usable image.
+def _clean_image(data: bytes) -> tuple[bytes, str] | None:
+    """The bytes to store for a file and their format, or None when it is not a usable image.
     JPEG and PNG in RGB or grayscale are kept byte for byte; anything else that
     decodes (CMYK JPEG, BMP, GIF, palette PNG) is re-encoded as RGB PNG so that
     TensorFlow's decoders read every stored image."""
@@ -178,10 +178,10 @@ def _clean_image(data: bytes) -> bytes | None:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # raises on truncated or corrupt data
             if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
-                return data
+                return data, image.format
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="PNG")
-            return buffer.getvalue()
+            return buffer.getvalue(), "PNG"
     except Exception:  # PIL raises many types for broken files
         return None
 
@@ -210,22 +210,24 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
                             f"(classes: {', '.join(classes)}). Fix: rename or remove them, or use another dataset name.")
     label_of = {c.lower(): i for i, c in enumerate(classes)}
     writer, skipped, progress = ShardWriter(out_dir), [], Progress(f"fetch {dataset} from {path.name}")
+    formats = Counter()
     for name, read in _iter_files(path):
         parts = name.split("/")
         split = parts[skip].lower() if has_splits else "train"
-        image = _clean_image(read())
+        cleaned = _clean_image(read())
         progress.step()
-        if image is None:
+        if cleaned is None:
             skipped.append(name)
             continue
-        writer.write(split, name, image, label_of[parts[class_index].lower()])
+        writer.write(split, name, cleaned[0], label_of[parts[class_index].lower()])
+        formats[cleaned[1]] += 1
     writer.close()
     progress.done()
     if not writer.counts:
         raise DataError(f"no usable image in {path} ({len(skipped)} files could not be decoded). "
                         "Fix: check the archive is complete.")
-    return {"classes": classes, "splits": dict(sorted(writer.counts.items())), "skipped": len(skipped),
-            "skipped_files": skipped[:100]}
+    return {"classes": classes, "splits": dict(sorted(writer.counts.items())), "formats": dict(sorted(formats.items())),
+            "skipped": len(skipped), "skipped_files": skipped[:100]}
 
 
 def fetch_tfds(dataset: str, out_dir: Path) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ablation import data, models  # noqa: F401  (models registers the custom layers for loading)
 from ablation import training  # noqa: F401  (registers StudySchedule)
-from ablation.reporting import plot_confusion
+from ablation.figures import plot_confusion
 
 BATCH_SIZE = 256
 RESPONSE_IMAGES = 2000  # test images for the layer-response std (plenty for a std; a fraction of predict's cost)

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ablation.layout import run_dir
+from ablation import layout, reporting
 from ablation.models import model_name
 from ablation.params import ParamsError, apply_overrides, load_params, parse_yaml, validate
-from ablation.reporting import PLOT_CSVS
 
 
 def _format(value) -> str:
@@ -112,22 +111,19 @@ def read_file(commit: str, path: str) -> str | None:
 
 
 def collect(study_arms: list[dict]) -> list[dict]:
-    """Each arm with its committed params, metrics and per-dataset history (or
-    `failed` when its experiment left no commit: see `dvc queue logs NAME`)."""
+    """Each arm with its params (validated as every stage validates them) and its
+    runs read from the experiment's commit, or `failed` when its experiment left
+    no results (see `dvc queue logs NAME`)."""
     commits = experiment_commits()
     results = []
     for arm in study_arms:
         commit = commits.get(arm["name"])
-        metrics = read_file(commit, "reports/metrics.json") if commit else None
-        if metrics is None:
+        text = read_file(commit, "params.yaml") if commit else None
+        if text is None or read_file(commit, f"{layout.REPORTS.as_posix()}/metrics.json") is None:
             results.append({**arm, "failed": True})
             continue
-        params = parse_yaml(read_file(commit, "params.yaml"))
-        histories = {d: {kind: read_file(commit, f"reports/plots/{kind}/{d}.csv") for kind in PLOT_CSVS}
-                     for d in params["datasets"]}
-        first_seed = params["train"]["seeds"][0]
-        predictions = {d: read_file(commit, f"{run_dir(d, first_seed).as_posix()}/eval/predictions.csv")
-                       for d in params["datasets"]}
-        results.append({**arm, "failed": False, "commit": commit, "params": params, "metrics": json.loads(metrics),
-                        "histories": histories, "predictions": predictions})
+        params = validate(parse_yaml(text))
+        runs = reporting.collect_runs(params["datasets"], params["train"]["seeds"],
+                                      lambda path, commit=commit: read_file(commit, path))
+        results.append({**arm, "failed": False, "commit": commit, "params": params, "runs": runs})
     return results

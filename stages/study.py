@@ -6,7 +6,9 @@ through DVC's queue, then write reports/study.md comparing them.
     python -m stages.study --report-only                   # re-collect finished experiments
     python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
 """
-from ablation import layout, reporting, study
+import sys
+
+from ablation import layout, study, study_report
 from stages import _cli
 
 
@@ -27,7 +29,8 @@ def main():
     if not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
     results = study.collect(arms)
-    print(reporting.write_study_report(results, layout.REPORTS))
+    command = "python -m stages.study " + " ".join(sys.argv[1:])
+    print(study_report.write_study_report(results, layout.REPORTS, command.strip()))
     failed = [r["name"] for r in results if r["failed"]]
     if failed:
         raise SystemExit(f"error: arms {failed} left no results. Fix: read `dvc queue logs NAME`, then rerun.")

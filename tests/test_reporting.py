@@ -1,14 +1,19 @@
-from ablation import reporting
+import csv
+
+from PIL import Image
+
+from ablation import reporting, study_report
 
 
-def test_history_round_trips_through_the_plot_csvs(tmp_path):
+def test_history_csvs_hold_what_dvc_plots_draws(tmp_path):
     history = {"loss": [2.0, 1.5], "val_loss": [2.2, 1.9], "accuracy": [0.3, 0.5], "val_accuracy": [0.25, 0.4],
                "learning_rate": [0.1, 0.01]}
     reporting.write_history_csvs(history, tmp_path, "cifar10")
-    assert (tmp_path / "loss" / "cifar10.csv").read_text().splitlines()[0] == "epoch,train_loss,val_loss"
-    texts = {kind: (tmp_path / kind / "cifar10.csv").read_text() for kind in reporting.PLOT_CSVS}
-    back = reporting.read_history_csvs(texts)
-    assert back == {k: v for k, v in history.items() if k != "learning_rate"}
+    with open(tmp_path / "loss" / "cifar10.csv") as handle:
+        assert list(csv.DictReader(handle)) == [{"epoch": "1", "train_loss": "2", "val_loss": "2.2"},
+                                                {"epoch": "2", "train_loss": "1.5", "val_loss": "1.9"}]
+    with open(tmp_path / "accuracy" / "cifar10.csv") as handle:
+        assert [row["val_accuracy"] for row in csv.DictReader(handle)] == ["0.25", "0.4"]
 
 
 def predictions(correct: list[bool]) -> str:
@@ -16,22 +21,62 @@ def predictions(correct: list[bool]) -> str:
     return "\n".join(["id,label,predicted,confidence", *rows])
 
 
-def arm(name, residual, depth, accuracy, correct):
-    metrics = {"test_accuracy": accuracy, "test_accuracy_std": 0.0, "diverged_runs": 0 if accuracy else 1,
-               "trainable_params": 1000, "flops": 2e6, "train_seconds": 10.0, "seeds": 1}
-    history = "epoch,train_loss,val_loss\n1,2.0,2.1\n2,1.0,1.2\n"
+def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3):
+    return {"train": {"diverged": diverged, "train_accuracy": None if diverged else train_accuracy,
+                      "trainable_params": 1000, "flops": 2e6, "train_seconds": 10.0, "images_per_second": 100.0},
+            "eval": {"accuracy": test_accuracy, "loss": 1.0, "per_class_accuracy": {"cat": test_accuracy}},
+            "history": {"loss": [2.0, 1.0], "accuracy": [0.4, train_accuracy], "val_accuracy": [0.3, test_accuracy]},
+            "responses": {"layers": [f"l{i}" for i in range(layers)], "std": [1.0 + i for i in range(layers)]},
+            "predictions": predictions(correct)}
+
+
+def arm(name, residual, depth, runs):
     return {"name": name, "failed": False, "overrides": [f"model.residual={str(residual).lower()}",
                                                           f"model.depth={depth}"],
-            "params": {"model": {"residual": residual, "depth": depth}},
-            "metrics": {"cifar10": metrics}, "histories": {"cifar10": {"loss": history, "accuracy": None}},
-            "predictions": {"cifar10": predictions(correct)}}
+            "params": {"model": {"residual": residual, "depth": depth}}, "runs": {"cifar10": dict(enumerate(runs))}}
 
 
-def test_study_report_pairs_twins_and_tests_them(tmp_path):
-    results = [arm("resnet20", True, 20, 0.9, [True] * 20), arm("plain20", False, 20, 0.5, [True] * 10 + [False] * 10),
-               arm("resnet56", True, 56, 0.8, [True] * 20), arm("plain56", False, 56, None, [False] * 20),
+def test_arm_numbers_agree_everywhere_diverged_runs_included():
+    runs = {"cifar10": {0: run(0.8, 0.9, [True]), 1: run(0.1, 0.9, [False], diverged=True), 2: run(0.6, 0.7, [True])}}
+    summary = reporting.summarize_arm(runs)
+    metrics = reporting.metrics_json(summary)["cifar10"]
+    assert metrics["test_accuracy"] == 0.7 and metrics["runs"] == 3 and metrics["diverged_runs"] == 1
+    assert metrics["train_error"] == 0.2  # (0.1 + 0.3) / 2: the diverged run is not a training error of 1
+    table = reporting.arm_table(summary)
+    assert "0.7000 ± 0.1414" in table and "(n=2; 1 diverged)" in table
+
+
+def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
+    results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True] * 20), run(0.91, 0.96, [True] * 20)]),
+               arm("plain20", False, 20, [run(0.88, 0.93, [True] * 10 + [False] * 10),
+                                          run(0.87, 0.92, [True] * 20)]),
+               arm("resnet56", True, 56, [run(0.92, 0.97, [True] * 20, layers=9),
+                                          run(0.93, 0.98, [True] * 20, layers=9)]),
+               arm("plain56", False, 56, [run(0.80, 0.85, [False] * 20, layers=9),
+                                          run(0.81, 0.84, [False] * 20, layers=9),
+                                          run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
                {"name": "resnet110", "failed": True, "overrides": ["model.residual=true", "model.depth=110"]}]
-    text = reporting.write_study_report(results, tmp_path)
-    assert "| resnet20       | plain20      | cifar10   | +0.4000         | 0.00195" in text  # 10 discordant pairs
-    assert "n/a (diverged)" in text and "failed: see `dvc queue logs resnet110`" in text
-    assert (tmp_path / "study" / "cifar10_accuracy_vs_depth.png").stat().st_size > 10_000
+    text = study_report.write_study_report(results, tmp_path, "python -m stages.study --preset p.yaml")
+    assert "`python -m stages.study --preset p.yaml`" in text
+    # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
+    gain_row = next(line for line in text.splitlines() if line.startswith("| resnet56 ") and "plain56" in line)
+    assert "+0.1200 [" in gain_row and "s0: 1.9e-06, s1: 1.9e-06" in gain_row
+    assert "0.8050 ± 0.0071" in text and "(n=2; 1 diverged)" in text  # plain56: diverged run counted, not averaged
+    assert "failed: see `dvc queue logs resnet110`" in text
+    assert "**(a) degradation: plain-56 has a higher training error than plain-20: yes.**" in text
+    assert "**(b) residual-56 beats plain-56 on test error beyond seed noise: yes.**" in text
+    assert "**(c) residual-56 is no worse than residual-20: yes.**" in text
+    for figure in ("degradation", "layer_responses", "accuracy_vs_depth", "curves"):
+        with Image.open(tmp_path / "study" / f"cifar10_{figure}.png") as image:
+            assert image.width > 500, figure
+
+
+def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
+    results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True]), run(0.91, 0.96, [True])]),
+               arm("plain20", False, 20, [run(0.88, 0.80, [True]), run(0.87, 0.81, [True])]),
+               arm("resnet56", True, 56, [run(0.70, 0.75, [True]), run(0.71, 0.74, [True])]),
+               arm("plain56", False, 56, [run(0.72, 0.90, [True]), run(0.74, 0.91, [True])])]
+    text = study_report.write_study_report(results, tmp_path)
+    assert "(a) degradation: plain-56 has a higher training error than plain-20: no.**" in text
+    assert "(b) residual-56 beats plain-56 on test error beyond seed noise: no.**" in text
+    assert "(c) residual-56 is no worse than residual-20: no.**" in text

@@ -1,0 +1,204 @@
+"""reports/study.md: every arm of a study side by side, the residual gain per
+depth with its confidence interval and a test across seeds, the paper's
+degradation figure (Fig. 6) and layer responses (Fig. 7), and a verdict on each
+of the paper's three claims drawn from the numbers."""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from ablation import figures
+from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
+from ablation.statistics import mcnemar_p, summarize, welch
+
+ALPHA = 0.05  # "beyond seed noise" means Welch's p below this
+
+
+def _family(arm: dict) -> str:
+    return "residual" if arm["params"]["model"]["residual"] else "plain"
+
+
+def _depth(arm: dict) -> int:
+    return arm["params"]["model"]["depth"]
+
+
+def _twin_key(arm: dict) -> tuple:
+    """What an arm shares with its twin: every grid value but model.residual."""
+    return tuple(o for o in arm["overrides"] if not o.startswith("model.residual="))
+
+
+def _correct(predictions: str | None) -> dict[str, bool]:
+    return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader((predictions or "").splitlines())}
+
+
+def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
+    """'s0: 1.2e-05, s1: 0.31': exact McNemar p of the two trained models of each
+    shared seed, paired by test example."""
+    parts = []
+    for seed in sorted(residual_runs.keys() & plain_runs.keys()):
+        a, b = _correct(residual_runs[seed]["predictions"]), _correct(plain_runs[seed]["predictions"])
+        ids = sorted(a.keys() & b.keys())
+        if ids:
+            parts.append(f"s{seed}: {mcnemar_p([a[i] for i in ids], [b[i] for i in ids]):.2g}")
+    return ", ".join(parts) or "n/a"
+
+
+def _test_errors(runs: dict) -> list:
+    return [None if (a := test_accuracy(r)) is None else 1.0 - a for r in runs.values()]
+
+
+def _train_errors(runs: dict) -> list:
+    return [final_train_error(r) for r in runs.values()]
+
+
+def _claim(label: str, holds: bool | None, text: str) -> str:
+    mark = {True: "yes", False: "no", None: "cannot tell"}[holds]
+    return f"- **{label}: {mark}.** {text}"
+
+
+def _noise(p: float | None) -> str:
+    if p is None:
+        return "no test (fewer than 2 finite runs per side)"
+    return f"Welch p = {p:.3g}: " + ("beyond seed noise" if p < ALPHA else "within seed noise")
+
+
+def verdicts(by_key: dict, dataset: str) -> list[str]:
+    """Plain-language verdicts on the paper's claims (a) degradation, (b) residual
+    beats plain at the greatest depth, (c) the deeper residual net is no worse,
+    comparing the shallowest and deepest depths run in both families."""
+    depths = sorted(d for d, fams in by_key.items() if {"plain", "residual"} <= fams.keys())
+    if len(depths) < 2:
+        return ["- Needs a plain and a residual arm at two depths or more."]
+    low, high = depths[0], depths[-1]
+    runs = {(d, f): by_key[d][f]["runs"][dataset] for d in (low, high) for f in ("plain", "residual")}
+    lines = []
+    a = welch(_train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")]))
+    holds = None if a.difference is None else a.difference > 0
+    lines.append(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", holds,
+                        f"final training error difference {a.format_difference()} (plain-{high} minus plain-{low}, "
+                        f"95% CI); {_noise(a.p_value)}."))
+    b = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(high, "plain")]))
+    holds = None if b.difference is None else (b.difference < 0 and b.p_value is not None and b.p_value < ALPHA)
+    lines.append(_claim(f"(b) residual-{high} beats plain-{high} on test error beyond seed noise", holds,
+                        f"test error difference {b.format_difference()} (residual minus plain, 95% CI); "
+                        f"{_noise(b.p_value)}."))
+    c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
+    if c.difference is None:
+        holds = None
+    else:  # "no worse": lower error, or higher by an amount seed noise explains
+        holds = c.difference <= 0 or c.p_value is None or c.p_value >= ALPHA
+    lines.append(_claim(f"(c) residual-{high} is no worse than residual-{low}", holds,
+                        f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, "
+                        f"95% CI); {_noise(c.p_value)}."))
+    return lines
+
+
+def _error_curves(runs: dict) -> dict[str, list[float]]:
+    history = mean_history(runs)
+    return {"train_error": [1 - v for v in history.get("accuracy", [])],
+            "val_error": [1 - v for v in history.get("val_accuracy", [])]}
+
+
+def _mean_responses(runs: dict) -> list[float] | None:
+    curves = [r["responses"]["std"] for r in runs.values() if r.get("responses") and not r["train"]["diverged"]]
+    return [float(v) for v in np.mean(curves, axis=0)] if curves else None
+
+
+def write_study_report(results: list[dict], out_dir, command: str = "python -m stages.study") -> str:
+    """reports/study.md and reports/study/*.png; results are study.collect()'s."""
+    out_dir = Path(out_dir)
+    figure_dir = out_dir / "study"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    done = [r for r in results if not r["failed"]]
+    for r in done:
+        r["summary"] = summarize_arm(r["runs"])
+    datasets = list(dict.fromkeys(d for r in done for d in r["runs"]))
+    rows = []
+    for r in results:
+        if r["failed"]:
+            rows.append([r["name"], "all", f"failed: see `dvc queue logs {r['name']}`", "", "", "", "", "", ""])
+            continue
+        for dataset, s in r["summary"].items():
+            rows.append([r["name"], dataset, s["test_accuracy"].format(), s["train_error"].format(),
+                         s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
+                         s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0)])
+    lines = ["# Study: what the residual connection buys", "",
+             f"Every arm run as a DVC experiment: `{command}`. Each cell is the mean over seeds ± sample std "
+             "[95% confidence interval of the mean, t-based] (n = finite runs). Test accuracy is on the dataset's "
+             "test split; the final training error is 1 - the last epoch's accuracy on the augmented training "
+             "images. A diverged run is counted in `diverged runs` and never averaged in.", "",
+             tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
+                                     "parameters", "GFLOPs/image", "train s", "training images/s"],
+                      tablefmt="github", disable_numparse=True), ""]
+    twins = defaultdict(dict)
+    for r in done:
+        twins[_twin_key(r)][_family(r)] = r
+    gains = []
+    for pair in twins.values():
+        if {"plain", "residual"} <= pair.keys():
+            for dataset in datasets:
+                res, plain = pair["residual"]["runs"][dataset], pair["plain"]["runs"][dataset]
+                gain = welch([test_accuracy(x) for x in res.values()], [test_accuracy(x) for x in plain.values()])
+                gains.append([pair["residual"]["name"], pair["plain"]["name"], dataset, gain.format_difference(),
+                              gain.format_p(), mcnemar_per_seed(res, plain)])
+    if gains:
+        lines += ["## Accuracy gained by the residual connection", "",
+                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "gain [95% CI]",
+                                           "Welch p (across seeds)", "McNemar p per seed (these two models differ)"],
+                           tablefmt="github", disable_numparse=True), "",
+                  "The gain is the residual arm's mean test accuracy minus its plain twin's; its confidence interval "
+                  "and Welch's t-test treat each seed as one independent replicate of the architecture, so they "
+                  "answer \"does the residual connection help?\". McNemar's exact test compares the two *trained "
+                  "models* of one seed on the same test images: it says whether those two sets of weights differ, "
+                  "not whether the architectures do.", ""]
+    for dataset in datasets:
+        by_key = defaultdict(dict)
+        for r in done:
+            by_key[_depth(r)][_family(r)] = r
+        panels = defaultdict(dict)
+        responses = defaultdict(dict)
+        points = defaultdict(dict)
+        train_rows = []
+        for depth in sorted(by_key):
+            row = [depth]
+            for family in ("plain", "residual"):
+                arm = by_key[depth].get(family)
+                if arm is None:
+                    row.append("")
+                    continue
+                runs = arm["runs"][dataset]
+                panels[family][depth] = _error_curves(runs)
+                if (mean_std := _mean_responses(runs)) is not None:
+                    responses[depth][family] = mean_std
+                accuracy = arm["summary"][dataset]["test_accuracy"]
+                if accuracy.mean is not None:
+                    points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
+                row.append(summarize(_train_errors(runs)).format())
+            train_rows.append(row)
+        figures.plot_degradation(dict(sorted(panels.items())), figure_dir / f"{dataset}_degradation.png", dataset)
+        figures.plot_accuracy_vs_depth(points, figure_dir / f"{dataset}_accuracy_vs_depth.png", dataset)
+        figures.plot_curves({r["name"]: mean_history(r["runs"][dataset]) for r in done},
+                            figure_dir / f"{dataset}_curves.png", f"all arms on {dataset}")
+        lines += [f"## {dataset}", "", "### The paper's claims", "", *verdicts(by_key, dataset), "",
+                  "### Degradation (the paper's Fig. 6)", "",
+                  "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
+                  "nets left, residual nets right, same axes.", "",
+                  f"![degradation](study/{dataset}_degradation.png)", "",
+                  "Final training error by depth:", "",
+                  tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github",
+                           disable_numparse=True), ""]
+        if responses:
+            figures.plot_layer_responses(dict(responses), figure_dir / f"{dataset}_layer_responses.png", dataset)
+            lines += ["### Layer responses (the paper's Fig. 7)", "",
+                      "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
+                      "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",
+                      f"![layer responses](study/{dataset}_layer_responses.png)", ""]
+        lines += ["### Curves and accuracy against depth", "", f"![curves](study/{dataset}_curves.png)", "",
+                  f"![accuracy against depth](study/{dataset}_accuracy_vs_depth.png)", ""]
+    text = "\n".join(lines)
+    (out_dir / "study.md").write_text(text)
+    return text
