@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import tarfile
 import time
@@ -29,10 +30,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
+# Pillow decodes all of these; anything but JPEG and PNG is stored re-encoded as PNG.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_DIRS = {"train", "test"}
 SHARD_SIZE = 10_000
 SPLITS = ("train", "val", "test")
+TFDS_CONNECT_TIMEOUT = 5.0  # seconds to wait for a tfds download host before naming the offline route
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -103,32 +106,66 @@ def _example(example_id: str, image: bytes, label: int) -> bytes:
 
 
 class ShardWriter:
-    """Writes `<split>-NNNNN.tfrecord` shards of SHARD_SIZE examples, in input order."""
+    """Writes `<split>-NNNNN-of-COUNT.tfrecord` shards of up to SHARD_SIZE examples,
+    in input order. Each shard is written under a `.partial` name and renamed to
+    carry its example count only once complete, so `split` can tell a full shard
+    from one cut short."""
 
     def __init__(self, out_dir: Path):
         self.out_dir, self.counts, self.writers = out_dir, Counter(), {}
 
+    def _partial(self, split: str, shard: int) -> Path:
+        return self.out_dir / f"{split}-{shard:05d}.partial"
+
     def write(self, split: str, example_id: str, image: bytes, label: int):
         shard = self.counts[split] // SHARD_SIZE
         if (split, shard) not in self.writers:
-            self.writers[(split, shard)] = tf.io.TFRecordWriter(str(self.out_dir / f"{split}-{shard:05d}.tfrecord"))
+            self.writers[(split, shard)] = tf.io.TFRecordWriter(str(self._partial(split, shard)))
         self.writers[(split, shard)].write(_example(example_id, image, label))
         self.counts[split] += 1
 
     def close(self):
-        for writer in self.writers.values():
+        for (split, shard), writer in self.writers.items():
             writer.close()
+            count = min(SHARD_SIZE, self.counts[split] - shard * SHARD_SIZE)
+            self._partial(split, shard).rename(self.out_dir / shard_name(split, shard, count))
+
+
+def shard_name(split: str, shard: int, count: int) -> str:
+    return f"{split}-{shard:05d}-of-{count}.tfrecord"
+
+
+def shard_split_and_count(path: Path) -> tuple[str, int]:
+    """(source split, examples) from a shard's name; DataError for a foreign name."""
+    parts = path.name.removesuffix(".tfrecord").split("-")
+    if len(parts) != 4 or parts[2] != "of" or not parts[3].isdigit():
+        raise DataError(f"{path} is not a shard this project wrote (no example count in its name). "
+                        "Fix: re-run the fetch stage (`dvc repro -f fetch`).")
+    return parts[0], int(parts[3])
 
 
 # --- reading image folders and archives ------------------------------------------
 
+def _is_listed(name: str) -> bool:
+    """Every file but hidden ones (.DS_Store, ._resource forks)."""
+    return not any(part.startswith(".") for part in name.split("/") if part not in (".", ""))
+
+
 def _is_image(name: str) -> bool:
-    base = os.path.basename(name)
-    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """Yields (relative path, read()) for every image-named file, in a stable order."""
+    """Yields (relative path, read()) for every file, in a stable order; a
+    truncated or corrupt archive is a DataError naming it."""
+    try:
+        yield from _iter_files_unchecked(path)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {error}): a truncated or corrupt "
+                        "archive. Fix: copy or download it again, or point data.paths at an unpacked folder.") from None
+
+
+def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
     name = path.name.lower()
     if path.is_dir():
         for root, dirs, files in os.walk(path):
@@ -136,35 +173,43 @@ def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
             for file in sorted(files):
                 full = Path(root) / file
                 relative = full.relative_to(path).as_posix()
-                if _is_image(relative):
+                if _is_listed(relative):
                     yield relative, full.read_bytes
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(path) as archive:
             for member in archive:
-                if member.isfile() and _is_image(member.name):
+                if member.isfile() and _is_listed(member.name):
                     data = archive.extractfile(member).read()
                     yield member.name.lstrip("./"), (lambda data=data: data)
     elif name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             for member in sorted(archive.namelist()):
-                if not member.endswith("/") and _is_image(member):
+                if not member.endswith("/") and _is_listed(member):
                     yield member, (lambda member=member: archive.read(member))
     else:
         raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
                         "Fix: point data.paths.<dataset> at an image folder or archive.")
 
 
-def _layout(names: list[str]) -> tuple[int, bool]:
-    """How to read split and class from a path: (number of wrapper directories to
-    skip, whether split directories train/test come first)."""
-    parts = [name.split("/") for name in names]
+def _layout(names: list[str]) -> tuple[int, bool, list[str]]:
+    """How to read split and class from the image paths: (wrapper directories to
+    skip, whether split directories train/test come first, the paths that fit
+    neither layout: stray files outside class folders)."""
+    parts = {name: name.split("/") for name in names}
+    # Images sit at the most common depth; anything shallower or deeper is stray.
+    depth = Counter(len(p) for p in parts.values()).most_common(1)[0][0]
+    strays = [name for name, p in parts.items() if len(p) != depth]
+    kept = [p for p in parts.values() if len(p) == depth]
     skip = 0
-    # Descend through wrapper directories (PetImages/) shared by every file.
-    while all(len(p) - skip > 2 for p in parts) and len({p[skip] for p in parts}) == 1 \
-            and parts[0][skip].lower() not in SPLIT_DIRS:
+    # Descend through wrapper directories (PetImages/) shared by every image.
+    while depth - skip > 2 and len({p[skip] for p in kept}) == 1 and kept[0][skip].lower() not in SPLIT_DIRS:
         skip += 1
-    has_splits = all(len(p) - skip >= 3 and p[skip].lower() in SPLIT_DIRS for p in parts)
-    return skip, has_splits
+    has_splits = depth - skip >= 3 and all(p[skip].lower() in SPLIT_DIRS for p in kept)
+    if depth - skip < 2 or (depth - skip > 2 and not has_splits):
+        # Images directly in the root, or nested deeper than <split>/<class>/<image>.
+        raise DataError("images must be laid out as <class>/<image> or <split>/<class>/<image> (splits: train, "
+                        f"test), e.g. {kept[0] and '/'.join(kept[0])!r} is not. Fix: reorganize the folder.")
+    return skip, has_splits, strays
 
 
 def _clean_image(data: bytes) -> tuple[bytes, str] | None:
@@ -192,12 +237,14 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
         raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
                         f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
     names = [name for name, _ in _iter_files(path)]
-    if not names:
-        raise DataError(f"{path} holds no image files (.jpg/.png/...). Fix: point data.paths.{dataset} "
-                        "at a folder laid out as <class>/<image> or <split>/<class>/<image>.")
-    skip, has_splits = _layout(names)
+    images = [name for name in names if _is_image(name)]
+    if not images:
+        raise DataError(f"{path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}). Fix: point "
+                        f"data.paths.{dataset} at a folder laid out as <class>/<image> or <split>/<class>/<image>.")
+    skip, has_splits, strays = _layout(images)
     class_index = skip + 1 if has_splits else skip
-    folder_classes = sorted({name.split("/")[class_index] for name in names})
+    strays = set(strays)
+    folder_classes = sorted({name.split("/")[class_index] for name in images if name not in strays})
     known = tfds_class_names(dataset)
     if known is None:
         classes = folder_classes
@@ -210,8 +257,12 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
                             f"(classes: {', '.join(classes)}). Fix: rename or remove them, or use another dataset name.")
     label_of = {c.lower(): i for i, c in enumerate(classes)}
     writer, skipped, progress = ShardWriter(out_dir), [], Progress(f"fetch {dataset} from {path.name}")
-    formats = Counter()
+    # Files read as nothing: not an image type, or outside the class folders.
+    ignored = sorted({name for name in names if not _is_image(name)} | strays)
+    formats, labels = Counter(), Counter()
     for name, read in _iter_files(path):
+        if name in ignored or not _is_image(name):
+            continue
         parts = name.split("/")
         split = parts[skip].lower() if has_splits else "train"
         cleaned = _clean_image(read())
@@ -219,15 +270,51 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
         if cleaned is None:
             skipped.append(name)
             continue
-        writer.write(split, name, cleaned[0], label_of[parts[class_index].lower()])
+        label = label_of[parts[class_index].lower()]
+        writer.write(split, name, cleaned[0], label)
         formats[cleaned[1]] += 1
+        labels[label] += 1
     writer.close()
     progress.done()
     if not writer.counts:
         raise DataError(f"no usable image in {path} ({len(skipped)} files could not be decoded). "
                         "Fix: check the archive is complete.")
+    if len(labels) < 2:
+        found = [classes[label] for label in labels]
+        raise DataError(f"{path} has usable images of {len(labels)} class ({', '.join(found)}); a classifier needs "
+                        f"at least 2 (expected: {', '.join(classes)}). Fix: add a folder of images per class.")
     return {"classes": classes, "splits": dict(sorted(writer.counts.items())), "formats": dict(sorted(formats.items())),
-            "skipped": len(skipped), "skipped_files": skipped[:100]}
+            "skipped": len(skipped), "skipped_files": skipped[:100],
+            "ignored": len(ignored), "ignored_files": ignored[:100]}
+
+
+def _download_hosts(builder) -> list[str]:
+    """Hosts named in the builder's source (its download URLs, homepage, ...)."""
+    import inspect
+    import re
+    from urllib.parse import urlparse
+    try:
+        source = inspect.getsource(sys.modules[type(builder).__module__])
+    except (OSError, TypeError, KeyError):
+        return []
+    return sorted({urlparse(url).hostname for url in re.findall(r"https?://[^\s'\"]+", source)} - {None})
+
+
+def _reachable(hosts: list[str], timeout: float = TFDS_CONNECT_TIMEOUT) -> bool:
+    """Whether a TCP connection opens to any of the hosts within `timeout` seconds."""
+    import socket
+    for host in hosts:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            return True
+        except OSError:
+            continue
+    return not hosts
+
+
+def _offline_fix(dataset: str) -> str:
+    return (f"Fix: use the offline route, -S data.source=folder -S data.paths.{dataset}=<image folder or archive> "
+            "(README: Offline data), or put a prepared tfds copy in TFDS_DATA_DIR.")
 
 
 def fetch_tfds(dataset: str, out_dir: Path) -> dict:
@@ -235,16 +322,23 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
     if tfds_class_names(dataset) is None:
         raise DataError(f"tfds does not know dataset {dataset!r}. Fix: use -S data.source=folder "
                         f"-S data.paths.{dataset}=<image folder or archive>.")
-    try:
-        builder = tfds.builder(dataset)
-        names = sorted(builder.info.splits.keys()) or TFDS_SPLITS.get(dataset, ["train", "test"])
-        loaded, info = tfds.load(dataset, split=names, with_info=True, shuffle_files=False,
-                                 decoders={"image": tfds.decode.SkipDecoding()})
-        splits = dict(zip(names, loaded))
-    except Exception as error:
-        raise DataError(f"tfds could not load {dataset} ({type(error).__name__}: {error}). Fix: check the "
-                        f"network or TFDS_DATA_DIR, or use the offline route: -S data.source=folder "
-                        f"-S data.paths.{dataset}=<image folder or archive>.") from error
+    builder = tfds.builder(dataset)
+    names = sorted(builder.info.splits.keys()) or TFDS_SPLITS.get(dataset, ["train", "test"])
+    options = dict(split=names, with_info=True, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    try:  # a prepared copy (TFDS_DATA_DIR) needs no network
+        loaded, info = tfds.load(dataset, download=False, **options)
+    except Exception:  # tfds raises AssertionError or DatasetNotFoundError when it is not prepared
+        # tfds retries an unreachable host for minutes; a short connection check says so in seconds.
+        hosts = _download_hosts(builder)
+        if not _reachable(hosts):
+            raise DataError(f"tfds must download {dataset}, but none of its hosts ({', '.join(hosts)}) answered "
+                            f"within {TFDS_CONNECT_TIMEOUT:.0f} s: no network here? {_offline_fix(dataset)}") from None
+        try:
+            loaded, info = tfds.load(dataset, **options)
+        except Exception as error:
+            raise DataError(f"tfds could not download and prepare {dataset} ({type(error).__name__}: "
+                            f"{str(error)[:300]}). {_offline_fix(dataset)}") from error
+    splits = dict(zip(names, loaded))
     id_key = next((k for k in ("id", "image/filename") if k in info.features), None)
     writer, progress = ShardWriter(out_dir), Progress(f"fetch {dataset} from tfds")
     for split in sorted(splits):
@@ -255,27 +349,42 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
     writer.close()
     progress.done()
     return {"classes": tfds_class_names(dataset), "splits": dict(sorted(writer.counts.items())),
-            "skipped": 0, "skipped_files": []}
+            "skipped": 0, "skipped_files": [], "ignored": 0, "ignored_files": []}
 
 
 def fetch(dataset: str, data_params: dict, out_dir: str | Path) -> dict:
-    """Writes the dataset's shards and info.json into out_dir; returns the info."""
+    """Writes the dataset's shards and info.json into out_dir; returns the info.
+    Everything is built in a staging directory beside out_dir, checked, then
+    swapped in: a failed or interrupted fetch leaves the previous output (or
+    nothing), never a partial one."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.tfrecord"):
-        old.unlink()
-    if data_params["source"] == "folder":
-        path = (data_params["paths"] or {}).get(dataset)
-        if not path:
-            raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
-                            f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
-        # Relative paths are from the project root. DVC_ROOT names it even when DVC's
-        # queue runs this stage in a temporary copy of the project.
-        info = fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, out_dir)
-    else:
-        info = fetch_tfds(dataset, out_dir)
-    info = {"dataset": dataset, "source": data_params["source"], **info}
-    (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    staging, previous = out_dir.with_name(f".{out_dir.name}.staging"), out_dir.with_name(f".{out_dir.name}.previous")
+    if previous.exists() and not out_dir.exists():  # a swap was interrupted: restore the old output
+        previous.rename(out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        if data_params["source"] == "folder":
+            path = (data_params["paths"] or {}).get(dataset)
+            if not path:
+                raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
+                                f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
+            # Relative paths are from the project root. DVC_ROOT names it even when DVC's
+            # queue runs this stage in a temporary copy of the project.
+            info = fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, staging)
+        else:
+            info = fetch_tfds(dataset, staging)
+        info = {"dataset": dataset, "source": data_params["source"], **info}
+        (staging / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        read_labels(staging)  # every shard complete and counted as info.json says
+        shutil.rmtree(previous, ignore_errors=True)
+        if out_dir.exists():
+            out_dir.rename(previous)
+        staging.rename(out_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:  # KeyboardInterrupt too: nothing half-written stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return info
 
 
@@ -296,22 +405,41 @@ def _parsed(files: list[str], features: dict) -> tf.data.Dataset:
             .unbatch())
 
 
-def read_records(fetched_dir: str | Path) -> tf.data.Dataset:
-    """Every fetched example as {id, image (encoded), label}, in a fixed order."""
-    files = sorted(str(p) for p in Path(fetched_dir).glob("*.tfrecord"))
+def _shards(fetched_dir) -> list[Path]:
+    files = sorted(Path(fetched_dir).glob("*.tfrecord"))
     if not files:
         raise DataError(f"no .tfrecord shards in {fetched_dir}. Fix: run the fetch stage first (`dvc repro fetch`).")
-    return _parsed(files, RECORD_FEATURES)
+    return files
+
+
+def read_records(fetched_dir: str | Path) -> tf.data.Dataset:
+    """Every fetched example as {id, image (encoded), label}, in a fixed order."""
+    return _parsed([str(p) for p in _shards(fetched_dir)], RECORD_FEATURES)
 
 
 def read_labels(fetched_dir: str | Path) -> list[tuple[str, int, str]]:
-    """(id, label, source split) for every fetched example, without decoding images."""
-    out = []
-    for path in sorted(Path(fetched_dir).glob("*.tfrecord")):
-        source_split = path.name.split("-")[0]
+    """(id, label, source split) for every fetched example, without decoding
+    images; checks that every shard holds the count its name says and that the
+    shards add up to info.json's counts (a partial or mixed fetch is refused)."""
+    info = read_info(fetched_dir)
+    refetch = f"Fix: re-run the fetch stage (`dvc repro -f fetch@{info.get('dataset', '<dataset>')}`)."
+    out, totals = [], Counter()
+    for path in _shards(fetched_dir):
+        source_split, expected = shard_split_and_count(path)
         batches = _parsed([str(path)], {k: RECORD_FEATURES[k] for k in ("id", "label")}).batch(10_000)
-        for batch in batches.as_numpy_iterator():
-            out += [(i.decode(), int(label), source_split) for i, label in zip(batch["id"], batch["label"])]
+        rows = []
+        try:
+            for batch in batches.as_numpy_iterator():
+                rows += [(i.decode(), int(label), source_split) for i, label in zip(batch["id"], batch["label"])]
+        except tf.errors.OpError as error:
+            raise DataError(f"{path} is corrupt ({type(error).__name__}). {refetch}") from None
+        if len(rows) != expected:
+            raise DataError(f"{path} holds {len(rows)} examples but was written with {expected}. {refetch}")
+        totals[source_split] += len(rows)
+        out += rows
+    if dict(totals) != info["splits"]:
+        raise DataError(f"the shards in {fetched_dir} hold {dict(sorted(totals.items()))} examples but info.json "
+                        f"says {info['splits']}: a partial or mixed fetch. {refetch}")
     return out
 
 
@@ -357,6 +485,7 @@ def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_di
     by_source = defaultdict(list)
     for example_id, label, source_split in records:
         by_source[source_split].append((example_id, label))
+    by_source_names = set(by_source)
     seed = split_params["seed"]
     train = by_source.pop("train", [])
     if "test" in by_source:
@@ -368,6 +497,7 @@ def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_di
         raise DataError(f"{fetched_dir} has no training examples. Fix: check the fetched data.")
     splits = {"train": train, "val": val, "test": test}
     splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
+    _check_every_class(splits, info["classes"], records, split_params, limit, carved="test" not in by_source_names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "manifest.csv", "w", newline="") as handle:
@@ -381,6 +511,42 @@ def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_di
               for name, rows in splits.items()}
     (out_dir / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
     return counts
+
+
+def _smallest_class_for(fractions: dict, carved: bool) -> int:
+    """The fewest examples a class needs for one in each split asked for."""
+    for n in range(1, 10_000):
+        test = round(n * fractions["test_fraction"]) if carved else 0
+        val = round((n - test) * fractions["val_fraction"])
+        if (test >= 1 or not carved) and (val >= 1 or not fractions["val_fraction"]) and n - test - val >= 1:
+            return n
+    return 10_000
+
+
+def _check_every_class(splits: dict, classes: list[str], records: list, fractions: dict, limit: int | None,
+                       carved: bool) -> None:
+    """Refuses a split in which some class has no example (a model could not learn
+    it, or accuracy would be measured without it)."""
+    asked = ["train", "test"] + (["val"] if fractions["val_fraction"] else [])
+    per_class = Counter(label for _, label, _ in records)
+    for name in asked:
+        present = {label for _, label in splits[name]}
+        missing = [c for index, c in enumerate(classes) if index not in present]
+        if not missing:
+            continue
+        absent = [c for c in missing if not per_class[classes.index(c)]]
+        if absent:
+            raise DataError(f"class(es) {absent} have no usable example in the fetched data. Fix: add images of "
+                            "them, or remove their folders and use a dataset name of your own.")
+        if limit is not None and limit < len(classes) * 3:
+            raise DataError(f"data.limit={limit} leaves the {name} split without class(es) {missing}. Fix: raise "
+                            f"data.limit to at least {len(classes) * 3} (pass -S data.limit=<n> or null for all).")
+        need = _smallest_class_for(fractions, carved)
+        scarce = {c: per_class[classes.index(c)] for c in missing}
+        raise DataError(f"class(es) {scarce} (usable examples) are too few for a {name} split: with "
+                        f"split.test_fraction={fractions['test_fraction']} and split.val_fraction="
+                        f"{fractions['val_fraction']} a class needs at least {need}. Fix: add images, or lower "
+                        "split.val_fraction / split.test_fraction.")
 
 
 def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
