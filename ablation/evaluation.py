@@ -9,8 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ablation import data, models  # noqa: F401  (models registers the custom layers for loading)
-from ablation import training  # noqa: F401  (registers StudySchedule)
+from ablation import data, models  # models also registers the custom layers for loading
 from ablation.figures import plot_confusion
 
 BATCH_SIZE = 256
@@ -45,13 +44,16 @@ def layer_responses(model: keras.Model, batches) -> dict:
 
 def evaluate(model_path, fetched_dir, split_dir, image_size: int, out_dir) -> dict:
     """Writes metrics.json, predictions.csv, layer_responses.json and confusion.png into out_dir."""
+    if not Path(model_path).exists():
+        raise data.DataError(f"{model_path} is missing. Fix: train first (`dvc repro train`, or "
+                             f"`python -m stages.train DATASET SEED`).")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = data.read_info(fetched_dir)["classes"]
     cached, rows = data.load_split(fetched_dir, split_dir, "test", image_size)
     if not rows:
         raise data.DataError(f"the test split in {split_dir} is empty. Fix: raise split.test_fraction or data.limit.")
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, compile=False)  # predicting needs no optimizer
     # One pass fills the cache and gives ids and labels in the order predict() sees them.
     ids, labels = zip(*((i.decode(), label) for i, _, label in cached.as_numpy_iterator()))
     labels = np.array(labels, dtype=np.int64)

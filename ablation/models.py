@@ -9,10 +9,18 @@ layers in the same order with no shortcut additions and no projections.
 """
 from __future__ import annotations
 
+import sys
+
 import keras
 from keras import layers, ops
 
-from ablation.params import validate_model
+from ablation.params import VGG_MIN_SIDE, validate_model
+
+# Keras maps a functional graph recursively, a few frames per layer, when it builds
+# or loads a model: the paper's 1202-layer CIFAR ResNet needs ~15k frames, past
+# Python's default limit of 1000. Both build_model and keras' load_model (the
+# evaluate stage) run after this import.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 30_000))
 
 # Table 1: (block type, blocks per stage) for each depth.
 RESNET_STAGES = {
@@ -177,7 +185,7 @@ def model_name(model: dict) -> str:
 def build_model(model: dict, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """Builds the uncompiled network described by the `model` mapping of params.yaml."""
     validate_model(model)
-    if model["arch"] == "vgg" and min(input_shape[:2]) < 32:
+    if model["arch"] == "vgg" and min(input_shape[:2]) < VGG_MIN_SIDE:
         raise ValueError(f"vgg needs images of at least 32x32 (five 2x2 pools); got {input_shape}. "
                          "Fix: raise data.image_size.")
     inputs = keras.Input(shape=input_shape, name="image")

@@ -15,6 +15,7 @@ import yaml
 
 PARAMS_FILE = Path("params.yaml")
 
+VGG_MIN_SIDE = 32
 ARCH_DEPTHS = {
     "resnet": (18, 34, 50, 101, 152),
     "vgg": (11, 13, 16, 19),
@@ -26,6 +27,19 @@ class _Yaml12Loader(yaml.SafeLoader):
     Resolve exponent floats as DVC does, so `-S train.learning_rate=1e-3` means 0.001."""
 
 
+def _mapping_without_duplicates(loader, node, deep=False):
+    """PyYAML keeps the last of two equal keys; a params file where a knob appears
+    twice is a mistake, so it is refused."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Yaml12Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
@@ -213,7 +227,35 @@ def validate(params: dict) -> dict:
             if name not in params["data"][section]:
                 _fail(f"data.{section}.{name}", None, f"a value for every dataset in `datasets`",
                       f"add `{name}:` under data.{section}")
+        if params["model"]["arch"] == "vgg" and params["data"]["image_size"][name] < VGG_MIN_SIDE:
+            _fail(f"data.image_size.{name}", params["data"]["image_size"][name],
+                  f">= {VGG_MIN_SIDE} for vgg (five 2x2 poolings)")
     return params
+
+
+def check_dataset(params: dict, dataset: str) -> None:
+    """A stage's DATASET argument must be one of `datasets`."""
+    if dataset not in params["datasets"]:
+        raise ParamsError(f"params: dataset {dataset!r} is not in `datasets` ({', '.join(params['datasets'])}). "
+                          f"Fix: add it to `datasets` in params.yaml, or pass one of those.")
+
+
+def check_overrides_win(params: dict, overrides: list[str]) -> None:
+    """A command-line `-S train.KEY=...` is never silently overridden by
+    `train.per_dataset.<dataset>.KEY`: such a conflict stops with both keys named."""
+    per_dataset = params["train"]["per_dataset"] or {}
+    for item in overrides:
+        key = item.partition("=")[0]
+        if not key.startswith("train.") or key.count(".") != 1:
+            continue
+        name = key.split(".")[1]
+        for dataset in params["datasets"]:
+            if name in per_dataset.get(dataset, {}) and f"train.per_dataset.{dataset}.{name}" not in \
+                    [o.partition("=")[0] for o in overrides]:
+                raise ParamsError(
+                    f"params: `-S {item}` would not apply to {dataset}: `train.per_dataset.{dataset}.{name}` "
+                    f"({per_dataset[dataset][name]!r}) takes precedence for that dataset. Fix: also pass "
+                    f"`-S train.per_dataset.{dataset}.{name}=<value>`, or remove that key from params.yaml.")
 
 
 def get(params: dict, dotted: str) -> Any:
@@ -250,7 +292,9 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> di
         params = parse_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise ParamsError(f"params: {path} is not valid YAML ({error}). Fix: correct the syntax.") from error
-    return validate(apply_overrides(params, list(overrides)))
+    params = validate(apply_overrides(params, list(overrides)))
+    check_overrides_win(params, list(overrides))
+    return params
 
 
 def train_params(params: dict, dataset: str) -> dict:

@@ -83,37 +83,49 @@ class EpochTimer(keras.callbacks.Callback):
         self.epochs += 1
 
 
+QUICK_RUN_HINT = ("over 2 hours on this machine. For a CPU, see the README's 'A quick run on a CPU' "
+                  "(CIFAR ResNets, data.limit, fewer epochs) or run on a GPU")
+
+
 class ProgressLine(keras.callbacks.Callback):
-    """A line with the running loss and the ETA at most every `every` seconds within
-    an epoch: `verbose=2` prints only at epoch ends, minutes apart on a CPU, and
-    Keras' progress bar floods DVC's logs with carriage returns."""
+    """Progress on stdout for long CPU runs: once the first steps are timed, the
+    estimated training time (with a hint when it passes two hours); then a line
+    with the running loss and the ETA at most every `every` seconds. `verbose=2`
+    prints only at epoch ends, minutes apart on a CPU, and Keras' progress bar
+    floods DVC's logs with carriage returns."""
 
     def __init__(self, steps_per_epoch: int, every: float = 30.0):
         super().__init__()
         self.steps_per_epoch, self.every = steps_per_epoch, every
-
-    def on_train_begin(self, logs=None):
-        self._start_all = time.perf_counter()
-        self._epochs_done = 0
+        self._first = None  # (time, step) of the first finished step, once traced
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._start = epoch, time.perf_counter()
         self._last = self._start
 
+    def _remaining_seconds(self, step: int, per_step: float) -> tuple[float, float]:
+        epoch_left = per_step * (self.steps_per_epoch - step)
+        return epoch_left, epoch_left + (self.params["epochs"] - self._epoch - 1) * per_step * self.steps_per_epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
+        now, step = time.perf_counter(), batch + 1
+        if self._first is None:
+            self._first = (now, step)  # the first step includes tracing: time from here
+        elif self._first[1] is not None and step > self._first[1]:
+            per_step = (now - self._first[0]) / (step - self._first[1])
+            total = self._remaining_seconds(step, per_step)[1]
+            print(f"estimated training time: {total / 60:.0f} min ({per_step * 1000:.0f} ms/step)"
+                  + (f": {QUICK_RUN_HINT}" if total > 2 * 3600 else ""), flush=True)
+            self._first = (self._first[0], None)
         if now - self._last < self.every:
             return
         self._last = now
-        step = batch + 1
         per_step = (now - self._start) / step
-        epochs_left = self.params["epochs"] - self._epoch - 1
-        eta_epoch = per_step * (self.steps_per_epoch - step)
-        eta_all = eta_epoch + epochs_left * per_step * self.steps_per_epoch
+        epoch_left, total_left = self._remaining_seconds(step, per_step)
         loss = (logs or {}).get("loss")
         print(f"  epoch {self._epoch + 1}/{self.params['epochs']} step {step}/{self.steps_per_epoch}"
               + (f" loss {float(loss):.4f}" if loss is not None else "")
-              + f", {per_step * 1000:.0f} ms/step, epoch ETA {eta_epoch:.0f} s, training ETA {eta_all / 60:.1f} min",
+              + f", {per_step * 1000:.0f} ms/step, epoch ETA {epoch_left:.0f} s, training ETA {total_left / 60:.1f} min",
               flush=True)
 
 
@@ -180,6 +192,10 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     val_cached, val_rows = data.load_split(fetched_dir, split_dir, "val", size)
     print(f"train {dataset} seed {seed}: {len(rows):,} training and {len(val_rows):,} validation images "
           f"at {size}x{size}", flush=True)
+    specific = (params["train"]["per_dataset"] or {}).get(dataset, {})
+    if specific:
+        print(f"train.per_dataset.{dataset} in effect: " + ", ".join(
+            f"{key} {value!r} (train.{key} is {params['train'][key]!r})" for key, value in specific.items()), flush=True)
     mean, variance = data.pixel_statistics(cached)
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import tensorflow as tf
+
 from ablation.data import DataError
-from ablation.params import ParamsError, load_params
+from ablation.params import ParamsError, check_dataset, load_params
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -24,6 +26,14 @@ def run(main) -> None:
     except (ParamsError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except tf.errors.DataLossError as error:  # a shard damaged after the split checked it
+        print(f"error: a fetched data file is corrupt ({error.message.splitlines()[0]}). Fix: re-run the fetch "
+              "stage (`dvc repro -f fetch`).", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished outputs are kept; run the same command again to go on "
+              "(training resumes from its last epoch checkpoint)", file=sys.stderr)
+        sys.exit(130)
 
 
 def params_from(args) -> dict:
@@ -37,4 +47,6 @@ def stage_args(description: str, seed: bool = False):
     if seed:
         arguments.add_argument("seed", type=int)
     args = arguments.parse_args()
-    return args, params_from(args)
+    params = params_from(args)
+    check_dataset(params, args.dataset)
+    return args, params
