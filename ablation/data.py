@@ -161,7 +161,7 @@ def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
     try:
         yield from _iter_files_unchecked(path)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
-        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {error}): a truncated or corrupt "
+        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {str(error).splitlines()[0]}): a truncated or corrupt "
                         "archive. Fix: copy or download it again, or point data.paths at an unpacked folder.") from None
 
 
@@ -424,7 +424,7 @@ def read_labels(fetched_dir: str | Path) -> list[tuple[str, int, str]]:
     info = read_info(fetched_dir)
     refetch = f"Fix: re-run the fetch stage (`dvc repro -f fetch@{info.get('dataset', '<dataset>')}`)."
     out, totals = [], Counter()
-    for path in _shards(fetched_dir):
+    for path in sorted(Path(fetched_dir).glob("*.tfrecord")):  # none at all is caught as a count mismatch
         source_split, expected = shard_split_and_count(path)
         batches = _parsed([str(path)], {k: RECORD_FEATURES[k] for k in ("id", "label")}).batch(10_000)
         rows = []

@@ -9,9 +9,10 @@ from stages import _cli
 def main():
     args, params = _cli.stage_args(__doc__)
     info = data.fetch(args.dataset, params["data"], fetched_dir(args.dataset))
-    metrics = {"examples": info["splits"], "skipped": info["skipped"]}
+    metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}
     fetch_metrics(args.dataset).write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable files skipped")
+    print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped, "
+          f"{info['ignored']} files outside class folders or not images ignored")
 
 
 if __name__ == "__main__":

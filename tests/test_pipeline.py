@@ -151,7 +151,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     shown = json.dumps(json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout))
     assert "reports/metrics.json" in shown and "data/fetched/cifar10.metrics.json" in shown
     assert read_json(root / "data" / "fetched" / "cats_vs_dogs.metrics.json") == {"examples": {"train": 4000},
-                                                                                   "skipped": 0}
+                                                                                   "skipped": 0, "ignored": 0}
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "residual arm")
 

@@ -1,0 +1,223 @@
+"""Every bad input a user can give a stage ends with exit code 2, one line naming
+what is wrong and the fix, no traceback, and the outputs already computed left
+as they were (the README's reliability table lists these cases)."""
+import hashlib
+import io
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from tests.conftest import ROOT
+
+DATASET = "cats_vs_dogs"
+
+
+def jpeg(seed: int, size=(24, 24)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (seed * 7 % 255, seed * 13 % 255, 90)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return root
+
+
+def pets(per_class=12) -> dict[str, bytes]:
+    return {f"PetImages/{c}/{i}.jpg": jpeg(i + 50 * k) for k, c in enumerate(("Cat", "Dog")) for i in range(per_class)}
+
+
+def stage(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Hashes of everything fetch and split wrote."""
+    files = sorted(p for p in (root / "data").rglob("*") if p.is_file())
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and fragment in error[0] and "Fix" in error[0], result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A project copy with a small cats_vs_dogs folder fetched and split."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    for name in ("ablation", "stages", "params.yaml"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(root / name)], check=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["datasets"] = [DATASET]
+    params["data"].update(source="folder", paths={DATASET: str(write_tree(root / "inputs" / "good", pets()))})
+    params["data"]["image_size"][DATASET] = 24
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("fetch", "split"):
+        result = stage(root, f"stages.{name}", DATASET)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return root
+
+
+def truncated(path: Path, data: bytes) -> Path:
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def tar_gz(tmp: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in pets().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def plain_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in pets().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def zipped() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in pets().items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+FETCH_CASES = {
+    "mistyped path": (lambda tmp: tmp / "no_such_folder", "does not exist"),
+    "empty folder": (lambda tmp: write_tree(tmp / "empty", {"notes/readme.txt": b"x"}), "holds no image files"),
+    "truncated .tar.gz": (lambda tmp: truncated(tmp / "pets.tar.gz", tar_gz(tmp)), "truncated or corrupt archive"),
+    "empty .tar.gz": (lambda tmp: truncated(tmp / "empty.tar.gz", b""), "truncated or corrupt archive"),
+    "truncated .tar": (lambda tmp: truncated(tmp / "pets.tar", plain_tar()), "truncated or corrupt archive"),
+    "corrupt .zip": (lambda tmp: truncated(tmp / "pets.zip", zipped()), "truncated or corrupt archive"),
+    "one class only": (lambda tmp: write_tree(tmp / "cats", {f"Cat/{i}.jpg": jpeg(i) for i in range(5)}),
+                       "a classifier needs at least 2"),
+}
+
+
+@pytest.mark.parametrize("case", FETCH_CASES)
+def test_bad_fetch_input_keeps_the_previous_fetch(project, tmp_path, case):
+    make, fragment = FETCH_CASES[case]
+    before = snapshot(project)
+    result = stage(project, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={make(tmp_path)}")
+    assert_clean_error(result, fragment)
+    assert snapshot(project) == before
+    assert not list((project / "data" / "fetched").glob(".*"))  # no staging directory left behind
+
+
+def test_one_class_custom_dataset_is_refused(project, tmp_path):
+    source = write_tree(tmp_path / "flowers", {f"rose/{i}.jpg": jpeg(i) for i in range(5)})
+    result = stage(project, "stages.fetch", "flowers", "-S", "datasets=[flowers]", "-S", "data.image_size.flowers=24",
+                   "-S", "data.augment.flowers=none", "-S", f"data.paths.flowers={source}")
+    assert_clean_error(result, "a classifier needs at least 2")
+
+
+def test_interrupted_fetch_keeps_the_previous_fetch(project, tmp_path):
+    source = write_tree(tmp_path / "many", pets(per_class=1500))
+    before = snapshot(project)
+    process = subprocess.Popen([sys.executable, "-m", "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
+                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    staging = project / "data" / "fetched" / f".{DATASET}.staging"
+    deadline = time.time() + 120
+    while not any(staging.glob("*.partial")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate()
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert snapshot(project) == before and not staging.exists()
+
+
+def test_stray_and_unsupported_files_are_counted_not_classes(project, tmp_path):
+    files = {**pets(), "PetImages/cover.jpg": jpeg(1), "PetImages/Cat/notes.txt": b"x",
+             "PetImages/Dog/scan.tif": None, "PetImages/Dog/photo.webp": None}
+    for name, fmt in (("PetImages/Dog/scan.tif", "TIFF"), ("PetImages/Dog/photo.webp", "WEBP")):
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 24), (10, 20, 30)).save(buffer, format=fmt)
+        files[name] = buffer.getvalue()
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    result = stage(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={write_tree(tmp_path / 'p', files)}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = yaml.safe_load((work / "data" / "fetched" / DATASET / "info.json").read_text())
+    assert info["classes"] == ["cat", "dog"] and info["splits"] == {"train": 26}  # .tif and .webp decoded
+    assert info["ignored"] == 2 and set(info["ignored_files"]) == {"PetImages/cover.jpg", "PetImages/Cat/notes.txt"}
+    metrics = yaml.safe_load((work / "data" / "fetched" / f"{DATASET}.metrics.json").read_text())
+    assert metrics == {"examples": {"train": 26}, "skipped": 0, "ignored": 2}
+
+
+def damaged_copy(project: Path, tmp_path: Path, damage) -> Path:
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    damage(next((work / "data" / "fetched" / DATASET).glob("*.tfrecord")))
+    return work
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda shard: shard.unlink(), "a partial or mixed fetch"),
+    (lambda shard: shard.write_bytes(shard.read_bytes()[:-300]), "is corrupt"),
+    (lambda shard: shard.write_bytes(shard.read_bytes()[:40] + b"\0" * 60 + shard.read_bytes()[100:]), "is corrupt"),
+], ids=["missing shard", "truncated shard", "flipped bytes"])
+def test_split_refuses_partial_or_corrupt_shards(project, tmp_path, damage, fragment):
+    work = damaged_copy(project, tmp_path, damage)
+    before = (work / "data" / "split" / DATASET / "manifest.csv").read_bytes()
+    assert_clean_error(stage(work, "stages.split", DATASET), fragment)
+    assert (work / "data" / "split" / DATASET / "manifest.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["data.limit=1"], "data.limit=1 leaves"),
+    (["split.test_fraction=0.01"], "too few for a test split"),
+], ids=["limit of one", "too few per class"])
+def test_split_refuses_a_class_missing_from_a_split(project, overrides, fragment):
+    before = snapshot(project)
+    assert_clean_error(stage(project, "stages.split", DATASET, *(f for o in overrides for f in ("-S", o))), fragment)
+    assert snapshot(project) == before
+
+
+def test_evaluate_and_report_before_train(project):
+    assert_clean_error(stage(project, "stages.evaluate", DATASET, "0"), "train first")
+    assert_clean_error(stage(project, "stages.report"), "train first")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["stages.split", "cifar100"], "is not in `datasets`"),
+    (["stages.describe", "-S", "model.arch=vgg", "-S", "model.depth=11", "-S", "model.residual=false"],
+     "data.image_size.cats_vs_dogs"),
+    (["stages.describe", "-S", "train.batch_size=16"], "train.per_dataset.cats_vs_dogs.batch_size"),
+], ids=["dataset not in params", "vgg below 32 px", "-S overridden by per_dataset"])
+def test_params_errors(project, args, fragment):
+    assert_clean_error(stage(project, *args), fragment)
+
+
+def test_duplicate_keys_in_params(project, tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text((project / "params.yaml").read_text() + "datasets: [cifar10]\n")
+    assert_clean_error(stage(project, "stages.describe", "--params", str(bad)), "duplicate key 'datasets'")
+
+
+def test_deep_cifar_resnet_builds(project):
+    # 302 layers and more used to hit Python's recursion limit inside keras
+    result = stage(project, "stages.describe", "-S", "model.arch=resnet_cifar", "-S", "model.depth=302",
+                   "-S", "model.shortcut=A")
+    assert result.returncode == 0 and "resnet_cifar302" in result.stdout and "|               302 |" in result.stdout
