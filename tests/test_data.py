@@ -1,6 +1,11 @@
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -129,6 +134,27 @@ def test_tfds_source_without_network(tmp_path):
     assert info["splits"] == {"test": 12, "train": 12}
     images = [e["image"] for e in data.read_records(tmp_path / "cifar10").take(2).as_numpy_iterator()]
     assert tf.io.decode_image(images[0]).shape[-1] == 3
+
+
+def _network_can_be_cut() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(["unshare", "-n", "true"]).returncode == 0
+
+
+def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tmp_path):
+    """The real tfds code path, unmocked, in a network namespace with no network
+    (root's `unshare -n`: nothing leaves the machine): tfds imports (its
+    undeclared importlib_resources is pinned), builds cifar10's builder and finds
+    no prepared copy; the host check then fails in seconds, not minutes of retries."""
+    if not _network_can_be_cut():
+        pytest.skip("needs `unshare -n` (root) to run without a network")
+    start = time.perf_counter()
+    result = subprocess.run(["unshare", "-n", sys.executable, "-m", "stages.fetch", "cifar10", "-S", "data.source=tfds"],
+                            cwd=project_copy, capture_output=True, text=True,
+                            env={**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")})
+    seconds = time.perf_counter() - start
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "www.cs.toronto.edu" in result.stderr and "-S data.source=folder" in result.stderr
+    assert seconds < 90, f"took {seconds:.0f} s"  # 3.5 minutes of tfds retries before the check
 
 
 def test_tfds_unknown_dataset_points_to_folder(tmp_path):
