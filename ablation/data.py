@@ -13,11 +13,14 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import inspect
 import io
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import sys
 import tarfile
 import time
@@ -25,6 +28,7 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlparse
 
 import numpy as np
 import tensorflow as tf
@@ -290,9 +294,6 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
 
 def _download_hosts(builder) -> list[str]:
     """Hosts named in the builder's source (its download URLs, homepage, ...)."""
-    import inspect
-    import re
-    from urllib.parse import urlparse
     try:
         source = inspect.getsource(sys.modules[type(builder).__module__])
     except (OSError, TypeError, KeyError):
@@ -302,7 +303,6 @@ def _download_hosts(builder) -> list[str]:
 
 def _reachable(hosts: list[str], timeout: float = TFDS_CONNECT_TIMEOUT) -> bool:
     """Whether a TCP connection opens to any of the hosts within `timeout` seconds."""
-    import socket
     for host in hosts:
         try:
             socket.create_connection((host, 443), timeout=timeout).close()

@@ -97,7 +97,8 @@ class ProgressLine(keras.callbacks.Callback):
     def __init__(self, steps_per_epoch: int, every: float = 30.0):
         super().__init__()
         self.steps_per_epoch, self.every = steps_per_epoch, every
-        self._first = None  # (time, step) of the first finished step, once traced
+        self._first_step = None  # (time, step) at the end of the first step, which includes tracing
+        self._estimated = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._start = epoch, time.perf_counter()
@@ -109,14 +110,14 @@ class ProgressLine(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now, step = time.perf_counter(), batch + 1
-        if self._first is None:
-            self._first = (now, step)  # the first step includes tracing: time from here
-        elif self._first[1] is not None and step > self._first[1]:
-            per_step = (now - self._first[0]) / (step - self._first[1])
+        if self._first_step is None:
+            self._first_step = (now, step)
+        elif not self._estimated and step > self._first_step[1]:
+            per_step = (now - self._first_step[0]) / (step - self._first_step[1])
             total = self._remaining_seconds(step, per_step)[1]
             print(f"estimated training time: {total / 60:.0f} min ({per_step * 1000:.0f} ms/step)"
                   + (f": {QUICK_RUN_HINT}" if total > 2 * 3600 else ""), flush=True)
-            self._first = (self._first[0], None)
+            self._estimated = True
         if now - self._last < self.every:
             return
         self._last = now
