@@ -196,8 +196,10 @@ def test_split_refuses_a_class_missing_from_a_split(project, overrides, fragment
 
 
 def test_evaluate_and_report_before_train(project):
+    before = snapshot(project)
     assert_clean_error(stage(project, "stages.evaluate", DATASET, "0"), "train first")
     assert_clean_error(stage(project, "stages.report"), "train first")
+    assert snapshot(project) == before
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -207,7 +209,9 @@ def test_evaluate_and_report_before_train(project):
     (["stages.describe", "-S", "train.batch_size=16"], "train.per_dataset.cats_vs_dogs.batch_size"),
 ], ids=["dataset not in params", "vgg below 32 px", "-S overridden by per_dataset"])
 def test_params_errors(project, args, fragment):
+    before = snapshot(project)
     assert_clean_error(stage(project, *args), fragment)
+    assert snapshot(project) == before
 
 
 def test_duplicate_keys_in_params(project, tmp_path):

@@ -172,8 +172,10 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     out = stage(root, "study").stdout
     study = (root / "reports" / "study.md").read_text()
     assert "| resnet-cifar8 " in study and "| plain-cifar8 " in study
-    assert "## Accuracy gained by the residual connection" in study
-    with Image.open(root / "reports" / "study" / "cifar10_accuracy_vs_depth.png") as figure:
-        assert figure.height > 200
+    assert "## Accuracy gained by the residual connection" in study and "Welch p (across seeds)" in study
+    assert "### Degradation (the paper's Fig. 6)" in study and "### Layer responses (the paper's Fig. 7)" in study
+    for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses"):
+        with Image.open(root / "reports" / "study" / f"cifar10_{figure_name}.png") as figure:
+            assert figure.height > 200, figure_name
     shown = sh(root, "dvc", "exp", "show", "--csv").stdout
     assert "resnet-cifar8" in shown and "plain-cifar8" in shown
