@@ -222,9 +222,9 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
     reports/plots/{loss,accuracy,confusion}/<dataset>.csv; returns metrics.json's content."""
     out_dir = Path(out_dir)
     figure_dir, plots_dir, confusion_dir = out_dir / "figures", out_dir / "plots", out_dir / "plots" / "confusion"
+    runs = collect_runs(params["datasets"], params["train"]["seeds"], workspace_reader(), results_dir)
     for folder in (figure_dir, confusion_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(params["datasets"], params["train"]["seeds"], workspace_reader(), results_dir)
     summary = summarize_arm(runs)
     model = params["model"]
     name = model_name(model)
