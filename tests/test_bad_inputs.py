@@ -76,19 +76,10 @@ def truncated(path: Path, data: bytes) -> Path:
     return path
 
 
-def tar_gz(tmp: Path) -> bytes:
+def tar(mode: str) -> bytes:
+    """pets() as a tar archive in memory ("w" plain, "w:gz" compressed)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in pets().items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-def plain_tar() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
         for name, content in pets().items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
@@ -107,9 +98,9 @@ def zipped() -> bytes:
 FETCH_CASES = {
     "mistyped path": (lambda tmp: tmp / "no_such_folder", "does not exist"),
     "empty folder": (lambda tmp: write_tree(tmp / "empty", {"notes/readme.txt": b"x"}), "holds no image files"),
-    "truncated .tar.gz": (lambda tmp: truncated(tmp / "pets.tar.gz", tar_gz(tmp)), "truncated or corrupt archive"),
+    "truncated .tar.gz": (lambda tmp: truncated(tmp / "pets.tar.gz", tar("w:gz")), "truncated or corrupt archive"),
     "empty .tar.gz": (lambda tmp: truncated(tmp / "empty.tar.gz", b""), "truncated or corrupt archive"),
-    "truncated .tar": (lambda tmp: truncated(tmp / "pets.tar", plain_tar()), "truncated or corrupt archive"),
+    "truncated .tar": (lambda tmp: truncated(tmp / "pets.tar", tar("w")), "truncated or corrupt archive"),
     "corrupt .zip": (lambda tmp: truncated(tmp / "pets.zip", zipped()), "truncated or corrupt archive"),
     "one class only": (lambda tmp: write_tree(tmp / "cats", {f"Cat/{i}.jpg": jpeg(i) for i in range(5)}),
                        "a classifier needs at least 2"),
