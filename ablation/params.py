@@ -291,7 +291,11 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> di
     try:
         params = parse_yaml(path.read_text())
     except yaml.YAMLError as error:
-        raise ParamsError(f"params: {path} is not valid YAML ({error}). Fix: correct the syntax.") from error
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"params: {path} is not valid YAML ({problem}{where}). Fix: correct it "
+                          "(each key once per section).") from None
     params = validate(apply_overrides(params, list(overrides)))
     check_overrides_win(params, list(overrides))
     return params
