@@ -43,7 +43,8 @@ def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
         a, b = _correct(residual_runs[seed]["predictions"]), _correct(plain_runs[seed]["predictions"])
         ids = sorted(a.keys() & b.keys())
         if ids:
-            parts.append(f"s{seed}: {mcnemar_p([a[i] for i in ids], [b[i] for i in ids]):.2g}")
+            p_value = mcnemar_p([a[i] for i in ids], [b[i] for i in ids])
+            parts.append(f"s{seed}: {p_value:.2g}" if p_value > 0 else f"s{seed}: <1e-300")  # below float range
     return ", ".join(parts) or "n/a"
 
 

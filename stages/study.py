@@ -29,8 +29,8 @@ def main():
     if not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
     results = study.collect(arms)
-    command = "python -m stages.study " + " ".join(sys.argv[1:])
-    print(study_report.write_study_report(results, layout.REPORTS, command.strip()))
+    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a != "--report-only")])
+    print(study_report.write_study_report(results, layout.REPORTS, command))
     failed = [r["name"] for r in results if r["failed"]]
     if failed:
         raise SystemExit(f"error: arms {failed} left no results. Fix: read `dvc queue logs NAME`, then rerun.")
