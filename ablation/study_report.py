@@ -56,9 +56,18 @@ def _train_errors(runs: dict) -> list:
     return [final_train_error(r) for r in runs.values()]
 
 
-def _claim(label: str, holds: bool | None, text: str) -> str:
-    mark = {True: "yes", False: "no", None: "cannot tell"}[holds]
+def _claim(label: str, mark: str, text: str) -> str:
     return f"- **{label}: {mark}.** {text}"
+
+
+def _mark(direction_as_claimed: bool | None, p_value: float | None) -> str:
+    """yes: the difference goes the claimed way beyond seed noise; not shown: it
+    goes that way within seed noise; no: it goes the other way."""
+    if direction_as_claimed is None:
+        return "cannot tell"
+    if not direction_as_claimed:
+        return "no"
+    return "yes" if p_value is not None and p_value < ALPHA else "not shown"
 
 
 def _noise(p: float | None) -> str:
@@ -76,26 +85,26 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
         return ["- Needs a plain and a residual arm at two depths or more."]
     low, high = depths[0], depths[-1]
     runs = {(d, f): by_key[d][f]["runs"][dataset] for d in (low, high) for f in ("plain", "residual")}
-    lines = []
     a = welch(_train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")]))
-    holds = None if a.difference is None else a.difference > 0
-    lines.append(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", holds,
-                        f"final training error difference {a.format_difference()} (plain-{high} minus plain-{low}, "
-                        f"95% CI); {_noise(a.p_value)}."))
     b = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(high, "plain")]))
-    holds = None if b.difference is None else (b.difference < 0 and b.p_value is not None and b.p_value < ALPHA)
-    lines.append(_claim(f"(b) residual-{high} beats plain-{high} on test error beyond seed noise", holds,
-                        f"test error difference {b.format_difference()} (residual minus plain, 95% CI); "
-                        f"{_noise(b.p_value)}."))
     c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
-    if c.difference is None:
-        holds = None
-    else:  # "no worse": lower error, or higher by an amount seed noise explains
-        holds = c.difference <= 0 or c.p_value is None or c.p_value >= ALPHA
-    lines.append(_claim(f"(c) residual-{high} is no worse than residual-{low}", holds,
-                        f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, "
-                        f"95% CI); {_noise(c.p_value)}."))
-    return lines
+    # (c) is a claim of no harm: a lower or equal error is a yes whatever its p.
+    c_mark = "cannot tell" if c.difference is None else ("yes" if c.difference <= 0 else
+                                                         "no" if c.p_value is not None and c.p_value < ALPHA else
+                                                         "not shown")
+    return [
+        _claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}",
+               _mark(None if a.difference is None else a.difference > 0, a.p_value),
+               f"final training error difference {a.format_difference()} (plain-{high} minus plain-{low}, 95% CI); "
+               f"{_noise(a.p_value)}."),
+        _claim(f"(b) residual-{high} beats plain-{high} on test error beyond seed noise",
+               _mark(None if b.difference is None else b.difference < 0, b.p_value),
+               f"test error difference {b.format_difference()} (residual minus plain, 95% CI); {_noise(b.p_value)}."),
+        _claim(f"(c) residual-{high} is no worse than residual-{low}", c_mark,
+               f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, 95% CI); "
+               f"{_noise(c.p_value)}" + ("; a higher error that these seeds cannot separate from noise, so "
+                                         "not shown either way." if c_mark == "not shown" else ".")),
+    ]
 
 
 def _error_curves(runs: dict) -> dict[str, list[float]]:

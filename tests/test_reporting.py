@@ -80,3 +80,14 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
     assert "(a) degradation: plain-56 has a higher training error than plain-20: no.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: no.**" in text
     assert "(c) residual-56 is no worse than residual-20: no.**" in text
+
+
+def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
+    results = [arm("resnet20", True, 20, [run(0.72, 0.72, [True]), run(0.71, 0.71, [True])]),
+               arm("plain20", False, 20, [run(0.70, 0.68, [True]), run(0.66, 0.68, [True])]),
+               arm("resnet56", True, 56, [run(0.60, 0.65, [True]), run(0.67, 0.60, [True])]),
+               arm("plain56", False, 56, [run(0.55, 0.70, [True]), run(0.70, 0.62, [True])])]
+    text = study_report.write_study_report(results, tmp_path)
+    assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
+    assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
+    assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text
