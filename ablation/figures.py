@@ -20,7 +20,8 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def _integer_epochs(*axes) -> None:
+def _integer_ticks(*axes) -> None:
+    """Integer x ticks (epochs, layer indices) and a light grid."""
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -49,7 +50,7 @@ def plot_curves(series: dict[str, dict[str, list[float]]], path, title: str) -> 
             right.plot(range(1, len(history["val_accuracy"]) + 1), history["val_accuracy"], label=label)
     left.set(xlabel="epoch", ylabel="training loss", title=f"{title}: training loss")
     right.set(xlabel="epoch", ylabel="validation accuracy", title=f"{title}: validation accuracy")
-    _integer_epochs(left, right)
+    _integer_ticks(left, right)
     for ax in (left, right):
         ax.legend(fontsize=8)
     _save(fig, path)
@@ -107,7 +108,7 @@ def plot_degradation(panels: dict[str, dict[int, dict[str, list[float]]]], path,
                     ax.plot(range(1, len(values) + 1), 100 * np.asarray(values), style, color=color, linewidth=width,
                             label=f"{family}-{depth} {'train' if key == 'train_error' else 'val'}")
         ax.set(xlabel="epoch", ylabel="error (%)", title=f"{title}: {family}")
-        _integer_epochs(ax)
+        _integer_ticks(ax)
         ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -123,6 +124,6 @@ def plot_layer_responses(by_depth: dict[int, dict[str, list[float]]], path, titl
             ax.plot(range(1, len(values) + 1), values, marker=".", label=f"{family}-{depth}")
         ax.set(xlabel="layer index (3x3 convolutions, input to output)", ylabel="std of response",
                title=f"{title}: depth {depth}")
-        ax.grid(alpha=0.3)
+        _integer_ticks(ax)  # integer ticks, grid
         ax.legend(fontsize=8)
     _save(fig, path)
