@@ -48,7 +48,8 @@ def plot_curves(series: dict[str, dict[str, list[float]]], path, title: str) -> 
         left.plot(range(1, len(history.get("loss", [])) + 1), history.get("loss", []), label=label)
         if history.get("val_accuracy"):
             right.plot(range(1, len(history["val_accuracy"]) + 1), history["val_accuracy"], label=label)
-    left.set(xlabel="epoch", ylabel="training loss", title=f"{title}: training loss")
+    # Keras' logged loss adds the L2 penalty of the weights to the cross-entropy.
+    left.set(xlabel="epoch", ylabel="training loss (with L2 penalty)", title=f"{title}: training loss")
     right.set(xlabel="epoch", ylabel="validation accuracy", title=f"{title}: validation accuracy")
     _integer_ticks(left, right)
     for ax in (left, right):
