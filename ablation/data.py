@@ -14,7 +14,6 @@ import csv
 import functools
 import hashlib
 import inspect
-import io
 import json
 import math
 import os
@@ -22,52 +21,21 @@ import re
 import shutil
 import socket
 import sys
-import tarfile
-import time
-import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-# Pillow decodes all of these; anything but JPEG and PNG is stored re-encoded as PNG.
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-SPLIT_DIRS = {"train", "test"}
+from ablation.ingest import DataError, ImageFolder, Progress, tfds_class_names
+
 SHARD_SIZE = 10_000
 SPLITS = ("train", "val", "test")
 TFDS_CONNECT_TIMEOUT = 5.0  # seconds to wait for a tfds download host before naming the offline route
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-class DataError(ValueError):
-    """Missing, empty or malformed input data; the message names the path and the fix."""
-
-
-# --- labels ---------------------------------------------------------------------
-
-# tfds' label names of the study's datasets. Offline, tfds' bundled metadata knows
-# only the number of classes (names "0".."9"), so the study's own are written here.
-KNOWN_CLASSES = {
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-    "cats_vs_dogs": ["cat", "dog"],
-}
-TFDS_SPLITS = {"cifar10": ["train", "test"], "cats_vs_dogs": ["train"]}  # likewise unknown offline
-
-
-def tfds_class_names(dataset: str) -> list[str] | None:
-    """The tfds label names of a dataset, or None when tfds does not know it."""
-    if dataset in KNOWN_CLASSES:
-        return KNOWN_CLASSES[dataset]
-    import tensorflow_datasets as tfds
-    try:
-        builder = tfds.builder(dataset)
-    except Exception:  # tfds raises DatasetNotFoundError and friends
-        return None
-    return list(builder.info.features["label"].names)
+# tfds' split names of the study's datasets, which offline tfds does not know either.
+TFDS_SPLITS = {"cifar10": ["train", "test"], "cats_vs_dogs": ["train"]}
 
 
 def read_info(fetched_dir: str | Path) -> dict:
@@ -75,27 +43,6 @@ def read_info(fetched_dir: str | Path) -> dict:
     if not path.exists():
         raise DataError(f"{path} is missing. Fix: run the fetch stage first (`dvc repro fetch`).")
     return json.loads(path.read_text())
-
-
-# --- progress -------------------------------------------------------------------
-
-class Progress:
-    """One line of progress on stderr every `every` items, and at the end."""
-
-    def __init__(self, what: str, every: int = 5000):
-        self.what, self.every, self.count, self.start = what, every, 0, time.time()
-
-    def step(self):
-        self.count += 1
-        if self.count % self.every == 0:
-            self._print()
-
-    def _print(self):
-        rate = self.count / max(time.time() - self.start, 1e-9)
-        print(f"{self.what}: {self.count:,} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
-
-    def done(self):
-        self._print()
 
 
 # --- TFRecord writing -----------------------------------------------------------
@@ -148,148 +95,16 @@ def shard_split_and_count(path: Path) -> tuple[str, int]:
     return parts[0], int(parts[3])
 
 
-# --- reading image folders and archives ------------------------------------------
-
-def _is_listed(name: str) -> bool:
-    """Every file but hidden ones (.DS_Store, ._resource forks)."""
-    return not any(part.startswith(".") for part in name.split("/") if part not in (".", ""))
-
-
-def _is_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """Yields (relative path, read()) for every file, in a stable order; a
-    truncated or corrupt archive is a DataError naming it."""
-    try:
-        yield from _iter_files_unchecked(path)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
-        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {str(error).splitlines()[0]}): a truncated or corrupt "
-                        "archive. Fix: copy or download it again, or point data.paths at an unpacked folder.") from None
-
-
-def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    name = path.name.lower()
-    if path.is_dir():
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for file in sorted(files):
-                full = Path(root) / file
-                relative = full.relative_to(path).as_posix()
-                if _is_listed(relative):
-                    yield relative, full.read_bytes
-    elif name.endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(path) as archive:
-            for member in archive:
-                if member.isfile() and _is_listed(member.name):
-                    data = archive.extractfile(member).read()
-                    yield member.name.lstrip("./"), (lambda data=data: data)
-    elif name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            for member in sorted(archive.namelist()):
-                if not member.endswith("/") and _is_listed(member):
-                    yield member, (lambda member=member: archive.read(member))
-    else:
-        raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
-                        "Fix: point data.paths.<dataset> at an image folder or archive.")
-
-
-def _layout(names: list[str]) -> tuple[int, bool, list[str]]:
-    """How to read split and class from the image paths: (wrapper directories to
-    skip, whether split directories train/test come first, the paths that fit
-    neither layout: stray files outside class folders)."""
-    parts = {name: name.split("/") for name in names}
-    # Images sit at the most common depth; anything shallower or deeper is stray.
-    depth = Counter(len(p) for p in parts.values()).most_common(1)[0][0]
-    strays = [name for name, p in parts.items() if len(p) != depth]
-    kept = [p for p in parts.values() if len(p) == depth]
-    skip = 0
-    # Descend through wrapper directories (PetImages/) shared by every image.
-    while depth - skip > 2 and len({p[skip] for p in kept}) == 1 and kept[0][skip].lower() not in SPLIT_DIRS:
-        skip += 1
-    has_splits = depth - skip >= 3 and all(p[skip].lower() in SPLIT_DIRS for p in kept)
-    if depth - skip < 2 or (depth - skip > 2 and not has_splits):
-        # Images directly in the root, or nested deeper than <split>/<class>/<image>.
-        raise DataError("images must be laid out as <class>/<image> or <split>/<class>/<image> (splits: train, "
-                        f"test), e.g. {kept[0] and '/'.join(kept[0])!r} is not. Fix: reorganize the folder.")
-    return skip, has_splits, strays
-
-
-def _clean_image(data: bytes) -> tuple[bytes, str] | None:
-    """The bytes to store for a file and their format, or None when it is not a usable image.
-    JPEG and PNG in RGB or grayscale are kept byte for byte; anything else that
-    decodes (CMYK JPEG, BMP, GIF, palette PNG) is re-encoded as RGB PNG so that
-    TensorFlow's decoders read every stored image."""
-    if not data:
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # raises on truncated or corrupt data
-            if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
-                return data, image.format
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="PNG")
-            return buffer.getvalue(), "PNG"
-    except Exception:  # PIL raises many types for broken files
-        return None
-
-
 def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
-                        f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
-    names = [name for name, _ in _iter_files(path)]
-    images = [name for name in names if _is_image(name)]
-    if not images:
-        raise DataError(f"{path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}). Fix: point "
-                        f"data.paths.{dataset} at a folder laid out as <class>/<image> or <split>/<class>/<image>.")
-    skip, has_splits, strays = _layout(images)
-    class_index = skip + 1 if has_splits else skip
-    strays = set(strays)
-    folder_classes = sorted({name.split("/")[class_index] for name in images if name not in strays})
-    known = tfds_class_names(dataset)
-    if known is None:
-        classes = folder_classes
-    else:
-        classes = known
-        lower = {c.lower(): i for i, c in enumerate(classes)}
-        strangers = [c for c in folder_classes if c.lower() not in lower]
-        if strangers:
-            raise DataError(f"class folder(s) {strangers} in {path} do not belong to {dataset} "
-                            f"(classes: {', '.join(classes)}). Fix: rename or remove them, or use another dataset name.")
-    label_of = {c.lower(): i for i, c in enumerate(classes)}
-    writer, skipped, progress = ShardWriter(out_dir), [], Progress(f"fetch {dataset} from {path.name}")
-    # Files read as nothing: not an image type, or outside the class folders.
-    ignored = sorted({name for name in names if not _is_image(name)} | strays)
-    formats, labels = Counter(), Counter()
-    for name, read in _iter_files(path):
-        if name in ignored or not _is_image(name):
-            continue
-        parts = name.split("/")
-        split = parts[skip].lower() if has_splits else "train"
-        cleaned = _clean_image(read())
-        progress.step()
-        if cleaned is None:
-            skipped.append(name)
-            continue
-        label = label_of[parts[class_index].lower()]
-        writer.write(split, name, cleaned[0], label)
-        formats[cleaned[1]] += 1
-        labels[label] += 1
+    folder = ImageFolder(dataset, path)
+    writer, formats = ShardWriter(out_dir), Counter()
+    for image in folder:
+        writer.write(image.split, image.name, image.data, image.label)
+        formats[image.format] += 1
     writer.close()
-    progress.done()
-    if not writer.counts:
-        raise DataError(f"no usable image in {path} ({len(skipped)} files could not be decoded). "
-                        "Fix: check the archive is complete.")
-    if len(labels) < 2:
-        found = [classes[label] for label in labels]
-        raise DataError(f"{path} has usable images of {len(labels)} class ({', '.join(found)}); a classifier needs "
-                        f"at least 2 (expected: {', '.join(classes)}). Fix: add a folder of images per class.")
-    return {"classes": classes, "splits": dict(sorted(writer.counts.items())), "formats": dict(sorted(formats.items())),
-            "skipped": len(skipped), "skipped_files": skipped[:100],
-            "ignored": len(ignored), "ignored_files": ignored[:100]}
+    return {"classes": folder.classes, "splits": dict(sorted(writer.counts.items())),
+            "formats": dict(sorted(formats.items())), "skipped": len(folder.skipped),
+            "skipped_files": folder.skipped[:100], "ignored": len(folder.ignored), "ignored_files": folder.ignored[:100]}
 
 
 def _download_hosts(builder) -> list[str]:

@@ -225,7 +225,7 @@ def validate(params: dict) -> dict:
     for name in params["datasets"]:
         for section in ("image_size", "augment"):
             if name not in params["data"][section]:
-                _fail(f"data.{section}.{name}", None, f"a value for every dataset in `datasets`",
+                _fail(f"data.{section}.{name}", None, "a value for every dataset in `datasets`",
                       f"add `{name}:` under data.{section}")
         if params["model"]["arch"] == "vgg" and params["data"]["image_size"][name] < VGG_MIN_SIDE:
             _fail(f"data.image_size.{name}", params["data"]["image_size"][name],

@@ -3,51 +3,23 @@ recipe, dvclive logging, per-epoch checkpoints that a rerun resumes from, and
 divergence recorded as a result rather than a crash."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
-import numpy as np
 import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from ablation import data, models
-from ablation.params import train_params
-
-
-@keras.saving.register_keras_serializable(package="ablation")
-class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from lr/10, then step decay (/10 at each boundary), cosine
-    decay or a constant. One class because Keras' built-in schedules cannot put a
-    warm-up in front of a piecewise-constant decay."""
-
-    def __init__(self, learning_rate, total_steps, kind, boundaries, warmup_steps):
-        self.learning_rate, self.total_steps, self.kind = learning_rate, total_steps, kind
-        self.boundaries, self.warmup_steps = list(boundaries), warmup_steps
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        base = tf.constant(self.learning_rate, tf.float32)
-        if self.kind == "step":
-            drops = sum(tf.cast(step >= b * self.total_steps, tf.float32) for b in self.boundaries)
-            lr = base * tf.pow(0.1, drops)
-        elif self.kind == "cosine":
-            progress = tf.clip_by_value(step / max(self.total_steps, 1), 0.0, 1.0)
-            lr = base * 0.5 * (1.0 + tf.cos(math.pi * progress))
-        else:
-            lr = base
-        if self.warmup_steps:
-            warm = base * (0.1 + 0.9 * step / self.warmup_steps)
-            lr = tf.where(step < self.warmup_steps, warm, lr)
-        return lr
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "kind": self.kind,
-                "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
+from ablation.recipe import make_optimizer, with_normalization
+from ablation.params import ParamsError, train_params
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -131,41 +103,56 @@ class ProgressLine(keras.callbacks.Callback):
 
 
 def set_threads(threads: int) -> None:
-    """Caps TensorFlow's op thread pools (0 = TensorFlow's default, every core);
-    must run before TensorFlow executes its first op."""
+    """Caps TensorFlow's op thread pools, which run tf.data under every backend and
+    the model under TensorFlow, and XLA's CPU pool under JAX (0 = the default,
+    every core). Must run before the first op."""
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if keras.backend.backend() == "jax":  # read when JAX creates its CPU client, at the first op
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                       f"intra_op_parallelism_threads={threads}").strip()
 
 
-def make_strategy(setting: str) -> tf.distribute.Strategy:
-    """MirroredStrategy over all GPUs (or, without GPUs, all logical CPUs) when asked,
-    or automatically when there are several GPUs; otherwise the default strategy."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
+class Replicas(NamedTuple):
+    """Where the model's variables are made (`scope`) and over how many devices a batch is split."""
+    scope: contextlib.AbstractContextManager
+    count: int
+    name: str
 
 
-def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    schedule = StudySchedule(train["learning_rate"], train["epochs"] * steps_per_epoch, train["schedule"],
-                             train["step_boundaries"], train["warmup_epochs"] * steps_per_epoch)
-    if train["optimizer"] == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=train["momentum"])
-    return keras.optimizers.Adam(schedule)
+def make_replicas(setting: str) -> Replicas:
+    """Data parallelism over all GPUs (or, without GPUs, all logical CPUs) when asked,
+    or automatically when there are several GPUs; otherwise one device. TensorFlow
+    uses tf.distribute's MirroredStrategy, JAX keras.distribution's DataParallel
+    (tf.distribute drives only TensorFlow variables); the torch backend trains on
+    one device."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        gpus = tf.config.list_logical_devices("GPU")
+        if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+            strategy = tf.distribute.MirroredStrategy(devices=devices)
+        else:
+            strategy = tf.distribute.get_strategy()
+        return Replicas(strategy.scope(), strategy.num_replicas_in_sync, type(strategy).__name__)
+    if backend == "jax":
+        gpus = [d for d in keras.distribution.list_devices() if d.startswith("gpu")]
+        if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+            devices = gpus or keras.distribution.list_devices("cpu")
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            return Replicas(contextlib.nullcontext(), len(devices), "DataParallel")
+        return Replicas(contextlib.nullcontext(), 1, "one device")
+    if setting == "mirrored":
+        raise ParamsError(f"train.distribute=mirrored is not supported on the {backend} backend. "
+                          "Fix: use KERAS_BACKEND=tensorflow or jax, or train.distribute=auto.")
+    return Replicas(contextlib.nullcontext(), 1, "one device")
 
 
-def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
-    """Prepends uint8 -> float and normalization by train-split statistics (per-pixel
-    mean as in the paper, per-channel std), so the saved model takes raw images.
-    The statistics are computed by data.pixel_statistics rather than
-    Normalization.adapt, which would also divide by a per-pixel variance."""
-    inputs = keras.Input(shape=net.input_shape[1:], dtype="uint8", name="raw_image")
-    x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean,
-                                   variance=np.broadcast_to(variance, mean.shape), name="normalize")(
-        keras.layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs))
-    return keras.Model(inputs, net(x), name=net.name)
+def jit_compile(setting: bool) -> bool:
+    """train.jit_compile applies to TensorFlow (XLA is slower on CPUs there). JAX
+    always compiles: uncompiled, it dispatches every op on its own."""
+    return setting or keras.backend.backend() == "jax"
 
 
 def _finite(value) -> bool:
@@ -200,14 +187,14 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     mean, variance = data.pixel_statistics(cached)
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 
-    strategy = make_strategy(cfg["distribute"])
-    print(f"training on {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
+    replicas = make_replicas(cfg["distribute"])
+    print(f"training on {replicas.count} replica(s) ({replicas.name}, Keras backend {keras.backend.backend()}), "
           f"global batch {cfg['batch_size']}", flush=True)
-    with strategy.scope():
+    with replicas.scope:
         net = models.build_model(params["model"], (size, size, 3), len(info["classes"]))
         model = with_normalization(net, mean, variance)
         model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=cfg["jit_compile"],
+                      metrics=["accuracy"], jit_compile=jit_compile(cfg["jit_compile"]),
                       steps_per_execution=cfg["steps_per_execution"])
     description = models.describe(net)
 
@@ -240,6 +227,7 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     last = {k: v[-1] for k, v in history.history.items() if v}
     metrics = {
         "model": description["model"],
+        "backend": keras.backend.backend(),
         "trainable_params": description["trainable_params"],
         "flops": description["flops"],
         "diverged": diverged,

@@ -2,7 +2,7 @@
 (model.fc_init): the measurement behind params.yaml's choice. Run from a project with
 CIFAR-10 fetched and split: python -m studies.fc_init_probe"""
 import numpy as np, keras, tensorflow as tf
-from ablation import data, models, training
+from ablation import data, models, recipe
 cached, rows = data.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
 mean, var = data.pixel_statistics(cached)
 images, labels = next(iter(data.evaluation_batches(cached.shuffle(50000, seed=0), len(rows), 1000)))
@@ -14,7 +14,7 @@ for depth in (20, 56):
             for seed in (0, 1):
                 keras.utils.set_random_seed(seed)
                 net = models.build_model({**base, "depth": depth, "residual": residual, "fc_init": fc}, (32, 32, 3), 10)
-                model = training.with_normalization(net, mean, var)
+                model = recipe.with_normalization(net, mean, var)
 
                 inner = model.layers[-1]
                 feat = keras.Model(inner.inputs, inner.get_layer("fc").output)

@@ -1,0 +1,220 @@
+"""Reading images in: an image folder or archive (laid out as <class>/<image> or
+<split>/<class>/<image>) checked, labelled with the dataset's class names and
+cleaned into bytes every decoder reads. Free of TensorFlow, so the GPU
+benchmark can read the same archives on a machine without it."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+from PIL import Image
+
+# Pillow decodes all of these; anything but JPEG and PNG is stored re-encoded as PNG.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLIT_DIRS = {"train", "test"}
+
+
+class DataError(ValueError):
+    """Missing, empty or malformed input data; the message names the path and the fix."""
+
+
+# tfds' label names of the study's datasets. Offline, tfds' bundled metadata knows
+# only the number of classes (names "0".."9"), so the study's own are written here.
+KNOWN_CLASSES = {
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "cats_vs_dogs": ["cat", "dog"],
+}
+
+
+def tfds_class_names(dataset: str) -> list[str] | None:
+    """The tfds label names of a dataset, or None when tfds does not know it."""
+    if dataset in KNOWN_CLASSES:
+        return KNOWN_CLASSES[dataset]
+    import tensorflow_datasets as tfds  # here, so the study's datasets are read without TensorFlow
+    try:
+        builder = tfds.builder(dataset)
+    except Exception:  # tfds raises DatasetNotFoundError and friends
+        return None
+    return list(builder.info.features["label"].names)
+
+
+class Progress:
+    """One line of progress on stderr every `every` items, and at the end."""
+
+    def __init__(self, what: str, every: int = 5000):
+        self.what, self.every, self.count, self.start = what, every, 0, time.time()
+
+    def step(self):
+        self.count += 1
+        if self.count % self.every == 0:
+            self._print()
+
+    def _print(self):
+        rate = self.count / max(time.time() - self.start, 1e-9)
+        print(f"{self.what}: {self.count:,} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+    def done(self):
+        self._print()
+
+
+def _is_listed(name: str) -> bool:
+    """Every file but hidden ones (.DS_Store, ._resource forks)."""
+    return not any(part.startswith(".") for part in name.split("/") if part not in (".", ""))
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """Yields (relative path, read()) for every file, in a stable order; a
+    truncated or corrupt archive is a DataError naming it."""
+    try:
+        yield from _iter_files_unchecked(path)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {str(error).splitlines()[0]}): a truncated or corrupt "
+                        "archive. Fix: copy or download it again, or point data.paths at an unpacked folder.") from None
+
+
+def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    name = path.name.lower()
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for file in sorted(files):
+                full = Path(root) / file
+                relative = full.relative_to(path).as_posix()
+                if _is_listed(relative):
+                    yield relative, full.read_bytes
+    elif name.endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if member.isfile() and _is_listed(member.name):
+                    data = archive.extractfile(member).read()
+                    yield member.name.lstrip("./"), (lambda data=data: data)
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            for member in sorted(archive.namelist()):
+                if not member.endswith("/") and _is_listed(member):
+                    yield member, (lambda member=member: archive.read(member))
+    else:
+        raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
+                        "Fix: point data.paths.<dataset> at an image folder or archive.")
+
+
+def _layout(names: list[str]) -> tuple[int, bool, list[str]]:
+    """How to read split and class from the image paths: (wrapper directories to
+    skip, whether split directories train/test come first, the paths that fit
+    neither layout: stray files outside class folders)."""
+    parts = {name: name.split("/") for name in names}
+    # Images sit at the most common depth; anything shallower or deeper is stray.
+    depth = Counter(len(p) for p in parts.values()).most_common(1)[0][0]
+    strays = [name for name, p in parts.items() if len(p) != depth]
+    kept = [p for p in parts.values() if len(p) == depth]
+    skip = 0
+    # Descend through wrapper directories (PetImages/) shared by every image.
+    while depth - skip > 2 and len({p[skip] for p in kept}) == 1 and kept[0][skip].lower() not in SPLIT_DIRS:
+        skip += 1
+    has_splits = depth - skip >= 3 and all(p[skip].lower() in SPLIT_DIRS for p in kept)
+    if depth - skip < 2 or (depth - skip > 2 and not has_splits):
+        # Images directly in the root, or nested deeper than <split>/<class>/<image>.
+        raise DataError("images must be laid out as <class>/<image> or <split>/<class>/<image> (splits: train, "
+                        f"test), e.g. {kept[0] and '/'.join(kept[0])!r} is not. Fix: reorganize the folder.")
+    return skip, has_splits, strays
+
+
+def _clean_image(data: bytes) -> tuple[bytes, str] | None:
+    """The bytes to store for a file and their format, or None when it is not a usable image.
+    JPEG and PNG in RGB or grayscale are kept byte for byte; anything else that
+    decodes (CMYK JPEG, BMP, GIF, palette PNG) is re-encoded as RGB PNG so that
+    TensorFlow's decoders read every stored image."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # raises on truncated or corrupt data
+            if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
+                return data, image.format
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+            return buffer.getvalue(), "PNG"
+    except Exception:  # PIL raises many types for broken files
+        return None
+
+
+class LabelledImage(NamedTuple):
+    split: str    # the source split: train, or test where the folder has split directories
+    name: str     # the path inside the folder or archive: the example id
+    data: bytes   # JPEG or PNG bytes (see _clean_image)
+    format: str
+    label: int
+
+
+class ImageFolder:
+    """The images of `dataset` in the folder or archive at `path`. Construction
+    checks the layout and the class folders; iterating yields the usable images in
+    a stable order, records undecodable ones in `skipped`, and ends with a
+    DataError when fewer than two classes had usable images."""
+
+    def __init__(self, dataset: str, path: str | Path):
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
+                            f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
+        names = [name for name, _ in _iter_files(path)]
+        images = [name for name in names if _is_image(name)]
+        if not images:
+            raise DataError(f"{path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}). Fix: point "
+                            f"data.paths.{dataset} at a folder laid out as <class>/<image> or <split>/<class>/<image>.")
+        self._skip, self._has_splits, strays = _layout(images)
+        self._class_index = self._skip + 1 if self._has_splits else self._skip
+        strays = set(strays)
+        folder_classes = sorted({name.split("/")[self._class_index] for name in images if name not in strays})
+        known = tfds_class_names(dataset)
+        if known is None:
+            self.classes = folder_classes
+        else:
+            self.classes = known
+            lower = {c.lower() for c in known}
+            strangers = [c for c in folder_classes if c.lower() not in lower]
+            if strangers:
+                raise DataError(f"class folder(s) {strangers} in {path} do not belong to {dataset} (classes: "
+                                f"{', '.join(known)}). Fix: rename or remove them, or use another dataset name.")
+        self.dataset, self.path = dataset, path
+        # Files read as nothing: not an image type, or outside the class folders.
+        self.ignored = sorted({name for name in names if not _is_image(name)} | strays)
+        self.skipped: list[str] = []
+
+    def __iter__(self) -> Iterator[LabelledImage]:
+        label_of = {c.lower(): i for i, c in enumerate(self.classes)}
+        ignored, labels = set(self.ignored), Counter()
+        progress = Progress(f"read {self.dataset} from {self.path.name}")
+        self.skipped = []
+        for name, read in _iter_files(self.path):
+            if name in ignored or not _is_image(name):
+                continue
+            parts = name.split("/")
+            cleaned = _clean_image(read())
+            progress.step()
+            if cleaned is None:
+                self.skipped.append(name)
+                continue
+            label = label_of[parts[self._class_index].lower()]
+            labels[label] += 1
+            yield LabelledImage(parts[self._skip].lower() if self._has_splits else "train", name, *cleaned, label)
+        progress.done()
+        if not labels:
+            raise DataError(f"no usable image in {self.path} ({len(self.skipped)} files could not be decoded). "
+                            "Fix: check the archive is complete.")
+        if len(labels) < 2:
+            found = [self.classes[label] for label in labels]
+            raise DataError(f"{self.path} has usable images of {len(labels)} class ({', '.join(found)}); a "
+                            f"classifier needs at least 2 (expected: {', '.join(self.classes)}). "
+                            "Fix: add a folder of images per class.")

@@ -1,0 +1,64 @@
+"""The paper's training recipe as Keras objects, in keras.ops only so that it runs
+under every Keras backend (and on a machine without TensorFlow): the learning
+rate schedule, the optimizer, and the input normalization built into the model."""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from lr/10, then step decay (/10 at each boundary), cosine
+    decay or a constant. One class because Keras' built-in schedules cannot put a
+    warm-up in front of a piecewise-constant decay."""
+
+    def __init__(self, learning_rate, total_steps, kind, boundaries, warmup_steps):
+        self.learning_rate, self.total_steps, self.kind = learning_rate, total_steps, kind
+        self.boundaries, self.warmup_steps = list(boundaries), warmup_steps
+
+    def __call__(self, step):
+        # keras.ops only, so the schedule runs under every Keras backend.
+        step = ops.cast(step, "float32")
+        base = ops.convert_to_tensor(self.learning_rate, "float32")
+        if self.kind == "step":
+            drops = sum(ops.cast(step >= b * self.total_steps, "float32") for b in self.boundaries)
+            lr = base * ops.power(0.1, drops)
+        elif self.kind == "cosine":
+            progress = ops.clip(step / max(self.total_steps, 1), 0.0, 1.0)
+            lr = base * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        elif self.kind == "constant":
+            lr = base
+        else:
+            raise ValueError(f"unknown schedule {self.kind!r}")
+        if self.warmup_steps:
+            warm = base * (0.1 + 0.9 * step / self.warmup_steps)
+            lr = ops.where(step < self.warmup_steps, warm, lr)
+        return lr
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "kind": self.kind,
+                "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
+
+
+def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    schedule = StudySchedule(train["learning_rate"], train["epochs"] * steps_per_epoch, train["schedule"],
+                             train["step_boundaries"], train["warmup_epochs"] * steps_per_epoch)
+    if train["optimizer"] == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=train["momentum"])
+    return keras.optimizers.Adam(schedule)
+
+
+def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
+    """Prepends uint8 -> float and normalization by train-split statistics (per-pixel
+    mean as in the paper, per-channel std), so the saved model takes raw images.
+    The statistics are computed by data.pixel_statistics rather than
+    Normalization.adapt, which would also divide by a per-pixel variance."""
+    inputs = keras.Input(shape=net.input_shape[1:], dtype="uint8", name="raw_image")
+    x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean,
+                                   variance=np.broadcast_to(variance, mean.shape), name="normalize")(
+        keras.layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs))
+    return keras.Model(inputs, net(x), name=net.name)
