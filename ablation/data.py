@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from ablation.ingest import DataError, ImageFolder, Progress, tfds_class_names
+from ablation.recipe import pixel_moments
 
 SHARD_SIZE = 10_000
 SPLITS = ("train", "val", "test")
@@ -484,7 +485,4 @@ def pixel_statistics(cached: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
         total += tf.reduce_sum(batch, axis=0).numpy()
         total_sq += tf.reduce_sum(tf.square(batch), axis=(0, 1, 2)).numpy()
         count += int(batch.shape[0])
-    mean = total / count
-    pixels = count * mean.shape[0] * mean.shape[1]
-    variance = total_sq / pixels - np.square(mean.mean(axis=(0, 1)))
-    return mean.astype(np.float32), variance.astype(np.float32)
+    return pixel_moments(total, total_sq, count)

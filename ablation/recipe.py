@@ -62,3 +62,14 @@ def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray)
                                    variance=np.broadcast_to(variance, mean.shape), name="normalize")(
         keras.layers.Rescaling(1.0, dtype="float32", name="to_float")(inputs))
     return keras.Model(inputs, net(x), name=net.name)
+
+
+def pixel_moments(total: np.ndarray, total_sq: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and per-channel variance from sums over `count` images of the
+    pixels (HxWxC) and of the squared pixels per channel (C): what
+    with_normalization takes."""
+    mean = total / count
+    pixels = count * mean.shape[0] * mean.shape[1]
+    variance = total_sq / pixels - np.square(mean.mean(axis=(0, 1)))
+    return mean.astype(np.float32), variance.astype(np.float32)
+
