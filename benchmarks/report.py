@@ -1,9 +1,12 @@
-"""Turn pytest-benchmark's JSON into reports/benchmarks.md.
+"""Turn pytest-benchmark's JSON into reports/benchmarks.md, with the GPU recipe
+section (benchmarks/gpu_recipe.py) when one was measured.
 
-    python -m benchmarks.report reports/benchmarks.json [reports/benchmarks.md]
+    python -m benchmarks.report [reports/benchmarks.json [reports/backends.json ...]] [--out reports/benchmarks.md]
+
+Several JSON files are read as one run each; the header names the first.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from tabulate import tabulate
@@ -13,9 +16,13 @@ def rows(benchmarks, kind, columns):
     return [[b["extra_info"].get(c) for c in columns] for b in benchmarks if b["extra_info"].get("kind") == kind]
 
 
-def render(results: dict) -> str:
+GPU_SECTION = Path("reports/gpu/gpu_recipe.md")
+GPU_COMMAND = "KERAS_BACKEND=jax python -m benchmarks.gpu_recipe --epochs 20"
+
+
+def render(results: dict, extra_benchmarks: list[dict] = (), gpu_section: str | None = None) -> str:
     machine = results["machine_info"].get("ablation", {})
-    benchmarks = results["benchmarks"]
+    benchmarks = results["benchmarks"] + list(extra_benchmarks)
     lines = ["# Benchmarks", "",
              f"Measured {results['datetime'][:10]} on {machine.get('cpu')} ({machine.get('cores')} cores, "
              f"{machine.get('gpus', 0)} GPUs), TensorFlow {machine.get('tensorflow')}, oneDNN {machine.get('onednn')}, "
@@ -57,18 +64,32 @@ def render(results: dict) -> str:
                                                            "train_step_images_per_second", "ratio_to_train_step",
                                                            "wall_seconds"]),
                       headers=["setting", "study images/s", "train step images/s", "ratio", "wall s"],
-                      tablefmt="github"), ""]
+                      tablefmt="github"), "",
+             "## Keras backends on this CPU (resnet_cifar20, batch 128, train step)", "",
+             "Each backend in its own process; TensorFlow without XLA, JAX compiled by XLA (its only fast path). "
+             "Reproduce: `python -m pytest benchmarks -k backend --benchmark-enable "
+             "--benchmark-json=reports/backends.json`. The faster one is the CPU recommendation in the README.", "",
+             tabulate(rows(benchmarks, "backend", ["backend", "policy", "images_per_second"]),
+                      headers=["backend", "dtype policy", "images/s"], tablefmt="github"), "",
+             gpu_section or "## GPU recipe\n\nNo GPU figure has been measured yet. On a GPU machine (no TensorFlow "
+             f"needed): `{GPU_COMMAND}`, then rerun this report.\n"]
     return "\n".join(lines)
 
 
-def main():
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/benchmarks.json")
-    target = Path(sys.argv[2] if len(sys.argv) > 2 else "reports/benchmarks.md")
-    if not source.exists():
-        raise SystemExit(f"error: {source} not found. Fix: run `python -m pytest benchmarks --benchmark-enable "
-                         f"--benchmark-json={source}` first.")
-    target.write_text(render(json.loads(source.read_text())))
-    print(f"wrote {target}")
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Render benchmark JSON as reports/benchmarks.md.")
+    parser.add_argument("sources", nargs="*", type=Path, default=[Path("reports/benchmarks.json")])
+    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    parser.add_argument("--gpu-section", type=Path, default=GPU_SECTION)
+    args = parser.parse_args(argv)
+    for source in args.sources:
+        if not source.exists():
+            raise SystemExit(f"error: {source} not found. Fix: run `python -m pytest benchmarks --benchmark-enable "
+                             f"--benchmark-json={source}` first.")
+    first, *others = [json.loads(source.read_text()) for source in args.sources]
+    gpu = args.gpu_section.read_text() if args.gpu_section.exists() else None
+    args.out.write_text(render(first, [b for run in others for b in run["benchmarks"]], gpu))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Run: python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/ben
      python -m benchmarks.report reports/benchmarks.json   # -> reports/benchmarks.md
 """
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -213,3 +214,44 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
                                  "images_per_second": round(rate, 1)})
     print(f"resnet_cifar20 {policy} batch {batch}: {rate:.0f} images/s")
     assert rate > 0
+
+
+BACKEND_STEP = """
+import json, sys, time, numpy as np, keras
+from ablation.models import build_model
+policy, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+keras.mixed_precision.set_dtype_policy(policy)
+keras.utils.set_random_seed(0)
+net = build_model(json.loads(sys.argv[4]), (32, 32, 3), 10)
+net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+images = np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32")
+labels = np.zeros(batch, "int64")
+seconds = []
+for step in range(2 + steps):  # two warm-up steps compile
+    start = time.perf_counter()
+    net.train_on_batch(images, labels)  # returns the loss to the host: the step has finished
+    seconds.append(time.perf_counter() - start)
+print(json.dumps({"seconds_per_step": float(np.median(seconds[2:]))}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_backend_resnet_cifar20(benchmark, backend, policy):
+    """The same train step of resnet_cifar20 (batch 128) under each Keras backend,
+    each in its own process (the backend is fixed at import). TensorFlow runs
+    without XLA (faster on this CPU); JAX always compiles with XLA."""
+    batch, steps, rates = 128, 5, []
+
+    def measure():
+        result = subprocess.run([sys.executable, "-c", BACKEND_STEP, policy, str(batch), str(steps),
+                                 json.dumps({**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"})],
+                                cwd=ROOT, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": backend})
+        assert result.returncode == 0, result.stderr[-2000:]
+        rates.append(batch / json.loads(result.stdout.strip().splitlines()[-1])["seconds_per_step"])
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update({"kind": "backend", "arm": "resnet_cifar20", "backend": backend, "policy": policy,
+                                 "batch": batch, "images_per_second": round(rates[-1], 1)})
+    print(f"resnet_cifar20 on {backend} ({policy}, batch {batch}): {rates[-1]:.0f} images/s")
+    assert rates[-1] > 0
