@@ -29,7 +29,6 @@ import numpy as np
 import tensorflow as tf
 
 from ablation.ingest import DataError, ImageFolder, Progress, tfds_class_names
-from ablation.recipe import pixel_moments
 
 SHARD_SIZE = 10_000
 SPLITS = ("train", "val", "test")
@@ -475,14 +474,15 @@ def evaluation_batches(cached: tf.data.Dataset, count: int, batch_size: int) -> 
     return batches.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size))).prefetch(AUTOTUNE)
 
 
-def pixel_statistics(cached: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel mean (the paper subtracts it) and per-channel variance over the
-    whole training split, from streaming sums (the cache is in class order, so any
-    prefix of it would be biased towards the first classes)."""
+def pixel_sums(cached: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sums over the whole training split of the pixels (HxWxC) and of the squared
+    pixels per channel, and the image count: recipe.pixel_moments turns them into
+    the normalization's statistics. The whole split, streamed: the cache is in
+    class order, so any prefix of it would be biased towards the first classes."""
     images = cached.map(lambda _, image, __: tf.cast(image, tf.float64)).batch(2000)
     total, total_sq, count = 0.0, 0.0, 0
     for batch in images:
         total += tf.reduce_sum(batch, axis=0).numpy()
         total_sq += tf.reduce_sum(tf.square(batch), axis=(0, 1, 2)).numpy()
         count += int(batch.shape[0])
-    return pixel_moments(total, total_sq, count)
+    return total, total_sq, count

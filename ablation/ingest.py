@@ -16,12 +16,14 @@ from typing import Callable, Iterator, NamedTuple
 
 from PIL import Image
 
+from ablation.errors import UserError
+
 # Pillow decodes all of these; anything but JPEG and PNG is stored re-encoded as PNG.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_DIRS = {"train", "test"}
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Missing, empty or malformed input data; the message names the path and the fix."""
 
 

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import yaml
 
+from ablation.errors import UserError
+
 PARAMS_FILE = Path("params.yaml")
 
 VGG_MIN_SIDE = 32
@@ -50,7 +52,7 @@ def parse_yaml(text: str):
     return yaml.load(text, Loader=_Yaml12Loader)
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """A params.yaml value is unknown, of the wrong type, or impossible."""
 
 

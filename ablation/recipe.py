@@ -55,7 +55,7 @@ def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimi
 def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:
     """Prepends uint8 -> float and normalization by train-split statistics (per-pixel
     mean as in the paper, per-channel std), so the saved model takes raw images.
-    The statistics are computed by data.pixel_statistics rather than
+    The statistics come from pixel_moments (over data.pixel_sums) rather than
     Normalization.adapt, which would also divide by a per-pixel variance."""
     inputs = keras.Input(shape=net.input_shape[1:], dtype="uint8", name="raw_image")
     x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean,

@@ -110,20 +110,33 @@ def read_file(commit: str, path: str) -> str | None:
         return None
 
 
-def collect(study_arms: list[dict]) -> list[dict]:
+def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
     """Each arm with its params (validated as every stage validates them) and its
-    runs read from the experiment's commit, or `failed` when its experiment left
-    no results (see `dvc queue logs NAME`)."""
+    runs read from its experiment's commit, or `failed` when its experiment left no
+    results. With `per_seed` (the Ray engine), each seed is an experiment of its
+    own (`NAME-sSEED`) and the arm gathers the seeds that finished; `missing`
+    names the others."""
     commits = experiment_commits()
     results = []
     for arm in study_arms:
-        commit = commits.get(arm["name"])
-        text = read_file(commit, "params.yaml") if commit else None
-        if text is None or read_file(commit, f"{layout.REPORTS.as_posix()}/metrics.json") is None:
-            results.append({**arm, "failed": True})
+        seeds = arm["params"]["train"]["seeds"]
+        sources = [(f"{arm['name']}-s{seed}", [seed]) for seed in seeds] if per_seed else [(arm["name"], None)]
+        params, runs, missing = None, {}, []
+        for name, run_seeds in sources:
+            commit = commits.get(name)
+            text = read_file(commit, "params.yaml") if commit else None
+            if text is None or read_file(commit, f"{layout.REPORTS.as_posix()}/metrics.json") is None:
+                missing.append(name)
+                continue
+            params = validate(parse_yaml(text))
+            found = reporting.collect_runs(params["datasets"], run_seeds or params["train"]["seeds"],
+                                           lambda path, commit=commit: read_file(commit, path))
+            for dataset, by_seed in found.items():
+                runs.setdefault(dataset, {}).update(by_seed)
+        if not runs:
+            results.append({**arm, "failed": True, "missing": missing})
             continue
-        params = validate(parse_yaml(text))
-        runs = reporting.collect_runs(params["datasets"], params["train"]["seeds"],
-                                      lambda path, commit=commit: read_file(commit, path))
-        results.append({**arm, "failed": False, "commit": commit, "params": params, "runs": runs})
+        collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
+        params = {**params, "train": {**params["train"], "seeds": collected}}
+        results.append({**arm, "failed": False, "params": params, "runs": runs, "missing": missing})
     return results

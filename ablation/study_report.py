@@ -118,8 +118,13 @@ def _mean_responses(runs: dict) -> list[float] | None:
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
 
 
-def write_study_report(results: list[dict], out_dir, command: str = "python -m stages.study") -> str:
-    """reports/study.md and reports/study/*.png; results are study.collect()'s."""
+QUEUE_LOG_HINT = "`dvc queue logs {name}`"
+
+
+def write_study_report(results: list[dict], out_dir, command: str = "python -m stages.study",
+                       log_hint: str = QUEUE_LOG_HINT) -> str:
+    """reports/study.md and reports/study/*.png; results are study.collect()'s;
+    `log_hint` says where a failed run's log is (`{name}`: the run)."""
     out_dir = Path(out_dir)
     figure_dir = out_dir / "study"
     figure_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +135,8 @@ def write_study_report(results: list[dict], out_dir, command: str = "python -m s
     rows = []
     for r in results:
         if r["failed"]:
-            rows.append([r["name"], "all", f"failed: see `dvc queue logs {r['name']}`", "", "", "", "", "", ""])
+            hints = ", ".join(log_hint.format(name=name) for name in r["missing"])
+            rows.append([r["name"], "all", f"failed: see {hints}", "", "", "", "", "", ""])
             continue
         for dataset, s in r["summary"].items():
             rows.append([r["name"], dataset, s["test_accuracy"].format(), s["train_error"].format(),
@@ -144,6 +150,10 @@ def write_study_report(results: list[dict], out_dir, command: str = "python -m s
              tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
                                      "parameters", "GFLOPs/image", "train s", "training images/s"],
                       tablefmt="github", disable_numparse=True), ""]
+    partial = [(r["name"], name) for r in done for name in r["missing"]]
+    if partial:
+        lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
+            f"{name} (see {log_hint.format(name=name)})" for _, name in partial) + ".", ""]
     twins = defaultdict(dict)
     for r in done:
         twins[_twin_key(r)][_family(r)] = r

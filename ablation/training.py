@@ -18,7 +18,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from ablation import data, models
-from ablation.recipe import make_optimizer, with_normalization
+from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 from ablation.params import ParamsError, train_params
 
 
@@ -184,7 +184,7 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     if specific:
         print(f"train.per_dataset.{dataset} in effect: " + ", ".join(
             f"{key} {value!r} (train.{key} is {params['train'][key]!r})" for key, value in specific.items()), flush=True)
-    mean, variance = data.pixel_statistics(cached)
+    mean, variance = pixel_moments(*data.pixel_sums(cached))
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 
     replicas = make_replicas(cfg["distribute"])

@@ -7,8 +7,8 @@ import sys
 
 import tensorflow as tf
 
-from ablation.data import DataError
-from ablation.params import ParamsError, check_dataset, load_params
+from ablation.errors import UserError
+from ablation.params import check_dataset, load_params
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -20,10 +20,11 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main) -> None:
-    """Runs main(); a ParamsError or DataError ends the process with its message and exit code 2."""
+    """Runs main(); a UserError (bad params or data, a cluster not ready) ends the
+    process with its message and exit code 2."""
     try:
         main()
-    except (ParamsError, DataError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except tf.errors.DataLossError as error:  # a shard damaged after the split checked it

@@ -1,15 +1,19 @@
 """Run the whole ablation grid (`study.grid` in params.yaml) as named DVC experiments
-through DVC's queue, then write reports/study.md comparing them.
+through DVC's queue (one machine) or a Ray cluster (many), then write
+reports/study.md comparing them.
 
     python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
     python -m stages.study --grid model.depth=20,32        # replaces study.grid's values of a key
     python -m stages.study --report-only                   # re-collect finished experiments
     python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
+    python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
 """
 import sys
 
 from ablation import layout, study, study_report
 from stages import _cli
+
+STUDY_LOGS = layout.REPORTS / "study-logs"
 
 
 def main():
@@ -20,20 +24,38 @@ def main():
     parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
+    ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
+    parser.add_argument("--engine", choices=["dvc", "ray"], default="dvc",
+                        help="dvc: DVC's local queue (default); ray: a Ray cluster")
+    ray.add_argument("--address", help="the Ray cluster (HEAD:6379, or `auto`); default: a new local cluster")
+    ray.add_argument("--git-remote", default="origin", help="the git remote every node clones from and pushes to")
+    ray.add_argument("--num-gpus", type=float, help="GPUs per run (default: 1 where the cluster has GPUs, else 0)")
+    ray.add_argument("--num-cpus", type=float, default=1, help="CPUs per run (default 1)")
+    ray.add_argument("--retries", type=int, default=1, help="reruns of a failed run before it counts as failed")
+    ray.add_argument("--resume", action="store_true", help="run only the runs that left no experiment")
     args = parser.parse_args()
     preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = study.arms(params)
     print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
-    if not args.report_only:
+    on_ray = args.engine == "ray"
+    if not args.report_only and on_ray:
+        from ablation import ray_engine  # Ray only where it is used
+        ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,
+                             num_gpus=args.num_gpus, num_cpus=args.num_cpus, retries=args.retries,
+                             resume=args.resume, logs_dir=STUDY_LOGS)
+    elif not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
-    results = study.collect(arms)
-    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a != "--report-only")])
-    print(study_report.write_study_report(results, layout.REPORTS, command))
-    failed = [r["name"] for r in results if r["failed"]]
-    if failed:
-        raise SystemExit(f"error: arms {failed} left no results. Fix: read `dvc queue logs NAME`, then rerun.")
+    results = study.collect(arms, per_seed=on_ray)
+    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume"))])
+    log_hint = f"`{STUDY_LOGS.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
+    print(study_report.write_study_report(results, layout.REPORTS, command, log_hint))
+    missing = [name for r in results for name in r["missing"]]
+    if missing:
+        where = f"{STUDY_LOGS}/NAME.log" if on_ray else "`dvc queue logs NAME`"
+        rerun = "rerun with --resume" if on_ray else "rerun"
+        raise SystemExit(f"error: runs {missing} left no results. Fix: read {where}, fix the cause, then {rerun}.")
 
 
 if __name__ == "__main__":

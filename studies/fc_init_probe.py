@@ -4,7 +4,7 @@ CIFAR-10 fetched and split: python -m studies.fc_init_probe"""
 import numpy as np, keras, tensorflow as tf
 from ablation import data, models, recipe
 cached, rows = data.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
-mean, var = data.pixel_statistics(cached)
+mean, var = recipe.pixel_moments(*data.pixel_sums(cached))
 images, labels = next(iter(data.evaluation_batches(cached.shuffle(50000, seed=0), len(rows), 1000)))
 base = dict(arch="resnet_cifar", shortcut="A", stem="auto", weight_decay=1e-4, dense_units=1, dropout=0.0)
 print("arm fc_init seed initial_loss logit_offset_std feature_norm")
