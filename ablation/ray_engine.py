@@ -189,8 +189,8 @@ def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: f
                 continue
             results[run.name] = result
             log = logs_dir / f"{run.name}.log"
-            where = f"on {result['node']} (CUDA_VISIBLE_DEVICES={result['cuda_visible_devices']}) in " \
-                    f"{seconds[-1]:.0f} s"
+            gpus = result["cuda_visible_devices"] or "none"
+            where = f"on {result['node']} (CUDA_VISIBLE_DEVICES={gpus}) in {seconds[-1]:.0f} s"
             if result["status"] == "done":
                 log.unlink(missing_ok=True)
                 print(f"run {run.name} done {where}", flush=True)
