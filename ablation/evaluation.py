@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from ablation import data, models  # models also registers the custom layers for loading
-from ablation.figures import plot_confusion
+from ablation import ingest, inputs, models, records  # models also registers the custom layers for loading
+from ablation.layout import RunFiles
 
 BATCH_SIZE = 256
 RESPONSE_IMAGES = 2000  # test images for the layer-response std (plenty for a std; a fraction of predict's cost)
@@ -42,22 +42,28 @@ def layer_responses(model: keras.Model, batches) -> dict:
             "std": [float(v) for v in np.sqrt(np.maximum(squares / count - np.square(means), 0.0))]}
 
 
-def evaluate(model_path, fetched_dir, split_dir, image_size: int, out_dir) -> dict:
-    """Writes metrics.json, predictions.csv, layer_responses.json and confusion.png into out_dir."""
-    if not Path(model_path).exists():
-        raise data.DataError(f"{model_path} is missing. Fix: train first (`dvc repro train`, or "
+class Evaluation(NamedTuple):
+    metrics: dict
+    confusion: np.ndarray  # rows: true class, columns: predicted class
+    classes: list[str]
+    model_name: str
+
+
+def evaluate(files: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluation:
+    """Writes the run's eval metrics, predictions and layer responses (layout.RunFiles)."""
+    if not files.model.exists():
+        raise ingest.DataError(f"{files.model} is missing. Fix: train first (`dvc repro train`, or "
                              f"`python -m stages.train DATASET SEED`).")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    classes = data.read_info(fetched_dir)["classes"]
-    cached, rows = data.load_split(fetched_dir, split_dir, "test", image_size)
+    files.eval_dir.mkdir(parents=True, exist_ok=True)
+    classes = records.read_info(fetched_dir)["classes"]
+    cached, rows = inputs.load_split(fetched_dir, split_dir, "test", image_size)
     if not rows:
-        raise data.DataError(f"the test split in {split_dir} is empty. Fix: raise split.test_fraction or data.limit.")
-    model = keras.saving.load_model(model_path, compile=False)  # predicting needs no optimizer
+        raise ingest.DataError(f"the test split in {split_dir} is empty. Fix: raise split.test_fraction or data.limit.")
+    model = keras.saving.load_model(files.model, compile=False)  # predicting needs no optimizer
     # One pass fills the cache and gives ids and labels in the order predict() sees them.
     ids, labels = zip(*((i.decode(), label) for i, _, label in cached.as_numpy_iterator()))
     labels = np.array(labels, dtype=np.int64)
-    probabilities = model.predict(data.evaluation_batches(cached, len(rows), BATCH_SIZE), verbose=2)
+    probabilities = model.predict(inputs.evaluation_batches(cached, len(rows), BATCH_SIZE), verbose=2)
     finite = np.isfinite(probabilities).all(axis=1)
     probabilities = np.where(finite[:, None], probabilities, 1.0 / len(classes))
     predicted = probabilities.argmax(axis=1)
@@ -75,14 +81,13 @@ def evaluate(model_path, fetched_dir, split_dir, image_size: int, out_dir) -> di
         "non_finite_predictions": int((~finite).sum()),
         "per_class_accuracy": per_class,
     }
-    with open(out_dir / "predictions.csv", "w", newline="") as handle:
+    with open(files.predictions, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["id", "label", "predicted", "confidence"])
         writer.writerows((i, classes[l], classes[p], f"{c:.6f}")
                          for i, l, p, c in zip(ids, labels, predicted, confidence))
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    files.eval_metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     sample = min(RESPONSE_IMAGES, len(rows))
-    responses = layer_responses(model, data.evaluation_batches(cached.take(sample), sample, BATCH_SIZE))
-    (out_dir / "layer_responses.json").write_text(json.dumps(responses, indent=2) + "\n")
-    plot_confusion(matrix, classes, out_dir / "confusion.png", title=f"{model.name}: test accuracy {accuracy:.3f}")
-    return metrics
+    responses = layer_responses(model, inputs.evaluation_batches(cached.take(sample), sample, BATCH_SIZE))
+    files.layer_responses.write_text(json.dumps(responses, indent=2) + "\n")
+    return Evaluation(metrics, matrix, classes, model.name)

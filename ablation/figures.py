@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ablation.data import read_records  # noqa: E402
+from ablation.records import read_records  # noqa: E402
 
 
 def _save(fig, path) -> None:

@@ -14,7 +14,6 @@ import sys
 import keras
 from keras import layers, ops
 
-from ablation.params import VGG_MIN_SIDE, validate_model
 
 # Keras maps a functional graph recursively, a few frames per layer, when it builds
 # or loads a model: the paper's 1202-layer CIFAR ResNet needs ~15k frames, past
@@ -39,6 +38,7 @@ VGG_BLOCKS = {  # convolutions per block (Simonyan & Zisserman, Table 1)
     19: (2, 2, 4, 4, 4),
 }
 VGG_WIDTHS = (64, 128, 256, 512, 512)
+VGG_MIN_SIDE = 2 ** len(VGG_WIDTHS)  # a 2x2 max-pool after each block
 BOTTLENECK_EXPANSION = 4
 SMALL_STEM_BELOW = 96  # `stem: auto` uses the ImageNet stem from this side length up
 SHORTCUT_PREFIX = "shortcut"  # names of projection layers: not counted in the depth
@@ -183,8 +183,8 @@ def model_name(model: dict) -> str:
 
 
 def build_model(model: dict, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Builds the uncompiled network described by the `model` mapping of params.yaml."""
-    validate_model(model)
+    """Builds the uncompiled network described by the `model` mapping of params.yaml,
+    which params.load_params has validated."""
     if model["arch"] == "vgg" and min(input_shape[:2]) < VGG_MIN_SIDE:
         raise ValueError(f"vgg needs images of at least 32x32 (five 2x2 pools); got {input_shape}. "
                          "Fix: raise data.image_size.")

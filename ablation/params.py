@@ -18,6 +18,10 @@ from ablation.errors import UserError
 PARAMS_FILE = Path("params.yaml")
 
 VGG_MIN_SIDE = 32
+# Depths per architecture, as models.RESNET_STAGES and models.VGG_BLOCKS build them.
+# The choices here and in SCHEMA are written out, not imported, so that the stages
+# that never build a model (fetch, split) do not depend on models.py in dvc.yaml;
+# tests/test_params.py checks that they equal the implementing tables' keys.
 ARCH_DEPTHS = {
     "resnet": (18, 34, 50, 101, 152),
     "vgg": (11, 13, 16, 19),
@@ -60,6 +64,7 @@ class ParamsError(UserError):
 def _one_of(*choices):
     def check(value):
         return None if value in choices else "one of " + ", ".join(map(repr, choices))
+    check.choices = choices  # for tests/test_params.py: the same names as the tables that implement them
     return check
 
 
@@ -107,6 +112,7 @@ def _per_dataset(check):
             return "a mapping of dataset name to value"
         bad = [k for k, v in value.items() if check(v)]
         return f"a mapping whose values are {check(object())} (bad: {bad})" if bad else None
+    checker.inner = check
     return checker
 
 
@@ -290,13 +296,19 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> di
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
+    return parse_params(path.read_text(), str(path), overrides)
+
+
+def parse_params(text: str, origin: str, overrides: list[str] = ()) -> dict:
+    """The params in `text` (params.yaml's content, from a file or an experiment's
+    commit, named by `origin` in errors) with `overrides`, validated."""
     try:
-        params = parse_yaml(path.read_text())
+        params = parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ParamsError(f"params: {path} is not valid YAML ({problem}{where}). Fix: correct it "
+        raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
                           "(each key once per section).") from None
     params = validate(apply_overrides(params, list(overrides)))
     check_overrides_win(params, list(overrides))

@@ -10,30 +10,38 @@ import numpy as np
 from keras import ops
 
 
+def _step_decay(base, step, total_steps, boundaries):
+    drops = sum(ops.cast(step >= b * total_steps, "float32") for b in boundaries)
+    return base * ops.power(0.1, drops)
+
+
+def _cosine_decay(base, step, total_steps, boundaries):
+    progress = ops.clip(step / max(total_steps, 1), 0.0, 1.0)
+    return base * 0.5 * (1.0 + ops.cos(math.pi * progress))
+
+
+# `train.schedule`'s choices: (base lr, step, total steps, step boundaries) -> lr.
+# keras.ops only, so a schedule runs under every Keras backend.
+SCHEDULES = {
+    "step": _step_decay,  # / 10 at each boundary (fractions of training)
+    "cosine": _cosine_decay,
+    "constant": lambda base, step, total_steps, boundaries: base,
+}
+
+
 @keras.saving.register_keras_serializable(package="ablation")
 class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from lr/10, then step decay (/10 at each boundary), cosine
-    decay or a constant. One class because Keras' built-in schedules cannot put a
-    warm-up in front of a piecewise-constant decay."""
+    """Linear warm-up from lr/10, then one of SCHEDULES. One class because Keras'
+    built-in schedules cannot put a warm-up in front of a piecewise-constant decay."""
 
     def __init__(self, learning_rate, total_steps, kind, boundaries, warmup_steps):
         self.learning_rate, self.total_steps, self.kind = learning_rate, total_steps, kind
         self.boundaries, self.warmup_steps = list(boundaries), warmup_steps
 
     def __call__(self, step):
-        # keras.ops only, so the schedule runs under every Keras backend.
         step = ops.cast(step, "float32")
         base = ops.convert_to_tensor(self.learning_rate, "float32")
-        if self.kind == "step":
-            drops = sum(ops.cast(step >= b * self.total_steps, "float32") for b in self.boundaries)
-            lr = base * ops.power(0.1, drops)
-        elif self.kind == "cosine":
-            progress = ops.clip(step / max(self.total_steps, 1), 0.0, 1.0)
-            lr = base * 0.5 * (1.0 + ops.cos(math.pi * progress))
-        elif self.kind == "constant":
-            lr = base
-        else:
-            raise ValueError(f"unknown schedule {self.kind!r}")
+        lr = SCHEDULES[self.kind](base, step, self.total_steps, self.boundaries)
         if self.warmup_steps:
             warm = base * (0.1 + 0.9 * step / self.warmup_steps)
             lr = ops.where(step < self.warmup_steps, warm, lr)
@@ -44,12 +52,17 @@ class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
 
 
+# `train.optimizer`'s choices: (learning rate schedule, momentum) -> optimizer.
+OPTIMIZERS = {
+    "sgd": lambda schedule, momentum: keras.optimizers.SGD(schedule, momentum=momentum),
+    "adam": lambda schedule, momentum: keras.optimizers.Adam(schedule),  # momentum is SGD's only
+}
+
+
 def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     schedule = StudySchedule(train["learning_rate"], train["epochs"] * steps_per_epoch, train["schedule"],
                              train["step_boundaries"], train["warmup_epochs"] * steps_per_epoch)
-    if train["optimizer"] == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=train["momentum"])
-    return keras.optimizers.Adam(schedule)
+    return OPTIMIZERS[train["optimizer"]](schedule, train["momentum"])
 
 
 def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:

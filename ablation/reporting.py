@@ -17,8 +17,9 @@ import numpy as np
 from tabulate import tabulate
 
 from ablation import figures
-from ablation.data import DataError, read_info
-from ablation.layout import run_dir
+from ablation.ingest import DataError
+from ablation.records import read_info
+from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
 from ablation.models import model_name
 from ablation.statistics import SeedSummary, summarize
 
@@ -69,22 +70,22 @@ def _json(read: Reader, path: str, missing: str) -> dict:
     return json.loads(text)
 
 
-def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir="results") -> dict:
+def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir=RESULTS) -> dict:
     """{dataset: {seed: run}}, each run {"train", "eval", "history", "responses",
     "predictions"} as its stages wrote them."""
     runs = {}
     for dataset in datasets:
         runs[dataset] = {}
         for seed in seeds:
-            run = run_dir(dataset, seed, results_dir).as_posix()
-            responses = read(f"{run}/eval/layer_responses.json")
+            files = run_files(dataset, seed, results_dir)
+            responses = read(files.layer_responses.as_posix())
             runs[dataset][seed] = {
-                "train": _json(read, f"{run}/train.json", f"train first (`dvc repro train@{dataset}-{seed}`)."),
-                "eval": _json(read, f"{run}/eval/metrics.json",
+                "train": _json(read, files.train_metrics.as_posix(), f"train first (`dvc repro train@{dataset}-{seed}`)."),
+                "eval": _json(read, files.eval_metrics.as_posix(),
                               f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."),
-                "history": read_history(read, f"{run}/live"),
+                "history": read_history(read, files.live.as_posix()),
                 "responses": json.loads(responses) if responses else None,
-                "predictions": read(f"{run}/eval/predictions.csv"),
+                "predictions": read(files.predictions.as_posix()),
             }
     return runs
 
@@ -188,12 +189,16 @@ PLOT_CSVS = {"loss": {"train_loss": "loss", "val_loss": "val_loss"},
              "accuracy": {"train_accuracy": "accuracy", "val_accuracy": "val_accuracy"}}
 
 
-def write_history_csvs(history: dict[str, list[float]], plots_dir, dataset: str) -> None:
-    """reports/plots/{loss,accuracy}/<dataset>.csv from a per-epoch history."""
+CONFUSION_PLOT = "confusion"  # the plot of actual against predicted classes
+
+
+def write_history_csvs(history: dict[str, list[float]], out: ReportFiles, dataset: str) -> None:
+    """The loss and accuracy plots' CSVs of one dataset from a per-epoch history."""
     for kind, columns in PLOT_CSVS.items():
-        (Path(plots_dir) / kind).mkdir(parents=True, exist_ok=True)
+        path = out.plot_csv(kind, dataset)
+        path.parent.mkdir(parents=True, exist_ok=True)
         present = {column: key for column, key in columns.items() if history.get(key)}
-        with open(Path(plots_dir) / kind / f"{dataset}.csv", "w", newline="") as handle:
+        with open(path, "w", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["epoch", *present])
             for epoch in range(len(history.get("loss", []))):
@@ -217,13 +222,12 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
 
 # --- the arm report ---------------------------------------------------------------------
 
-def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
-    """reports/report.md, reports/figures/*.png, reports/metrics.json,
-    reports/plots/{loss,accuracy,confusion}/<dataset>.csv; returns metrics.json's content."""
-    out_dir = Path(out_dir)
-    figure_dir, plots_dir, confusion_dir = out_dir / "figures", out_dir / "plots", out_dir / "plots" / "confusion"
+def write_arm_report(params: dict, results_dir, fetched_root, out: ReportFiles) -> dict:
+    """The report's Markdown, figures, metrics and plot CSVs
+    ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
+    figure_dir = out.figures
     runs = collect_runs(params["datasets"], params["train"]["seeds"], workspace_reader(), results_dir)
-    for folder in (figure_dir, confusion_dir):
+    for folder in (figure_dir, out.plot_csv(CONFUSION_PLOT, "any").parent):
         folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_arm(runs)
     model = params["model"]
@@ -234,7 +238,7 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
              "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
              "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
              "## Test results", "", arm_table(summary), ""]
-    infos = {d: read_info(Path(fetched_root) / d) for d in runs}
+    infos = {d: read_info(fetched_dir(d, fetched_root)) for d in runs}
     references = [(d, paper_reference(model, d, infos[d])) for d in runs]
     if any(ref for _, ref in references):
         lines += ["## Against the paper", ""]
@@ -243,13 +247,13 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
         lines += [""]
     for dataset, by_seed in runs.items():
         classes = infos[dataset]["classes"]
-        write_history_csvs(mean_history(by_seed), plots_dir, dataset)
+        write_history_csvs(mean_history(by_seed), out, dataset)
         figures.plot_curves({f"seed {s}": r["history"] for s, r in by_seed.items()},
                             figure_dir / f"{dataset}_curves.png", f"{name} on {dataset}")
-        matrix = write_confusion(by_seed, classes, confusion_dir / f"{dataset}.csv")
+        matrix = write_confusion(by_seed, classes, out.plot_csv(CONFUSION_PLOT, dataset))
         figures.plot_confusion(matrix, classes, figure_dir / f"{dataset}_confusion.png",
                                f"{name} on {dataset} (all seeds)")
-        figures.plot_samples(Path(fetched_root) / dataset, classes, figure_dir / f"{dataset}_samples.png")
+        figures.plot_samples(fetched_dir(dataset, fetched_root), classes, figure_dir / f"{dataset}_samples.png")
         per_class = [[c] + [f"{r['eval']['per_class_accuracy'][c]:.3f}"
                             if r["eval"]["per_class_accuracy"][c] is not None and test_accuracy(r) is not None
                             else "n/a" for r in by_seed.values()] for c in classes]
@@ -259,7 +263,7 @@ def write_arm_report(params: dict, results_dir, fetched_root, out_dir) -> dict:
                   "Per-class test accuracy (n/a: a diverged run):", "",
                   tabulate(per_class, headers=["class", *(f"seed {s}" for s in by_seed)], tablefmt="github"), "",
                   "Sample training images per class:", "", f"![samples](figures/{dataset}_samples.png)", ""]
-    (out_dir / "report.md").write_text("\n".join(lines))
+    out.report_md.write_text("\n".join(lines))
     metrics = metrics_json(summary)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    out.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

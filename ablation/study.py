@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ablation import layout, reporting
 from ablation.models import model_name
-from ablation.params import ParamsError, apply_overrides, load_params, parse_yaml, validate
+from ablation.params import ParamsError, apply_overrides, load_params, parse_params, parse_yaml, validate
 
 
 def _format(value) -> str:
@@ -125,10 +125,10 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
         for name, run_seeds in sources:
             commit = commits.get(name)
             text = read_file(commit, "params.yaml") if commit else None
-            if text is None or read_file(commit, f"{layout.REPORTS.as_posix()}/metrics.json") is None:
+            if text is None or read_file(commit, layout.ReportFiles().metrics.as_posix()) is None:
                 missing.append(name)
                 continue
-            params = validate(parse_yaml(text))
+            params = parse_params(text, f"params.yaml of experiment {name}")
             found = reporting.collect_runs(params["datasets"], run_seeds or params["train"]["seeds"],
                                            lambda path, commit=commit: read_file(commit, path))
             for dataset, by_seed in found.items():

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
 from ablation import figures
+from ablation.layout import ReportFiles
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
 from ablation.statistics import mcnemar_p, summarize, welch
 
@@ -121,12 +121,11 @@ def _mean_responses(runs: dict) -> list[float] | None:
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
-def write_study_report(results: list[dict], out_dir, command: str = "python -m stages.study",
+def write_study_report(results: list[dict], out: ReportFiles, command: str = "python -m stages.study",
                        log_hint: str = QUEUE_LOG_HINT) -> str:
     """reports/study.md and reports/study/*.png; results are study.collect()'s;
     `log_hint` says where a failed run's log is (`{name}`: the run)."""
-    out_dir = Path(out_dir)
-    figure_dir = out_dir / "study"
+    figure_dir = out.study_figures
     figure_dir.mkdir(parents=True, exist_ok=True)
     done = [r for r in results if not r["failed"]]
     for r in done:
@@ -135,7 +134,7 @@ def write_study_report(results: list[dict], out_dir, command: str = "python -m s
     rows = []
     for r in results:
         if r["failed"]:
-            hints = ", ".join(log_hint.format(name=name) for name in r["missing"])
+            hints = ", ".join(log_hint.format(name=name) for name in r.get("missing") or [r["name"]])
             rows.append([r["name"], "all", f"failed: see {hints}", "", "", "", "", "", ""])
             continue
         for dataset, s in r["summary"].items():
@@ -150,7 +149,7 @@ def write_study_report(results: list[dict], out_dir, command: str = "python -m s
              tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
                                      "parameters", "GFLOPs/image", "train s", "training images/s"],
                       tablefmt="github", disable_numparse=True), ""]
-    partial = [(r["name"], name) for r in done for name in r["missing"]]
+    partial = [(r["name"], name) for r in done for name in r.get("missing", [])]
     if partial:
         lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
             f"{name} (see {log_hint.format(name=name)})" for _, name in partial) + ".", ""]
@@ -220,5 +219,5 @@ def write_study_report(results: list[dict], out_dir, command: str = "python -m s
         lines += ["### Curves and accuracy against depth", "", f"![curves](study/{dataset}_curves.png)", "",
                   f"![accuracy against depth](study/{dataset}_accuracy_vs_depth.png)", ""]
     text = "\n".join(lines)
-    (out_dir / "study.md").write_text(text)
+    out.study_md.write_text(text)
     return text

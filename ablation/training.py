@@ -17,7 +17,8 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ablation import data, models
+from ablation import inputs, models, records
+from ablation.layout import RunFiles
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 from ablation.params import ParamsError, train_params
 
@@ -166,25 +167,25 @@ def resumed_epoch(backup_dir: Path) -> int:
 
 
 def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
-    """Trains and writes out_dir/model.keras, out_dir/live/ (dvclive) and
-    out_dir/train.json; returns the train metrics."""
+    """Trains and writes the model, dvclive's logs and the train metrics of
+    layout.RunFiles(out_dir); returns the train metrics."""
     cfg = train_params(params, dataset)
-    out_dir, backup_dir = Path(out_dir), Path(backup_dir)
+    files, backup_dir = RunFiles(Path(out_dir)), Path(backup_dir)
     size = params["data"]["image_size"][dataset]
-    info = data.read_info(fetched_dir)
+    info = records.read_info(fetched_dir)
     set_threads(cfg["threads"])
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_dtype_policy(cfg["mixed_precision"])
 
-    cached, rows = data.load_split(fetched_dir, split_dir, "train", size)
-    val_cached, val_rows = data.load_split(fetched_dir, split_dir, "val", size)
+    cached, rows = inputs.load_split(fetched_dir, split_dir, "train", size)
+    val_cached, val_rows = inputs.load_split(fetched_dir, split_dir, "val", size)
     print(f"train {dataset} seed {seed}: {len(rows):,} training and {len(val_rows):,} validation images "
           f"at {size}x{size}", flush=True)
     specific = (params["train"]["per_dataset"] or {}).get(dataset, {})
     if specific:
         print(f"train.per_dataset.{dataset} in effect: " + ", ".join(
             f"{key} {value!r} (train.{key} is {params['train'][key]!r})" for key, value in specific.items()), flush=True)
-    mean, variance = pixel_moments(*data.pixel_sums(cached))
+    mean, variance = pixel_moments(*inputs.pixel_sums(cached))
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 
     replicas = make_replicas(cfg["distribute"])
@@ -201,10 +202,10 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     first_epoch = resumed_epoch(backup_dir)
     if first_epoch:
         print(f"resuming from the checkpoint after epoch {first_epoch} in {backup_dir}", flush=True)
-    batches = data.training_batches(cached, len(rows), cfg["batch_size"], params["data"]["augment"][dataset],
+    batches = inputs.training_batches(cached, len(rows), cfg["batch_size"], params["data"]["augment"][dataset],
                                     seed, first_epoch, cfg["epochs"], cfg["threads"])
-    validation = data.evaluation_batches(val_cached, len(val_rows), cfg["batch_size"]) if val_rows else None
-    live = Live(str(out_dir / "live"), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
+    validation = inputs.evaluation_batches(val_cached, len(val_rows), cfg["batch_size"]) if val_rows else None
+    live = Live(str(files.live), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
     timer = EpochTimer()
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
@@ -222,8 +223,8 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     diverged = any(not _finite(v) for v in losses)
     if diverged:  # TerminateOnNaN ends fit without BackupAndRestore's cleanup
         shutil.rmtree(backup_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / "model.keras")
+    files.dir.mkdir(parents=True, exist_ok=True)
+    model.save(files.model)
     last = {k: v[-1] for k, v in history.history.items() if v}
     metrics = {
         "model": description["model"],
@@ -244,5 +245,5 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
         if timer.seconds > timer.validation_seconds else None,
     }
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    (out_dir / "train.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    files.train_metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablation import data
+from ablation import fetching, inputs, splitting
 from ablation.models import build_model, describe
 
 BATCH = 32
@@ -132,18 +132,18 @@ def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, pol
         pytest.skip(f"needs {SHARED / archive}")
     work = tmp_path_factory.mktemp(dataset)
     folder = {"source": "folder", "paths": {dataset: str(SHARED / archive)}}
-    data.fetch(dataset, folder, work / "fetched")
-    data.split(work / "fetched", {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 0}, 4000, work / "split")
+    fetching.fetch(dataset, folder, work / "fetched")
+    splitting.split(work / "fetched", {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 0}, 4000, work / "split")
 
     def one_epoch(cached, count):
-        for _ in data.training_batches(cached, count, 128, policy, 0, 0, 1):
+        for _ in inputs.training_batches(cached, count, 128, policy, 0, 0, 1):
             pass
 
     def cold_epoch():
-        cached, rows = data.load_split(work / "fetched", work / "split", "train", side)
+        cached, rows = inputs.load_split(work / "fetched", work / "split", "train", side)
         one_epoch(cached, len(rows))
 
-    cached, rows = data.load_split(work / "fetched", work / "split", "train", side)
+    cached, rows = inputs.load_split(work / "fetched", work / "split", "train", side)
     one_epoch(cached, len(rows))  # fills the cache
     start = time.perf_counter()
     one_epoch(cached, len(rows))

@@ -3,7 +3,8 @@ weighted layers and residual additions. Usage: python -m stages.describe [-S key
 from tabulate import tabulate
 
 from ablation import models
-from ablation.data import tfds_class_names, read_info
+from ablation.ingest import tfds_class_names
+from ablation.records import read_info
 from ablation.layout import fetched_dir
 from stages import _cli
 

@@ -1,14 +1,14 @@
 """fetch stage: python -m stages.fetch DATASET -> data/fetched/DATASET/, data/fetched/DATASET.metrics.json"""
 import json
 
-from ablation import data
+from ablation import fetching
 from ablation.layout import fetch_metrics, fetched_dir
 from stages import _cli
 
 
 def main():
     args, params = _cli.stage_args(__doc__)
-    info = data.fetch(args.dataset, params["data"], fetched_dir(args.dataset))
+    info = fetching.fetch(args.dataset, params["data"], fetched_dir(args.dataset))
     metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}
     fetch_metrics(args.dataset).write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped, "

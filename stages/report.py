@@ -5,10 +5,11 @@ from stages import _cli
 
 def main():
     params = _cli.params_from(_cli.parser(__doc__).parse_args())
-    summary = reporting.write_arm_report(params, layout.RESULTS, layout.FETCHED, layout.REPORTS)
+    out = layout.ReportFiles()
+    summary = reporting.write_arm_report(params, layout.RESULTS, layout.FETCHED, out)
     for dataset, values in summary.items():
         print(f"report {dataset}: test accuracy {values['test_accuracy']}")
-    print(f"wrote {layout.REPORTS / 'report.md'}")
+    print(f"wrote {out.report_md}")
 
 
 if __name__ == "__main__":

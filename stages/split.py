@@ -1,12 +1,12 @@
 """split stage: python -m stages.split DATASET -> data/split/DATASET/{manifest.csv,counts.json}"""
-from ablation import data
+from ablation import splitting
 from ablation.layout import fetched_dir, split_dir
 from stages import _cli
 
 
 def main():
     args, params = _cli.stage_args(__doc__)
-    counts = data.split(fetched_dir(args.dataset), params["split"], params["data"]["limit"], split_dir(args.dataset))
+    counts = splitting.split(fetched_dir(args.dataset), params["split"], params["data"]["limit"], split_dir(args.dataset))
     print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))
 
 

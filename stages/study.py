@@ -13,7 +13,9 @@ import sys
 from ablation import layout, study, study_report
 from stages import _cli
 
-STUDY_LOGS = layout.REPORTS / "study-logs"
+
+
+REPORT = layout.ReportFiles()
 
 
 def main():
@@ -44,16 +46,16 @@ def main():
         from ablation import ray_engine  # Ray only where it is used
         ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,
                              num_gpus=args.num_gpus, num_cpus=args.num_cpus, retries=args.retries,
-                             resume=args.resume, logs_dir=STUDY_LOGS)
+                             resume=args.resume, logs_dir=REPORT.study_logs)
     elif not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
     results = study.collect(arms, per_seed=on_ray)
     command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume"))])
-    log_hint = f"`{STUDY_LOGS.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
-    print(study_report.write_study_report(results, layout.REPORTS, command, log_hint))
-    missing = [name for r in results for name in r["missing"]]
+    log_hint = f"`{REPORT.study_logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
+    print(study_report.write_study_report(results, REPORT, command, log_hint))
+    missing = [name for r in results for name in r.get("missing", [])]
     if missing:
-        where = f"{STUDY_LOGS}/NAME.log" if on_ray else "`dvc queue logs NAME`"
+        where = f"{REPORT.study_logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
         rerun = "rerun with --resume" if on_ray else "rerun"
         raise SystemExit(f"error: runs {missing} left no results. Fix: read {where}, fix the cause, then {rerun}.")
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ablation import data
+from ablation import fetching, ingest, inputs, records, splitting
 from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, require_shared
 
 FOLDER = {"source": "folder", "paths": {}, "image_size": {}, "augment": {}, "limit": None}
@@ -46,11 +46,11 @@ def pets_files(per_class=10) -> dict[str, bytes]:
 
 
 def fetch_folder(tmp_path, dataset, source) -> dict:
-    return data.fetch(dataset, {**FOLDER, "paths": {dataset: str(source)}}, tmp_path / "fetched" / dataset)
+    return fetching.fetch(dataset, {**FOLDER, "paths": {dataset: str(source)}}, tmp_path / "fetched" / dataset)
 
 
 def labels_by_id(fetched_dir) -> dict[str, int]:
-    return {i: label for i, label, _ in data.read_labels(fetched_dir)}
+    return {i: label for i, label, _ in records.read_labels(fetched_dir)}
 
 
 def test_folder_with_wrapper_dir_skips_corrupt_files(tmp_path):
@@ -116,23 +116,23 @@ def test_unknown_dataset_from_folder_sorts_classes(tmp_path):
 ])
 def test_bad_inputs_stop_with_a_message_naming_the_path(tmp_path, setup, message):
     source = setup(tmp_path)
-    with pytest.raises(data.DataError, match=message) as error:
+    with pytest.raises(ingest.DataError, match=message) as error:
         fetch_folder(tmp_path, "cats_vs_dogs", source)
     assert "Fix" in str(error.value) or str(source) in str(error.value)
 
 
 def test_folder_source_needs_a_path(tmp_path):
-    with pytest.raises(data.DataError, match="data.paths.cats_vs_dogs"):
-        data.fetch("cats_vs_dogs", FOLDER, tmp_path / "out")
+    with pytest.raises(ingest.DataError, match="data.paths.cats_vs_dogs"):
+        fetching.fetch("cats_vs_dogs", FOLDER, tmp_path / "out")
 
 
 def test_tfds_source_without_network(tmp_path):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=12):
-        info = data.fetch("cifar10", {**FOLDER, "source": "tfds"}, tmp_path / "cifar10")
+        info = fetching.fetch("cifar10", {**FOLDER, "source": "tfds"}, tmp_path / "cifar10")
     assert info["source"] == "tfds" and info["classes"][9] == "truck"
     assert info["splits"] == {"test": 12, "train": 12}
-    images = [e["image"] for e in data.read_records(tmp_path / "cifar10").take(2).as_numpy_iterator()]
+    images = [e["image"] for e in records.read_records(tmp_path / "cifar10").take(2).as_numpy_iterator()]
     assert tf.io.decode_image(images[0]).shape[-1] == 3
 
 
@@ -158,8 +158,8 @@ def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tm
 
 
 def test_tfds_unknown_dataset_points_to_folder(tmp_path):
-    with pytest.raises(data.DataError, match="data.source=folder"):
-        data.fetch("no_such_dataset_xyz", {**FOLDER, "source": "tfds"}, tmp_path / "x")
+    with pytest.raises(ingest.DataError, match="data.source=folder"):
+        fetching.fetch("no_such_dataset_xyz", {**FOLDER, "source": "tfds"}, tmp_path / "x")
 
 
 # --- split ---------------------------------------------------------------------------
@@ -173,21 +173,21 @@ def pets_fetched(tmp_path):
 
 def test_split_is_stratified_disjoint_and_seeded(tmp_path, pets_fetched):
     params = {**SPLIT, "val_fraction": 0.25}
-    counts = data.split(pets_fetched, params, None, tmp_path / "a")
+    counts = splitting.split(pets_fetched, params, None, tmp_path / "a")
     assert counts["test"]["per_class"] == {"cat": 10, "dog": 10}
     assert counts["val"]["per_class"] == {"cat": 10, "dog": 10}
     assert counts["train"]["total"] == 60
-    manifest = data.read_manifest(tmp_path / "a")
-    ids = [set(i for i, _ in manifest[s]) for s in data.SPLITS]
+    manifest = splitting.read_manifest(tmp_path / "a")
+    ids = [set(i for i, _ in manifest[s]) for s in splitting.SPLITS]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
-    data.split(pets_fetched, params, None, tmp_path / "b")
+    splitting.split(pets_fetched, params, None, tmp_path / "b")
     assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
-    data.split(pets_fetched, {**params, "seed": 7}, None, tmp_path / "c")
+    splitting.split(pets_fetched, {**params, "seed": 7}, None, tmp_path / "c")
     assert (tmp_path / "a" / "manifest.csv").read_bytes() != (tmp_path / "c" / "manifest.csv").read_bytes()
 
 
 def test_split_limit_keeps_classes_balanced(tmp_path, pets_fetched):
-    counts = data.split(pets_fetched, SPLIT, 10, tmp_path / "s")
+    counts = splitting.split(pets_fetched, SPLIT, 10, tmp_path / "s")
     assert counts["train"]["per_class"] == {"cat": 5, "dog": 5} and counts["test"]["total"] == 10
 
 
@@ -196,17 +196,17 @@ def test_split_limit_keeps_classes_balanced(tmp_path, pets_fetched):
 def test_decode_square_keeps_aspect_and_crops_centre():
     image = np.zeros((30, 60, 3), np.uint8)
     image[:, 15:45] = 255  # the centre square is white
-    out = data.decode_square(tf.io.encode_png(image), 16).numpy()
+    out = inputs.decode_square(tf.io.encode_png(image), 16).numpy()
     assert out.shape == (16, 16, 3) and out.min() > 200
 
 
 def test_training_batches_are_reproducible_and_resumable(tmp_path, pets_fetched):
-    data.split(pets_fetched, SPLIT, None, tmp_path / "s")
-    cached, rows = data.load_split(pets_fetched, tmp_path / "s", "train", 8)
+    splitting.split(pets_fetched, SPLIT, None, tmp_path / "s")
+    cached, rows = inputs.load_split(pets_fetched, tmp_path / "s", "train", 8)
     assert len(rows) == 80
 
     def epochs(first):
-        batches = data.training_batches(cached, len(rows), 16, "pad_crop_flip", 3, first, 3)
+        batches = inputs.training_batches(cached, len(rows), 16, "pad_crop_flip", 3, first, 3)
         return [b[0].numpy() for b in batches]
 
     full, resumed = epochs(0), epochs(2)
@@ -221,11 +221,11 @@ def test_real_cifar10_archive(tmp_path):
     require_shared()
     info = fetch_folder(tmp_path, "cifar10", CIFAR_ARCHIVE)
     assert info["splits"] == {"test": 10_000, "train": 50_000} and info["skipped"] == 0
-    counts = data.split(tmp_path / "fetched" / "cifar10", SPLIT, None, tmp_path / "split")
+    counts = splitting.split(tmp_path / "fetched" / "cifar10", SPLIT, None, tmp_path / "split")
     assert counts["train"]["total"] == 50_000 and counts["test"]["total"] == 10_000
     assert set(counts["train"]["per_class"].values()) == {5000}
     assert set(counts["test"]["per_class"].values()) == {1000}
-    rows = data.read_manifest(tmp_path / "split")
+    rows = splitting.read_manifest(tmp_path / "split")
     assert ("test/truck/0000.jpg", 9) in rows["test"] and ("train/airplane/0000.jpg", 0) in rows["train"]
 
 
@@ -233,17 +233,17 @@ def test_real_cats_vs_dogs_archive(tmp_path):
     require_shared()
     info = fetch_folder(tmp_path, "cats_vs_dogs", PETS_ARCHIVE)
     assert info["splits"] == {"train": 4000}
-    counts = data.split(tmp_path / "fetched" / "cats_vs_dogs", SPLIT, None, tmp_path / "split")
+    counts = splitting.split(tmp_path / "fetched" / "cats_vs_dogs", SPLIT, None, tmp_path / "split")
     assert counts["train"]["total"] == 3200 and counts["test"]["total"] == 800
     assert counts["test"]["per_class"] == {"cat": 400, "dog": 400}
-    labels = {i: label for i, label in sum(data.read_manifest(tmp_path / "split").values(), [])}
+    labels = {i: label for i, label in sum(splitting.read_manifest(tmp_path / "split").values(), [])}
     assert labels["PetImages/Cat/10.jpg"] == 0
     assert all(label == 1 for i, label in labels.items() if "/Dog/" in i)
 
 
 def test_split_too_large_for_memory_is_decoded_each_epoch(tmp_path, pets_fetched, monkeypatch, capsys):
-    data.split(pets_fetched, SPLIT, None, tmp_path / "s")
-    monkeypatch.setattr(data.os, "sysconf", lambda name: 1)  # a machine with almost no memory
-    dataset, rows = data.load_split(pets_fetched, tmp_path / "s", "train", 8)
+    splitting.split(pets_fetched, SPLIT, None, tmp_path / "s")
+    monkeypatch.setattr(inputs.os, "sysconf", lambda name: 1)  # a machine with almost no memory
+    dataset, rows = inputs.load_split(pets_fetched, tmp_path / "s", "train", 8)
     assert "does not fit in memory" in capsys.readouterr().err
     assert sum(1 for _ in dataset) == len(rows) == 80

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ablation.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe
-from ablation.params import ParamsError
+from ablation.params import ParamsError, validate_model
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
 TORCHVISION = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
@@ -99,9 +99,10 @@ def test_forward_is_finite_and_few_steps_lower_the_loss(model_params, residual):
 
 
 def test_bad_model_params_are_rejected(model_params):
+    # Validated once, when params load (build_model trusts what it is given).
     with pytest.raises(ParamsError, match="11, 13, 16, 19 for vgg"):
-        build_model(arm(model_params, arch="vgg", depth=20, residual=False), (32, 32, 3), 10)
+        validate_model(arm(model_params, arch="vgg", depth=20, residual=False))
     with pytest.raises(ParamsError, match="6n\\+2"):
-        build_model(arm(model_params, arch="resnet_cifar", depth=22), (32, 32, 3), 10)
+        validate_model(arm(model_params, arch="resnet_cifar", depth=22))
     with pytest.raises(ValueError, match="at least 32x32"):
         build_model(arm(model_params, arch="vgg", depth=11, residual=False), (16, 16, 3), 10)

@@ -77,3 +77,18 @@ def test_study_grid_keys_must_exist(tmp_path, default_params):
 def test_exponent_floats_read_as_dvc_reads_them(default_params):
     params = validate(apply_overrides(default_params, ["train.learning_rate=1e-3", "model.weight_decay=5e-4"]))
     assert params["train"]["learning_rate"] == 0.001 and params["model"]["weight_decay"] == 0.0005
+
+
+def test_params_choices_are_the_implementing_tables_keys():
+    """params.py writes the allowed names out (so fetch and split need not import the
+    model and training code); they must stay the names the code implements."""
+    from ablation import inputs, models, recipe
+    from ablation.params import ARCH_DEPTHS, SCHEMA, TRAIN_SCHEMA, VGG_MIN_SIDE
+    choices = lambda check: set(check.choices)  # noqa: E731
+    assert choices(SCHEMA["model"]["arch"]) == set(models.ARCHITECTURES)
+    assert choices(SCHEMA["model"]["fc_init"]) == set(models.FC_INITIALIZERS)
+    assert ARCH_DEPTHS == {"resnet": tuple(models.RESNET_STAGES), "vgg": tuple(models.VGG_BLOCKS)}
+    assert VGG_MIN_SIDE == models.VGG_MIN_SIDE
+    assert choices(TRAIN_SCHEMA["optimizer"]) == set(recipe.OPTIMIZERS)
+    assert choices(TRAIN_SCHEMA["schedule"]) == set(recipe.SCHEDULES)
+    assert choices(SCHEMA["data"]["augment"].inner) == set(inputs.AUGMENTATIONS)

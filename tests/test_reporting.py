@@ -3,16 +3,17 @@ import csv
 from PIL import Image
 
 from ablation import reporting, study_report
+from ablation.layout import ReportFiles
 
 
 def test_history_csvs_hold_what_dvc_plots_draws(tmp_path):
     history = {"loss": [2.0, 1.5], "val_loss": [2.2, 1.9], "accuracy": [0.3, 0.5], "val_accuracy": [0.25, 0.4],
                "learning_rate": [0.1, 0.01]}
-    reporting.write_history_csvs(history, tmp_path, "cifar10")
-    with open(tmp_path / "loss" / "cifar10.csv") as handle:
+    reporting.write_history_csvs(history, ReportFiles(tmp_path), "cifar10")
+    with open(tmp_path / "plots" / "loss" / "cifar10.csv") as handle:
         assert list(csv.DictReader(handle)) == [{"epoch": "1", "train_loss": "2", "val_loss": "2.2"},
                                                 {"epoch": "2", "train_loss": "1.5", "val_loss": "1.9"}]
-    with open(tmp_path / "accuracy" / "cifar10.csv") as handle:
+    with open(tmp_path / "plots" / "accuracy" / "cifar10.csv") as handle:
         assert [row["val_accuracy"] for row in csv.DictReader(handle)] == ["0.25", "0.4"]
 
 
@@ -56,7 +57,7 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
                                           run(0.81, 0.84, [False] * 20, layers=9),
                                           run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
                {"name": "resnet110", "failed": True, "overrides": ["model.residual=true", "model.depth=110"]}]
-    text = study_report.write_study_report(results, tmp_path, "python -m stages.study --preset p.yaml")
+    text = study_report.write_study_report(results, ReportFiles(tmp_path), "python -m stages.study --preset p.yaml")
     assert "`python -m stages.study --preset p.yaml`" in text
     # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
     gain_row = next(line for line in text.splitlines() if line.startswith("| resnet56 ") and "plain56" in line)
@@ -76,7 +77,7 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
                arm("plain20", False, 20, [run(0.88, 0.80, [True]), run(0.87, 0.81, [True])]),
                arm("resnet56", True, 56, [run(0.70, 0.75, [True]), run(0.71, 0.74, [True])]),
                arm("plain56", False, 56, [run(0.72, 0.90, [True]), run(0.74, 0.91, [True])])]
-    text = study_report.write_study_report(results, tmp_path)
+    text = study_report.write_study_report(results, ReportFiles(tmp_path))
     assert "(a) degradation: plain-56 has a higher training error than plain-20: no.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: no.**" in text
     assert "(c) residual-56 is no worse than residual-20: no.**" in text
@@ -87,7 +88,7 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
                arm("plain20", False, 20, [run(0.70, 0.68, [True]), run(0.66, 0.68, [True])]),
                arm("resnet56", True, 56, [run(0.60, 0.65, [True]), run(0.67, 0.60, [True])]),
                arm("plain56", False, 56, [run(0.55, 0.70, [True]), run(0.70, 0.62, [True])])]
-    text = study_report.write_study_report(results, tmp_path)
+    text = study_report.write_study_report(results, ReportFiles(tmp_path))
     assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
     assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text

@@ -1,0 +1,132 @@
+"""The split stage's work: a seeded, stratified train/val/test split made from a
+hash of each example id, written as a manifest (id,label,split) and per-class
+counts (a DVC metric)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from ablation.ingest import DataError
+from ablation.layout import COUNTS_FILE, MANIFEST_FILE
+from ablation.records import read_info, read_labels
+
+SPLITS = ("train", "val", "test")
+
+
+
+def _key(seed: int, example_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()
+
+
+def _stratified_take(examples: list[tuple[str, int]], fraction: float, seed: int):
+    """Splits (id, label) pairs into (taken, rest): `fraction` of each class, chosen by
+    a seeded hash of the id, so the result ignores input order."""
+    by_class = defaultdict(list)
+    for example_id, label in examples:
+        by_class[label].append(example_id)
+    taken, rest = [], []
+    for label, ids in by_class.items():
+        ids.sort(key=lambda i: _key(seed, i))
+        count = round(len(ids) * fraction)
+        taken += [(i, label) for i in ids[:count]]
+        rest += [(i, label) for i in ids[count:]]
+    return taken, rest
+
+
+def _stratified_limit(examples: list[tuple[str, int]], limit: int | None, seed: int):
+    """At most `limit` examples, classes in proportion (interleaved by rank within class)."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    by_class = defaultdict(list)
+    for example_id, label in examples:
+        by_class[label].append(example_id)
+    ranked = []
+    for label, ids in by_class.items():
+        ids.sort(key=lambda i: _key(seed, i))
+        ranked += [((rank + 0.5) / len(ids), _key(seed, i), i, label) for rank, i in enumerate(ids)]
+    return [(i, label) for *_, i, label in sorted(ranked)[:limit]]
+
+
+def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_dir: str | Path) -> dict:
+    """Writes manifest.csv and counts.json; returns the counts."""
+    info = read_info(fetched_dir)
+    records = read_labels(fetched_dir)
+    by_source = defaultdict(list)
+    for example_id, label, source_split in records:
+        by_source[source_split].append((example_id, label))
+    by_source_names = set(by_source)
+    seed = split_params["seed"]
+    train = by_source.pop("train", [])
+    if "test" in by_source:
+        test = by_source.pop("test")
+    else:
+        test, train = _stratified_take(train, split_params["test_fraction"], seed)
+    val, train = _stratified_take(train, split_params["val_fraction"], seed + 1)
+    if not train:
+        raise DataError(f"{fetched_dir} has no training examples. Fix: check the fetched data.")
+    splits = {"train": train, "val": val, "test": test}
+    splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
+    _check_every_class(splits, info["classes"], records, split_params, limit, carved="test" not in by_source_names)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / MANIFEST_FILE, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "label", "split"])
+        for name in SPLITS:
+            writer.writerows((i, label, name) for i, label in splits[name])
+    classes = info["classes"]
+    counts = {name: {"total": len(rows),
+                     "per_class": {classes[c]: n for c, n in sorted(Counter(l for _, l in rows).items())}}
+              for name, rows in splits.items()}
+    (out_dir / COUNTS_FILE).write_text(json.dumps(counts, indent=2) + "\n")
+    return counts
+
+
+def _smallest_class_for(fractions: dict, carved: bool) -> int:
+    """The fewest examples a class needs for one in each split asked for."""
+    for n in range(1, 10_000):
+        test = round(n * fractions["test_fraction"]) if carved else 0
+        val = round((n - test) * fractions["val_fraction"])
+        if (test >= 1 or not carved) and (val >= 1 or not fractions["val_fraction"]) and n - test - val >= 1:
+            return n
+    return 10_000
+
+
+def _check_every_class(splits: dict, classes: list[str], records: list, fractions: dict, limit: int | None,
+                       carved: bool) -> None:
+    """Refuses a split in which some class has no example (a model could not learn
+    it, or accuracy would be measured without it)."""
+    asked = ["train", "test"] + (["val"] if fractions["val_fraction"] else [])
+    per_class = Counter(label for _, label, _ in records)
+    for name in asked:
+        present = {label for _, label in splits[name]}
+        missing = [c for index, c in enumerate(classes) if index not in present]
+        if not missing:
+            continue
+        absent = [c for c in missing if not per_class[classes.index(c)]]
+        if absent:
+            raise DataError(f"class(es) {absent} have no usable example in the fetched data. Fix: add images of "
+                            "them, or remove their folders and use a dataset name of your own.")
+        if limit is not None and limit < len(classes) * 3:
+            raise DataError(f"data.limit={limit} leaves the {name} split without class(es) {missing}. Fix: raise "
+                            f"data.limit to at least {len(classes) * 3} (pass -S data.limit=<n> or null for all).")
+        need = _smallest_class_for(fractions, carved)
+        scarce = {c: per_class[classes.index(c)] for c in missing}
+        raise DataError(f"class(es) {scarce} (usable examples) are too few for a {name} split: with "
+                        f"split.test_fraction={fractions['test_fraction']} and split.val_fraction="
+                        f"{fractions['val_fraction']} a class needs at least {need}. Fix: add images, or lower "
+                        "split.val_fraction / split.test_fraction.")
+
+
+def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
+    path = Path(split_dir) / MANIFEST_FILE
+    if not path.exists():
+        raise DataError(f"{path} is missing. Fix: run the split stage first (`dvc repro split`).")
+    out = {name: [] for name in SPLITS}
+    with open(path) as handle:
+        for row in csv.DictReader(handle):
+            out[row["split"]].append((row["id"], int(row["label"])))
+    return out
