@@ -189,8 +189,8 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
 
     replicas = make_replicas(cfg["distribute"])
-    print(f"training on {replicas.count} replica(s) ({replicas.name}, Keras backend {keras.backend.backend()}), "
-          f"global batch {cfg['batch_size']}", flush=True)
+    print(f"training on {replicas.count} replica(s) ({replicas.name}), global batch {cfg['batch_size']}, "
+          f"Keras backend {keras.backend.backend()}", flush=True)
     with replicas.scope:
         net = models.build_model(params["model"], (size, size, 3), len(info["classes"]))
         model = with_normalization(net, mean, variance)
