@@ -127,14 +127,16 @@ def test_one_class_custom_dataset_is_refused(project, tmp_path):
 def test_interrupted_fetch_keeps_the_previous_fetch(project, tmp_path):
     source = write_tree(tmp_path / "many", pets(per_class=1500))
     before = snapshot(project)
+    # Ctrl-C as in a terminal: a child of a backgrounded shell (`.ci/run &`) would
+    # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
     process = subprocess.Popen([sys.executable, "-m", "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
-                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     staging = project / "data" / "fetched" / f".{DATASET}.staging"
     deadline = time.time() + 120
     while not any(staging.glob("*.partial")) and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    # On a machine busy with other work this poll can miss the fetch's window: say so.
-    assert process.poll() is None, "the fetch finished before it could be interrupted: rerun with the CPU idle"
+    assert process.poll() is None, "the fetch finished before the test could interrupt it"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate()
     assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
