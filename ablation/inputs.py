@@ -91,7 +91,8 @@ AUGMENTATIONS = {
 def augment(image: tf.Tensor, policy: str, seed: tf.Tensor) -> tf.Tensor:
     """Stateless random augmentation: the same (seed, epoch, index) gives the same
     image, so a resumed training sees exactly the batches it would have seen."""
-    # Three seeds whatever the policy, as before the table: the same seed gives the same images.
+    # One split into three seeds for every policy (crop, bounding box, flip), so each
+    # random op keeps its seed whichever policy uses it.
     return AUGMENTATIONS[policy](image, tf.random.experimental.stateless_split(seed, 3))
 
 

@@ -111,9 +111,12 @@ class ReportFiles:
     def plots(self) -> Path:  # CSVs behind dvc.yaml's top-level plots
         return self.dir / "plots"
 
+    def plot_dir(self, kind: str) -> Path:
+        """A directory of dvc.yaml's top-level plots: one CSV per dataset."""
+        return self.plots / kind
+
     def plot_csv(self, kind: str, dataset: str) -> Path:
-        """One dataset's CSV of a plot (`kind`: a directory of dvc.yaml's top-level plots)."""
-        return self.plots / kind / f"{dataset}.csv"
+        return self.plot_dir(kind) / f"{dataset}.csv"
 
     @property
     def study_md(self) -> Path:

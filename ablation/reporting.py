@@ -195,8 +195,8 @@ CONFUSION_PLOT = "confusion"  # the plot of actual against predicted classes
 def write_history_csvs(history: dict[str, list[float]], out: ReportFiles, dataset: str) -> None:
     """The loss and accuracy plots' CSVs of one dataset from a per-epoch history."""
     for kind, columns in PLOT_CSVS.items():
+        out.plot_dir(kind).mkdir(parents=True, exist_ok=True)
         path = out.plot_csv(kind, dataset)
-        path.parent.mkdir(parents=True, exist_ok=True)
         present = {column: key for column, key in columns.items() if history.get(key)}
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -227,7 +227,7 @@ def write_arm_report(params: dict, results_dir, fetched_root, out: ReportFiles) 
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
     figure_dir = out.figures
     runs = collect_runs(params["datasets"], params["train"]["seeds"], workspace_reader(), results_dir)
-    for folder in (figure_dir, out.plot_csv(CONFUSION_PLOT, "any").parent):
+    for folder in (figure_dir, out.plot_dir(CONFUSION_PLOT)):
         folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_arm(runs)
     model = params["model"]

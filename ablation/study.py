@@ -11,6 +11,7 @@ from pathlib import Path
 from ablation import layout, reporting
 from ablation.models import model_name
 from ablation.params import ParamsError, apply_overrides, load_params, parse_params, parse_yaml, validate
+from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 
 
 def _format(value) -> str:
@@ -120,7 +121,7 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
     results = []
     for arm in study_arms:
         seeds = arm["params"]["train"]["seeds"]
-        sources = [(f"{arm['name']}-s{seed}", [seed]) for seed in seeds] if per_seed else [(arm["name"], None)]
+        sources = [(run_name(arm["name"], seed), [seed]) for seed in seeds] if per_seed else [(arm["name"], None)]
         params, runs, missing = None, {}, []
         for name, run_seeds in sources:
             commit = commits.get(name)

@@ -13,8 +13,6 @@ import sys
 from ablation import layout, study, study_report
 from stages import _cli
 
-
-
 REPORT = layout.ReportFiles()
 
 

@@ -37,7 +37,7 @@ def layout_paths() -> set[str]:
              layout.split_counts(DATASET), run.model, run.live, run.train_metrics, run.predictions, run.confusion,
              run.layer_responses, run.eval_metrics, layout.RESULTS, layout.FETCHED, report.report_md,
              report.figures, report.plots, report.metrics,
-             *(report.plot_csv(kind, DATASET).parent for kind in [*reporting.PLOT_CSVS, reporting.CONFUSION_PLOT])]
+             *(report.plot_dir(kind) for kind in [*reporting.PLOT_CSVS, reporting.CONFUSION_PLOT])]
     return {p.as_posix() for p in paths}
 
 
