@@ -95,7 +95,23 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
             "skipped": 0, "skipped_files": [], "ignored": 0, "ignored_files": []}
 
 
-def fetch(dataset: str, data_params: dict, out_dir: str | Path) -> dict:
+def _from_folder(dataset: str, path: str | None, out_dir: Path) -> dict:
+    if not path:
+        raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
+                        f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
+    # Relative paths are from the project root. DVC_ROOT names it even when DVC's
+    # queue runs this stage in a temporary copy of the project.
+    return fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, out_dir)
+
+
+# `data.source`: (dataset, data.paths.<dataset>, output directory) -> info.
+SOURCES = {
+    "tfds": lambda dataset, path, out_dir: fetch_tfds(dataset, out_dir),  # tfds downloads; no path
+    "folder": _from_folder,
+}
+
+
+def fetch(dataset: str, source: str, path: str | None, out_dir: str | Path) -> dict:
     """Writes the dataset's shards and info.json into out_dir; returns the info.
     Everything is built in a staging directory beside out_dir, checked, then
     swapped in: a failed or interrupted fetch leaves the previous output (or
@@ -107,17 +123,7 @@ def fetch(dataset: str, data_params: dict, out_dir: str | Path) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        if data_params["source"] == "folder":
-            path = (data_params["paths"] or {}).get(dataset)
-            if not path:
-                raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
-                                f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
-            # Relative paths are from the project root. DVC_ROOT names it even when DVC's
-            # queue runs this stage in a temporary copy of the project.
-            info = fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, staging)
-        else:
-            info = fetch_tfds(dataset, staging)
-        info = {"dataset": dataset, "source": data_params["source"], **info}
+        info = {"dataset": dataset, "source": source, **SOURCES[source](dataset, path, staging)}
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         read_labels(staging)  # every shard complete and counted as info.json says
         shutil.rmtree(previous, ignore_errors=True)

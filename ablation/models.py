@@ -10,6 +10,7 @@ layers in the same order with no shortcut additions and no projections.
 from __future__ import annotations
 
 import sys
+from typing import Callable, NamedTuple
 
 import keras
 from keras import layers, ops
@@ -41,6 +42,14 @@ VGG_WIDTHS = (64, 128, 256, 512, 512)
 VGG_MIN_SIDE = 2 ** len(VGG_WIDTHS)  # a 2x2 max-pool after each block
 BOTTLENECK_EXPANSION = 4
 SMALL_STEM_BELOW = 96  # `stem: auto` uses the ImageNet stem from this side length up
+# `model.shortcut` (paper, Table 3): whether a block's shortcut is a 1x1 projection,
+# given whether the block changes width or resolution. A shortcut without a
+# projection is the identity, zero-padded and subsampled where shapes change (option A).
+SHORTCUT_PROJECTS = {
+    "A": lambda reshapes: False,
+    "B": lambda reshapes: reshapes,
+    "C": lambda reshapes: True,
+}
 SHORTCUT_PREFIX = "shortcut"  # names of projection layers: not counted in the depth
 # Initializers of the final classifier (`model.fc_init`). `linear_default` is
 # torch.nn.Linear's default, U(+-1/sqrt(fan_in)), as in the paper's Torch
@@ -73,13 +82,13 @@ class ZeroPadShortcut(layers.Layer):
 class _Builder:
     """Holds the per-model settings every layer needs (weight decay, shortcut type)."""
 
-    def __init__(self, model: dict):
-        self.residual = model["residual"]
-        self.shortcut_type = model["shortcut"]
-        self.fc_init = model["fc_init"]
+    def __init__(self, model):
+        self.residual = model.residual
+        self.projects = SHORTCUT_PROJECTS[model.shortcut]
+        self.fc_init = model.fc_init
         # Keras' L2(l) adds l*sum(w^2), whose gradient is 2*l*w; the paper's SGD weight
         # decay wd adds wd*w, hence wd / 2.
-        self.regularizer = keras.regularizers.L2(model["weight_decay"] / 2) if model["weight_decay"] else None
+        self.regularizer = keras.regularizers.L2(model.weight_decay / 2) if model.weight_decay else None
 
     def conv_bn(self, x, filters, kernel, stride, name, relu=True):
         """Convolution (no bias: BN follows) + batch normalization (+ ReLU)."""
@@ -92,7 +101,7 @@ class _Builder:
     def shortcut(self, x, filters, stride, name):
         """The shortcut branch of a block (paper, Table 3 options A/B/C)."""
         reshapes = stride != 1 or x.shape[-1] != filters
-        if self.shortcut_type == "C" or (self.shortcut_type == "B" and reshapes):
+        if self.projects(reshapes):
             return self.conv_bn(x, filters, 1, stride, f"{name}_{SHORTCUT_PREFIX}", relu=False)
         if reshapes:
             return ZeroPadShortcut(filters, stride, name=f"{name}_{SHORTCUT_PREFIX}_pad")(x)
@@ -134,24 +143,34 @@ class _Builder:
         return layers.Activation("softmax", dtype="float32", name="predictions")(x)
 
 
+def _imagenet_stem(b: _Builder, x):
+    x = b.conv_bn(x, 64, 7, 2, "stem")
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+def _small_stem(b: _Builder, x):
+    return b.conv_bn(x, 64, 3, 1, "stem")
+
+
+# `model.stem` of the ImageNet ResNets: (builder, input) -> features.
+STEMS = {
+    "imagenet": _imagenet_stem,  # 7x7/2 + 3x3/2 max-pool (Table 1)
+    "small": _small_stem,  # 3x3/1: small images keep their resolution
+    "auto": lambda b, x: (_imagenet_stem if min(x.shape[1:3]) >= SMALL_STEM_BELOW else _small_stem)(b, x),
+}
+
+
 def _resnet(b: _Builder, inputs, model, num_classes):
-    block_type, stage_blocks = RESNET_STAGES[model["depth"]]
-    block = b.basic_block if block_type == "basic" else b.bottleneck_block
-    stem = model["stem"]
-    if stem == "auto":
-        stem = "imagenet" if min(inputs.shape[1:3]) >= SMALL_STEM_BELOW else "small"
-    if stem == "imagenet":
-        x = b.conv_bn(inputs, 64, 7, 2, "stem")
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    else:
-        x = b.conv_bn(inputs, 64, 3, 1, "stem")
+    block_type, stage_blocks = RESNET_STAGES[model.depth]
+    block = {"basic": b.basic_block, "bottleneck": b.bottleneck_block}[block_type]
+    x = STEMS[model.stem](b, inputs)
     for index, (filters, blocks) in enumerate(zip(RESNET_WIDTHS, stage_blocks)):
         x = b.make_stage(x, block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
     return b.classifier(x, num_classes)
 
 
 def _resnet_cifar(b: _Builder, inputs, model, num_classes):
-    blocks = (model["depth"] - 2) // 6
+    blocks = (model.depth - 2) // 6
     x = b.conv_bn(inputs, CIFAR_WIDTHS[0], 3, 1, "stem")
     for index, filters in enumerate(CIFAR_WIDTHS):
         x = b.make_stage(x, b.basic_block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
@@ -160,36 +179,54 @@ def _resnet_cifar(b: _Builder, inputs, model, num_classes):
 
 def _vgg(b: _Builder, inputs, model, num_classes):
     x = inputs
-    for index, (filters, convs) in enumerate(zip(VGG_WIDTHS, VGG_BLOCKS[model["depth"]])):
+    for index, (filters, convs) in enumerate(zip(VGG_WIDTHS, VGG_BLOCKS[model.depth])):
         for conv in range(convs):
             x = b.conv_bn(x, filters, 3, 1, f"block{index + 1}_{conv + 1}")
         x = layers.MaxPooling2D(2, name=f"block{index + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     for index in range(2):
-        x = layers.Dense(model["dense_units"], activation="relu", kernel_initializer="he_normal",
+        x = layers.Dense(model.dense_units, activation="relu", kernel_initializer="he_normal",
                          kernel_regularizer=b.regularizer, name=f"dense{index + 1}")(x)
-        x = layers.Dropout(model["dropout"], name=f"dense{index + 1}_dropout")(x)
+        x = layers.Dropout(model.dropout, name=f"dense{index + 1}_dropout")(x)
     return b.dense_softmax(x, num_classes)
 
 
-ARCHITECTURES = {"resnet": _resnet, "resnet_cifar": _resnet_cifar, "vgg": _vgg}
+class Architecture(NamedTuple):
+    build: Callable  # (builder, input, model params, classes) -> class probabilities
+    depths: str  # the allowed depths, for messages
+    has_depth: Callable[[int], bool]
+    has_shortcuts: bool = True  # False: there is no residual form, only the plain one
+    min_side: int = 1  # smallest input side length
 
 
-def model_name(model: dict) -> str:
-    prefix = model["arch"]
-    if model["arch"] != "vgg" and not model["residual"]:
+# `model.arch`: what `model.depth` may be for each, and how it is built.
+ARCHITECTURES = {
+    "resnet": Architecture(_resnet, ", ".join(map(str, RESNET_STAGES)), RESNET_STAGES.__contains__),
+    "resnet_cifar": Architecture(_resnet_cifar, "6n+2: 8, 14, 20, 32, 44, 56, 110, 1202, ...",
+                                 lambda depth: depth >= 8 and (depth - 2) % 6 == 0),
+    "vgg": Architecture(_vgg, ", ".join(map(str, VGG_BLOCKS)), VGG_BLOCKS.__contains__,
+                        has_shortcuts=False, min_side=VGG_MIN_SIDE),
+}
+
+
+def model_name(model) -> str:
+    """`resnet34`, its plain twin `plain34`, `resnet_cifar56`, `vgg16`, ... for
+    params.ModelParams (or anything with its arch, depth and residual)."""
+    prefix = model.arch
+    if ARCHITECTURES[model.arch].has_shortcuts and not model.residual:
         prefix = prefix.replace("resnet", "plain")
-    return f"{prefix}{model['depth']}"
+    return f"{prefix}{model.depth}"
 
 
-def build_model(model: dict, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Builds the uncompiled network described by the `model` mapping of params.yaml,
-    which params.load_params has validated."""
-    if model["arch"] == "vgg" and min(input_shape[:2]) < VGG_MIN_SIDE:
-        raise ValueError(f"vgg needs images of at least 32x32 (five 2x2 pools); got {input_shape}. "
-                         "Fix: raise data.image_size.")
+def build_model(model, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Builds the uncompiled network that params.ModelParams `model` describes
+    (validated when the params loaded)."""
+    architecture = ARCHITECTURES[model.arch]
+    if min(input_shape[:2]) < architecture.min_side:
+        raise ValueError(f"{model.arch} needs images of at least {architecture.min_side}x{architecture.min_side}; "
+                         f"got {input_shape}. Fix: raise data.image_size.")
     inputs = keras.Input(shape=input_shape, name="image")
-    outputs = ARCHITECTURES[model["arch"]](_Builder(model), inputs, model, num_classes)
+    outputs = architecture.build(_Builder(model), inputs, model, num_classes)
     return keras.Model(inputs, outputs, name=model_name(model))
 
 

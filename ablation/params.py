@@ -1,13 +1,24 @@
-"""Load, override and validate `params.yaml`.
+"""params.yaml as typed, frozen settings, validated once, when they load.
 
-Every stage calls `load_params()` first, so a typo or an impossible value
-stops with one message naming the key, the allowed values and the fix before
-any data is read or any model is built.
+Each section of params.yaml is a frozen dataclass below. A field's annotation is
+its type and its `knob(...)` says which values it allows; the default and the
+comment for users are beside the key in params.yaml. A stage calls
+`load_params()` first, so a typo or an impossible value stops with one message
+naming the key, the allowed values and the fix before any data is read, and
+`Params.for_dataset(name)` gives one run's resolved settings (`data.*.<name>`
+and `train.per_dataset.<name>` applied) as a `RunSettings`.
+
+Allowed names come from the tables that implement them (`models.ARCHITECTURES`,
+`recipe.OPTIMIZERS`, `inputs.AUGMENTATIONS`, ...), looked up by module name when a
+value is checked; see `_table`.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import importlib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,16 +27,6 @@ import yaml
 from ablation.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
-
-VGG_MIN_SIDE = 32
-# Depths per architecture, as models.RESNET_STAGES and models.VGG_BLOCKS build them.
-# The choices here and in SCHEMA are written out, not imported, so that the stages
-# that never build a model (fetch, split) do not depend on models.py in dvc.yaml;
-# tests/test_params.py checks that they equal the implementing tables' keys.
-ARCH_DEPTHS = {
-    "resnet": (18, 34, 50, 101, 152),
-    "vgg": (11, 13, 16, 19),
-}
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -60,11 +61,26 @@ class ParamsError(UserError):
     """A params.yaml value is unknown, of the wrong type, or impossible."""
 
 
-# --- checkers: each returns None when the value is fine, else what is allowed.
+# --- checkers: each returns None when the value is fine, else what is allowed ------
+
+def _table(module: str, name: str) -> dict:
+    """The lookup table `name` of `ablation.<module>`, imported by name when a value
+    is checked. Every stage validates every knob, but fetch and split must not have
+    models.py or recipe.py as DVC deps (editing a model would re-fetch the data):
+    what they write never depends on these tables, only whether they start."""
+    return getattr(importlib.import_module(f"ablation.{module}"), name)
+
+
 def _one_of(*choices):
+    """Choices that no table of ours implements (Keras' dtype policy names)."""
+    return lambda value: None if value in choices else "one of " + ", ".join(map(repr, choices))
+
+
+def _key_of(module: str, name: str):
+    """A key of the implementing table `ablation.<module>.<name>`."""
     def check(value):
-        return None if value in choices else "one of " + ", ".join(map(repr, choices))
-    check.choices = choices  # for tests/test_params.py: the same names as the tables that implement them
+        return _one_of(*_table(module, name))(value)
+    check.table = (module, name)  # for tests/test_params.py
     return check
 
 
@@ -116,51 +132,21 @@ def _per_dataset(check):
     return checker
 
 
-TRAIN_SCHEMA: dict[str, Callable] = {
-    "seeds": _list_of(_number(0, integer=True)),
-    "epochs": _number(1, integer=True),
-    "batch_size": _number(1, integer=True),
-    "optimizer": _one_of("sgd", "adam"),
-    "learning_rate": _number(0, open_low=True),
-    "momentum": _number(0, 1),
-    "schedule": _one_of("step", "cosine", "constant"),
-    "step_boundaries": _fractions,
-    "warmup_epochs": _number(0, integer=True),
-    "mixed_precision": _one_of("float32", "mixed_float16", "mixed_bfloat16"),
-    "jit_compile": _boolean,
-    "steps_per_execution": _number(1, integer=True),
-    "threads": _number(0, integer=True),
-    "distribute": _one_of("auto", "none", "mirrored"),
-}
+def _dataset_names(value):
+    return None if isinstance(value, str) and value else "dataset names"
 
-SCHEMA: dict[str, Any] = {
-    "datasets": _list_of(lambda v: None if isinstance(v, str) and v else "dataset names"),
-    "data": {
-        "source": _one_of("tfds", "folder"),
-        "paths": _per_dataset(_optional(lambda v: None if isinstance(v, str) else "a path")),
-        "image_size": _per_dataset(_number(8, integer=True)),
-        "augment": _per_dataset(_one_of("none", "pad_crop_flip", "resized_crop_flip")),
-        "limit": _optional(_number(1, integer=True)),
-    },
-    "split": {
-        "test_fraction": _number(0, 1, open_low=True),
-        "val_fraction": _number(0, 0.9),
-        "seed": _number(0, integer=True),
-    },
-    "model": {
-        "arch": _one_of("resnet", "resnet_cifar", "vgg"),
-        "depth": _number(1, integer=True),
-        "residual": _boolean,
-        "shortcut": _one_of("A", "B", "C"),
-        "fc_init": _one_of("linear_default", "he_normal"),
-        "stem": _one_of("auto", "imagenet", "small"),
-        "weight_decay": _number(0),
-        "dense_units": _number(1, integer=True),
-        "dropout": _number(0, 0.99),
-    },
-    "train": {**TRAIN_SCHEMA, "per_dataset": None},  # per_dataset checked below
-    "study": {"grid": None},  # checked below
-}
+
+def _path(value):
+    return None if isinstance(value, str) else "a path"
+
+
+def _mapping(value):
+    return None if isinstance(value, dict) else "a mapping"
+
+
+def knob(check: Callable[[Any], str | None]):
+    """A params.yaml key: its value must pass `check`."""
+    return field(metadata={"check": check})
 
 
 def _fail(key: str, value: Any, allowed: str, fix: str | None = None) -> None:
@@ -168,106 +154,183 @@ def _fail(key: str, value: Any, allowed: str, fix: str | None = None) -> None:
     raise ParamsError(f"params: `{key}` is {value!r}; allowed: {allowed}. Fix: {fix}.")
 
 
-def _validate_section(values: Any, schema: dict, prefix: str) -> None:
+def _frozen(value):
+    """Lists become tuples, so settings cannot change after they load."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def _checked_fields(cls, values: Any, prefix: str) -> dict:
+    """The keys of `values` checked against the dataclass `cls`'s knobs: each known,
+    present and allowed."""
+    names = [f.name for f in dataclasses.fields(cls)]
     if not isinstance(values, dict):
-        _fail(prefix.rstrip("."), values, "a mapping with keys " + ", ".join(schema))
+        _fail(prefix.rstrip("."), values, "a mapping with keys " + ", ".join(names))
     for key in values:
-        if key not in schema:
-            _fail(prefix + key, values[key], "known keys " + ", ".join(schema),
-                  "remove or rename the key (typo?)")
-    for key, check in schema.items():
-        if key not in values:
-            raise ParamsError(f"params: `{prefix}{key}` is missing. Fix: add `{key}` under "
+        if key not in names:
+            _fail(prefix + key, values[key], "known keys " + ", ".join(names), "remove or rename the key (typo?)")
+    for item in dataclasses.fields(cls):
+        if item.name not in values:
+            raise ParamsError(f"params: `{prefix}{item.name}` is missing. Fix: add `{item.name}` under "
                               f"`{prefix.rstrip('.') or 'the top level'}` in params.yaml (see the shipped params.yaml).")
-        if isinstance(check, dict):
-            _validate_section(values[key], check, f"{prefix}{key}.")
-        elif check is not None and (allowed := check(values[key])):
-            _fail(prefix + key, values[key], allowed)
+        if (allowed := item.metadata["check"](values[item.name])) is not None:
+            _fail(prefix + item.name, values[item.name], allowed)
+    return {key: _frozen(value) for key, value in values.items()}
 
 
-def validate_model(model: dict) -> None:
-    """Checks that need several model keys together (depth per arch)."""
-    _validate_section(model, SCHEMA["model"], "model.")
-    arch, depth = model["arch"], model["depth"]
-    if arch == "resnet_cifar":
-        if depth < 8 or (depth - 2) % 6:
-            _fail("model.depth", depth, "6n+2 for resnet_cifar: 8, 14, 20, 32, 44, 56, 110, 1202, ...",
-                  "pick a depth of the form 6n+2")
-    elif depth not in ARCH_DEPTHS[arch]:
-        _fail("model.depth", depth, f"{', '.join(map(str, ARCH_DEPTHS[arch]))} for {arch}")
-    if arch == "vgg" and model["residual"]:
-        _fail("model.residual", True, "false for vgg (VGG has no shortcuts)",
-              "pass `-S model.residual=false` with model.arch=vgg")
+# --- the sections ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = knob(_key_of("fetching", "SOURCES"))
+    paths: dict[str, str | None] = knob(_per_dataset(_optional(_path)))
+    image_size: dict[str, int] = knob(_per_dataset(_number(8, integer=True)))
+    augment: dict[str, str] = knob(_per_dataset(_key_of("inputs", "AUGMENTATIONS")))
+    limit: int | None = knob(_optional(_number(1, integer=True)))
+
+    @classmethod
+    def parse(cls, values, datasets: tuple[str, ...]) -> DataParams:
+        data = cls(**_checked_fields(cls, values, "data."))
+        for name in datasets:
+            for section in ("image_size", "augment"):
+                if name not in getattr(data, section):
+                    _fail(f"data.{section}.{name}", None, "a value for every dataset in `datasets`",
+                          f"add `{name}:` under data.{section}")
+        return data
 
 
-def validate(params: dict) -> dict:
-    if not isinstance(params, dict):
-        raise ParamsError("params: params.yaml must be a mapping of sections. Fix: restore it from git.")
-    _validate_section(params, SCHEMA, "")
-    validate_model(params["model"])
-    if params["split"]["val_fraction"] and params["split"]["val_fraction"] >= 1:
-        _fail("split.val_fraction", params["split"]["val_fraction"], "a fraction < 1")
-    per_dataset = params["train"]["per_dataset"] or {}
-    if not isinstance(per_dataset, dict):
-        _fail("train.per_dataset", per_dataset, "a mapping dataset -> {train key: value}")
-    for dataset, overrides in per_dataset.items():
-        prefix = f"train.per_dataset.{dataset}."
-        if not isinstance(overrides, dict):
-            _fail(prefix.rstrip("."), overrides, "a mapping of train keys")
-        for key, value in overrides.items():
-            if key not in TRAIN_SCHEMA or key == "seeds":
-                _fail(prefix + key, value, "train keys " + ", ".join(k for k in TRAIN_SCHEMA if k != "seeds"),
-                      "remove or rename the key")
-            if allowed := TRAIN_SCHEMA[key](value):
-                _fail(prefix + key, value, allowed)
-    grid = params["study"]["grid"]
-    if not isinstance(grid, dict) or not grid:
-        _fail("study.grid", grid, "a mapping of dotted param key -> list of values")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            _fail(f"study.grid.{key}", values, "a non-empty list of values")
-        try:
-            get(params, key)
-        except KeyError:
-            _fail(f"study.grid.{key}", values, "keys that exist in params.yaml, e.g. model.depth")
-    for name in params["datasets"]:
-        for section in ("image_size", "augment"):
-            if name not in params["data"][section]:
-                _fail(f"data.{section}.{name}", None, "a value for every dataset in `datasets`",
-                      f"add `{name}:` under data.{section}")
-        if params["model"]["arch"] == "vgg" and params["data"]["image_size"][name] < VGG_MIN_SIDE:
-            _fail(f"data.image_size.{name}", params["data"]["image_size"][name],
-                  f">= {VGG_MIN_SIDE} for vgg (five 2x2 poolings)")
-    return params
+@dataclass(frozen=True)
+class SplitParams:
+    test_fraction: float = knob(_number(0, 1, open_low=True))
+    val_fraction: float = knob(_number(0, 0.9))
+    seed: int = knob(_number(0, integer=True))
+
+    @classmethod
+    def parse(cls, values) -> SplitParams:
+        return cls(**_checked_fields(cls, values, "split."))
 
 
-def check_dataset(params: dict, dataset: str) -> None:
-    """A stage's DATASET argument must be one of `datasets`."""
-    if dataset not in params["datasets"]:
-        raise ParamsError(f"params: dataset {dataset!r} is not in `datasets` ({', '.join(params['datasets'])}). "
-                          f"Fix: add it to `datasets` in params.yaml, or pass one of those.")
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str = knob(_key_of("models", "ARCHITECTURES"))
+    depth: int = knob(_number(1, integer=True))  # per arch: models.ARCHITECTURES[arch].has_depth
+    residual: bool = knob(_boolean)
+    shortcut: str = knob(_key_of("models", "SHORTCUT_PROJECTS"))
+    stem: str = knob(_key_of("models", "STEMS"))
+    fc_init: str = knob(_key_of("models", "FC_INITIALIZERS"))
+    weight_decay: float = knob(_number(0))
+    dense_units: int = knob(_number(1, integer=True))
+    dropout: float = knob(_number(0, 0.99))
+
+    @classmethod
+    def parse(cls, values) -> ModelParams:
+        model = cls(**_checked_fields(cls, values, "model."))
+        arch = _table("models", "ARCHITECTURES")[model.arch]
+        if not arch.has_depth(model.depth):
+            _fail("model.depth", model.depth, f"{arch.depths} for {model.arch}", "pick one of those depths")
+        if model.residual and not arch.has_shortcuts:
+            _fail("model.residual", True, f"false for {model.arch} (it has no shortcuts)",
+                  f"pass `-S model.residual=false` with model.arch={model.arch}")
+        return model
 
 
-def check_overrides_win(params: dict, overrides: list[str]) -> None:
-    """A command-line `-S train.KEY=...` is never silently overridden by
-    `train.per_dataset.<dataset>.KEY`: such a conflict stops with both keys named."""
-    per_dataset = params["train"]["per_dataset"] or {}
-    for item in overrides:
-        key = item.partition("=")[0]
-        if not key.startswith("train.") or key.count(".") != 1:
-            continue
-        name = key.split(".")[1]
-        for dataset in params["datasets"]:
-            if name in per_dataset.get(dataset, {}) and f"train.per_dataset.{dataset}.{name}" not in \
-                    [o.partition("=")[0] for o in overrides]:
-                raise ParamsError(
-                    f"params: `-S {item}` would not apply to {dataset}: `train.per_dataset.{dataset}.{name}` "
-                    f"({per_dataset[dataset][name]!r}) takes precedence for that dataset. Fix: also pass "
-                    f"`-S train.per_dataset.{dataset}.{name}=<value>`, or remove that key from params.yaml.")
+@dataclass(frozen=True)
+class TrainParams:
+    seeds: tuple[int, ...] = knob(_list_of(_number(0, integer=True)))
+    epochs: int = knob(_number(1, integer=True))
+    batch_size: int = knob(_number(1, integer=True))
+    optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"))
+    learning_rate: float = knob(_number(0, open_low=True))
+    momentum: float = knob(_number(0, 1))
+    schedule: str = knob(_key_of("recipe", "SCHEDULES"))
+    step_boundaries: tuple[float, ...] = knob(_fractions)
+    warmup_epochs: int = knob(_number(0, integer=True))
+    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"))
+    jit_compile: bool = knob(_boolean)
+    steps_per_execution: int = knob(_number(1, integer=True))
+    threads: int = knob(_number(0, integer=True))
+    distribute: str = knob(_key_of("training", "DISTRIBUTIONS"))
+    # dataset -> {train key: value}: those keys for that dataset (see for_dataset).
+    per_dataset: dict[str, dict[str, Any]] = knob(_optional(_mapping))
+
+    @classmethod
+    def parse(cls, values) -> TrainParams:
+        train = cls(**_checked_fields(cls, values, "train."))
+        per_dataset = train.per_dataset or {}
+        checks = {f.name: f.metadata["check"] for f in dataclasses.fields(cls) if f.name not in ("seeds", "per_dataset")}
+        for dataset, overrides in per_dataset.items():
+            prefix = f"train.per_dataset.{dataset}."
+            if not isinstance(overrides, dict):
+                _fail(prefix.rstrip("."), overrides, "a mapping of train keys")
+            for key, value in overrides.items():
+                if key not in checks:
+                    _fail(prefix + key, value, "train keys " + ", ".join(checks), "remove or rename the key")
+                if allowed := checks[key](value):
+                    _fail(prefix + key, value, allowed)
+        return dataclasses.replace(train, per_dataset=per_dataset)
+
+    def for_dataset(self, dataset: str) -> TrainParams:
+        """These settings with `per_dataset.<dataset>` applied."""
+        return dataclasses.replace(self, **self.per_dataset.get(dataset, {}), per_dataset={})
 
 
-def get(params: dict, dotted: str) -> Any:
-    node = params
+@dataclass(frozen=True)
+class StudyParams:
+    grid: dict[str, tuple] = knob(_mapping)  # dotted params key -> values; keys checked by Params
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One dataset's resolved settings: what the fetch, split, train and evaluate
+    stages of that dataset use."""
+    dataset: str
+    source: str
+    path: str | None
+    image_size: int
+    augment: str
+    limit: int | None
+    split: SplitParams
+    model: ModelParams
+    train: TrainParams
+    # the train keys that train.per_dataset.<dataset> sets: key -> (train.KEY, its value here)
+    per_dataset_train: dict[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Params:
+    datasets: tuple[str, ...]
+    data: DataParams
+    split: SplitParams
+    model: ModelParams
+    train: TrainParams
+    study: StudyParams
+    # params.yaml's mapping as loaded: a study applies each arm's `-S` overrides to it
+    raw: dict = field(repr=False, compare=False)
+
+    SECTIONS = ("datasets", "data", "split", "model", "train", "study")
+
+    def for_dataset(self, name: str) -> RunSettings:
+        """A stage's DATASET argument resolved: it must be one of `datasets`."""
+        if name not in self.datasets:
+            raise ParamsError(f"params: dataset {name!r} is not in `datasets` ({', '.join(self.datasets)}). "
+                              f"Fix: add it to `datasets` in params.yaml, or pass one of those.")
+        return RunSettings(dataset=name, source=self.data.source, path=self.data.paths.get(name),
+                           image_size=self.data.image_size[name], augment=self.data.augment[name],
+                           limit=self.data.limit, split=self.split, model=self.model,
+                           train=self.train.for_dataset(name),
+                           per_dataset_train={key: (getattr(self.train, key), value)
+                                              for key, value in self.train.per_dataset.get(name, {}).items()})
+
+    def with_overrides(self, overrides: list[str]) -> Params:
+        """These params with DVC-style `key=value` overrides, validated."""
+        return from_dict(self.raw, overrides)
+
+
+def get(raw: dict, dotted: str) -> Any:
+    node = raw
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             raise KeyError(dotted)
@@ -275,48 +338,99 @@ def get(params: dict, dotted: str) -> Any:
     return node
 
 
-def apply_overrides(params: dict, overrides: list[str]) -> dict:
+def _check_grid(raw: dict) -> None:
+    grid = raw["study"]["grid"]
+    if not grid:
+        _fail("study.grid", grid, "a mapping of dotted param key -> list of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            _fail(f"study.grid.{key}", values, "a non-empty list of values")
+        try:
+            get(raw, key)
+        except KeyError:
+            _fail(f"study.grid.{key}", values, "keys that exist in params.yaml, e.g. model.depth")
+
+
+def _check_overrides_win(train: TrainParams, datasets: tuple[str, ...], overrides: list[str]) -> None:
+    """A command-line `-S train.KEY=...` is never silently overridden by
+    `train.per_dataset.<dataset>.KEY`: such a conflict stops with both keys named."""
+    keys = [o.partition("=")[0] for o in overrides]
+    for item, key in zip(overrides, keys):
+        if not key.startswith("train.") or key.count(".") != 1:
+            continue
+        name = key.split(".")[1]
+        for dataset in datasets:
+            specific = train.per_dataset.get(dataset, {})
+            if name in specific and f"train.per_dataset.{dataset}.{name}" not in keys:
+                raise ParamsError(
+                    f"params: `-S {item}` would not apply to {dataset}: `train.per_dataset.{dataset}.{name}` "
+                    f"({specific[name]!r}) takes precedence for that dataset. Fix: also pass "
+                    f"`-S train.per_dataset.{dataset}.{name}=<value>`, or remove that key from params.yaml.")
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply DVC-style `key.sub=value` overrides; values are parsed as YAML."""
-    params = copy.deepcopy(params)
+    raw = copy.deepcopy(raw)
     for item in overrides:
-        key, sep, raw = item.partition("=")
+        key, sep, text = item.partition("=")
         if not sep or not key:
             raise ParamsError(f"params: override {item!r} is not `key=value`. Fix: write e.g. -S model.depth=50.")
         *parents, leaf = key.split(".")
-        node = params
+        node = raw
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
-        node[leaf] = parse_yaml(raw)
-    return params
+        node[leaf] = parse_yaml(text)
+    return raw
 
 
-def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
-    return parse_params(path.read_text(), str(path), overrides)
+def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
+    """The params in the mapping `raw` (params.yaml's content) with `overrides`, validated."""
+    if not isinstance(raw, dict):
+        raise ParamsError("params: params.yaml must be a mapping of sections. Fix: restore it from git.")
+    overrides = list(overrides)
+    raw = apply_overrides(raw, overrides)
+    for key in raw:
+        if key not in Params.SECTIONS:
+            _fail(key, raw[key], "known keys " + ", ".join(Params.SECTIONS), "remove or rename the key (typo?)")
+    for key in Params.SECTIONS:
+        if key not in raw:
+            raise ParamsError(f"params: `{key}` is missing. Fix: add `{key}` under `the top level` in params.yaml "
+                              "(see the shipped params.yaml).")
+    if allowed := _list_of(_dataset_names)(raw["datasets"]):
+        _fail("datasets", raw["datasets"], allowed)
+    datasets = tuple(raw["datasets"])
+    data = DataParams.parse(raw["data"], datasets)
+    split = SplitParams.parse(raw["split"])
+    model = ModelParams.parse(raw["model"])
+    train = TrainParams.parse(raw["train"])
+    study = StudyParams(**_checked_fields(StudyParams, raw["study"], "study."))
+    _check_grid(raw)
+    min_side = _table("models", "ARCHITECTURES")[model.arch].min_side
+    for name in datasets:
+        if data.image_size[name] < min_side:
+            _fail(f"data.image_size.{name}", data.image_size[name], f">= {min_side} for {model.arch}")
+    _check_overrides_win(train, datasets, overrides)
+    return Params(datasets, data, split, model, train, study, raw)
 
 
-def parse_params(text: str, origin: str, overrides: list[str] = ()) -> dict:
+def parse_params(text: str, origin: str, overrides: list[str] = ()) -> Params:
     """The params in `text` (params.yaml's content, from a file or an experiment's
     commit, named by `origin` in errors) with `overrides`, validated."""
     try:
-        params = parse_yaml(text)
+        raw = parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
                           "(each key once per section).") from None
-    params = validate(apply_overrides(params, list(overrides)))
-    check_overrides_win(params, list(overrides))
-    return params
+    return from_dict(raw, overrides)
 
 
-def train_params(params: dict, dataset: str) -> dict:
-    """The `train` section with the dataset's `per_dataset` overrides applied."""
-    merged = {k: v for k, v in params["train"].items() if k != "per_dataset"}
-    merged.update((params["train"]["per_dataset"] or {}).get(dataset, {}))
-    return merged
+def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
+    return parse_params(path.read_text(), str(path), overrides)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablation.errors import UserError
-from ablation.params import ParamsError
+from ablation.params import Params, ParamsError
 
 LOG_TAIL_LINES = 200
 PUSH_ATTEMPTS = 4  # concurrent `dvc exp push`es to one git remote can race on its ref locks
@@ -47,7 +47,7 @@ def run_name(arm_name: str, seed: int) -> str:
 def plan(study_arms: list[dict], common_overrides: list[str]) -> list[Run]:
     return [Run(run_name(arm["name"], seed), arm["name"], seed,
                 (*common_overrides, *arm["overrides"], f"train.seeds=[{seed}]"))
-            for arm in study_arms for seed in arm["params"]["train"]["seeds"]]
+            for arm in study_arms for seed in arm["params"].train.seeds]
 
 
 def _git(*args: str, cwd=None, check=True) -> subprocess.CompletedProcess:
@@ -92,13 +92,13 @@ def check_baseline(git_remote: str) -> Baseline:
     return Baseline(commit, git_remote, url.stdout.strip())
 
 
-def check_data(params: dict) -> None:
+def check_data(params: Params) -> None:
     """Folder data must be at an absolute path (a run works in a fresh clone, where
     a relative one would not resolve) that exists here; every node mounts it there."""
-    if params["data"]["source"] != "folder":
+    if params.data.source != "folder":
         return
-    for dataset in params["datasets"]:
-        path = (params["data"]["paths"] or {}).get(dataset)
+    for dataset in params.datasets:
+        path = params.data.paths.get(dataset)
         if not path or not Path(path).is_absolute():
             raise ParamsError(f"params: data.paths.{dataset} is {path!r}; the Ray engine needs an absolute path "
                               "that every node mounts (each run works in a fresh clone). Fix: "

@@ -59,10 +59,11 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(train: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    schedule = StudySchedule(train["learning_rate"], train["epochs"] * steps_per_epoch, train["schedule"],
-                             train["step_boundaries"], train["warmup_epochs"] * steps_per_epoch)
-    return OPTIMIZERS[train["optimizer"]](schedule, train["momentum"])
+def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer and schedule that params.TrainParams `train` names."""
+    schedule = StudySchedule(train.learning_rate, train.epochs * steps_per_epoch, train.schedule,
+                             train.step_boundaries, train.warmup_epochs * steps_per_epoch)
+    return OPTIMIZERS[train.optimizer](schedule, train.momentum)
 
 
 def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:

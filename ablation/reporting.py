@@ -21,6 +21,7 @@ from ablation.ingest import DataError
 from ablation.records import read_info
 from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
 from ablation.models import model_name
+from ablation.params import ModelParams, Params
 from ablation.statistics import SeedSummary, summarize
 
 Reader = Callable[[str], "str | None"]
@@ -151,20 +152,20 @@ def arm_table(summary: dict) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def paper_reference(model: dict, dataset: str, info: dict) -> str | None:
+def paper_reference(model: ModelParams, dataset: str, info: dict) -> str | None:
     """The paper's number for this arm, with what differs, or None."""
-    if model["arch"] == "resnet_cifar" and dataset == "cifar10" and model["residual"] \
-            and model["depth"] in PAPER_CIFAR10_ERROR:
-        error = PAPER_CIFAR10_ERROR[model["depth"]]
-        what = "mean of 5 runs (best 6.43)" if model["depth"] == 110 else "one run"
-        option = "" if model["shortcut"] == "A" else f" (this arm uses option {model['shortcut']})"
+    if model.arch == "resnet_cifar" and dataset == "cifar10" and model.residual \
+            and model.depth in PAPER_CIFAR10_ERROR:
+        error = PAPER_CIFAR10_ERROR[model.depth]
+        what = "mean of 5 runs (best 6.43)" if model.depth == 110 else "one run"
+        option = "" if model.shortcut == "A" else f" (this arm uses option {model.shortcut})"
         jpeg = " The CIFAR-10 here is stored as JPEG (lossy)." if "JPEG" in info.get("formats", {}) else ""
         return (f"paper Table 6: {100 - error:.2f}% accuracy ({error}% error, {what}) with option A{option}, "
                 f"64k iterations (~164 epochs) on lossless CIFAR-10.{jpeg}")
-    key = (model["depth"], model["residual"], model["shortcut"] if model["residual"] else None)
-    if model["arch"] == "resnet" and key in PAPER_IMAGENET_ERROR:
+    key = (model.depth, model.residual, model.shortcut if model.residual else None)
+    if model.arch == "resnet" and key in PAPER_IMAGENET_ERROR:
         error, table = PAPER_IMAGENET_ERROR[key]
-        option = f" option {model['shortcut']}," if model["residual"] else ""
+        option = f" option {model.shortcut}," if model.residual else ""
         return (f"paper ImageNet ({table},{option} 10-crop): {100 - error:.2f}% top-1 accuracy, 1000 classes, "
                 "~120 epochs: another dataset; a reference for the depth trend only")
     return None
@@ -222,19 +223,19 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
 
 # --- the arm report ---------------------------------------------------------------------
 
-def write_arm_report(params: dict, results_dir, fetched_root, out: ReportFiles) -> dict:
+def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles) -> dict:
     """The report's Markdown, figures, metrics and plot CSVs
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
     figure_dir = out.figures
-    runs = collect_runs(params["datasets"], params["train"]["seeds"], workspace_reader(), results_dir)
+    runs = collect_runs(params.datasets, params.train.seeds, workspace_reader(), results_dir)
     for folder in (figure_dir, out.plot_dir(CONFUSION_PLOT)):
         folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_arm(runs)
-    model = params["model"]
+    model = params.model
     name = model_name(model)
     lines = [f"# Arm report: {name}", "",
-             f"Architecture `{model['arch']}`, depth {model['depth']}, residual {str(model['residual']).lower()}, "
-             f"shortcut option {model['shortcut']}; {params['train']['epochs']} epochs, seeds {params['train']['seeds']}.",
+             f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
+             f"shortcut option {model.shortcut}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
              "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
              "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
              "## Test results", "", arm_table(summary), ""]

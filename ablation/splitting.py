@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ablation.ingest import DataError
 from ablation.layout import COUNTS_FILE, MANIFEST_FILE
+from ablation.params import SplitParams
 from ablation.records import read_info, read_labels
 
 SPLITS = ("train", "val", "test")
@@ -50,7 +51,7 @@ def _stratified_limit(examples: list[tuple[str, int]], limit: int | None, seed: 
     return [(i, label) for *_, i, label in sorted(ranked)[:limit]]
 
 
-def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_dir: str | Path) -> dict:
+def split(fetched_dir: str | Path, fractions: SplitParams, limit: int | None, out_dir: str | Path) -> dict:
     """Writes manifest.csv and counts.json; returns the counts."""
     info = read_info(fetched_dir)
     records = read_labels(fetched_dir)
@@ -58,18 +59,18 @@ def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_di
     for example_id, label, source_split in records:
         by_source[source_split].append((example_id, label))
     by_source_names = set(by_source)
-    seed = split_params["seed"]
+    seed = fractions.seed
     train = by_source.pop("train", [])
     if "test" in by_source:
         test = by_source.pop("test")
     else:
-        test, train = _stratified_take(train, split_params["test_fraction"], seed)
-    val, train = _stratified_take(train, split_params["val_fraction"], seed + 1)
+        test, train = _stratified_take(train, fractions.test_fraction, seed)
+    val, train = _stratified_take(train, fractions.val_fraction, seed + 1)
     if not train:
         raise DataError(f"{fetched_dir} has no training examples. Fix: check the fetched data.")
     splits = {"train": train, "val": val, "test": test}
     splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
-    _check_every_class(splits, info["classes"], records, split_params, limit, carved="test" not in by_source_names)
+    _check_every_class(splits, info["classes"], records, fractions, limit, carved="test" not in by_source_names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / MANIFEST_FILE, "w", newline="") as handle:
@@ -85,21 +86,21 @@ def split(fetched_dir: str | Path, split_params: dict, limit: int | None, out_di
     return counts
 
 
-def _smallest_class_for(fractions: dict, carved: bool) -> int:
+def _smallest_class_for(fractions: SplitParams, carved: bool) -> int:
     """The fewest examples a class needs for one in each split asked for."""
     for n in range(1, 10_000):
-        test = round(n * fractions["test_fraction"]) if carved else 0
-        val = round((n - test) * fractions["val_fraction"])
-        if (test >= 1 or not carved) and (val >= 1 or not fractions["val_fraction"]) and n - test - val >= 1:
+        test = round(n * fractions.test_fraction) if carved else 0
+        val = round((n - test) * fractions.val_fraction)
+        if (test >= 1 or not carved) and (val >= 1 or not fractions.val_fraction) and n - test - val >= 1:
             return n
     return 10_000
 
 
-def _check_every_class(splits: dict, classes: list[str], records: list, fractions: dict, limit: int | None,
+def _check_every_class(splits: dict, classes: list[str], records: list, fractions: SplitParams, limit: int | None,
                        carved: bool) -> None:
     """Refuses a split in which some class has no example (a model could not learn
     it, or accuracy would be measured without it)."""
-    asked = ["train", "test"] + (["val"] if fractions["val_fraction"] else [])
+    asked = ["train", "test"] + (["val"] if fractions.val_fraction else [])
     per_class = Counter(label for _, label, _ in records)
     for name in asked:
         present = {label for _, label in splits[name]}
@@ -116,8 +117,8 @@ def _check_every_class(splits: dict, classes: list[str], records: list, fraction
         need = _smallest_class_for(fractions, carved)
         scarce = {c: per_class[classes.index(c)] for c in missing}
         raise DataError(f"class(es) {scarce} (usable examples) are too few for a {name} split: with "
-                        f"split.test_fraction={fractions['test_fraction']} and split.val_fraction="
-                        f"{fractions['val_fraction']} a class needs at least {need}. Fix: add images, or lower "
+                        f"split.test_fraction={fractions.test_fraction} and split.val_fraction="
+                        f"{fractions.val_fraction} a class needs at least {need}. Fix: add images, or lower "
                         "split.val_fraction / split.test_fraction.")
 
 

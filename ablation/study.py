@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ablation import layout, reporting
 from ablation.models import model_name
-from ablation.params import ParamsError, apply_overrides, load_params, parse_params, parse_yaml, validate
+from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, parse_params, parse_yaml
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 
 
@@ -18,17 +18,17 @@ def _format(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def arms(params: dict) -> list[dict]:
+def arms(params: Params) -> list[dict]:
     """[{"name": ..., "overrides": ["key=value", ...]}] for each point of the grid.
     Names say what differs: `resnet34`, `plain50`, plus `-key=value` for grid keys
     outside `model`."""
-    grid = params["study"]["grid"]
+    grid = params.study.grid
     out = []
     for values in itertools.product(*grid.values()):
         overrides = [f"{key}={_format(value)}" for key, value in zip(grid, values)]
-        arm_params = validate(apply_overrides(params, overrides))
+        arm_params = params.with_overrides(overrides)
         extra = [f"{key.split('.')[-1]}{value}" for key, value in zip(grid, values) if not key.startswith("model.")]
-        out.append({"name": "-".join([model_name(arm_params["model"]), *extra]).replace("_", "-"),
+        out.append({"name": "-".join([model_name(arm_params.model), *extra]).replace("_", "-"),
                     "overrides": overrides, "params": arm_params})
     return out
 
@@ -41,7 +41,7 @@ def parse_grid_item(item: str) -> tuple[str, list]:
     return key, [parse_yaml(v) for v in values.split(",")]
 
 
-def load_study_params(params_file, overrides: list[str], grid: dict | None, grid_items: list[str]) -> dict:
+def load_study_params(params_file, overrides: list[str], grid: dict | None, grid_items: list[str]) -> Params:
     """params.yaml with `overrides`, its study.grid replaced by `grid` (when given)
     and updated by the `KEY=V1,V2` grid items. The base is validated at each grid
     key's first value, so a grid may hold values the file alone would refuse
@@ -52,7 +52,7 @@ def load_study_params(params_file, overrides: list[str], grid: dict | None, grid
     grid.update(parse_grid_item(item) for item in grid_items)
     firsts = [f"{key}={_format(values[0])}" for key, values in grid.items() if isinstance(values, list) and values]
     params = load_params(params_file, [*overrides, *firsts])
-    return validate({**params, "study": {**params["study"], "grid": grid}})
+    return from_dict({**params.raw, "study": {"grid": grid}})
 
 
 PRESET_KEYS = {"set", "grid", "jobs"}
@@ -120,7 +120,7 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
     commits = experiment_commits()
     results = []
     for arm in study_arms:
-        seeds = arm["params"]["train"]["seeds"]
+        seeds = arm["params"].train.seeds
         sources = [(run_name(arm["name"], seed), [seed]) for seed in seeds] if per_seed else [(arm["name"], None)]
         params, runs, missing = None, {}, []
         for name, run_seeds in sources:
@@ -130,7 +130,7 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
                 missing.append(name)
                 continue
             params = parse_params(text, f"params.yaml of experiment {name}")
-            found = reporting.collect_runs(params["datasets"], run_seeds or params["train"]["seeds"],
+            found = reporting.collect_runs(params.datasets, run_seeds or params.train.seeds,
                                            lambda path, commit=commit: read_file(commit, path))
             for dataset, by_seed in found.items():
                 runs.setdefault(dataset, {}).update(by_seed)
@@ -138,6 +138,6 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
             results.append({**arm, "failed": True, "missing": missing})
             continue
         collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
-        params = {**params, "train": {**params["train"], "seeds": collected}}
+        params = params.with_overrides([f"train.seeds={collected}"])
         results.append({**arm, "failed": False, "params": params, "runs": runs, "missing": missing})
     return results

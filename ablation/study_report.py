@@ -19,11 +19,11 @@ ALPHA = 0.05  # "beyond seed noise" means Welch's p below this
 
 
 def _family(arm: dict) -> str:
-    return "residual" if arm["params"]["model"]["residual"] else "plain"
+    return "residual" if arm["params"].model.residual else "plain"
 
 
 def _depth(arm: dict) -> int:
-    return arm["params"]["model"]["depth"]
+    return arm["params"].model.depth
 
 
 def _twin_key(arm: dict) -> tuple:

@@ -20,7 +20,7 @@ from dvclive.keras import DVCLiveCallback
 from ablation import inputs, models, records
 from ablation.layout import RunFiles
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
-from ablation.params import ParamsError, train_params
+from ablation.params import ParamsError, RunSettings
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -122,6 +122,14 @@ class Replicas(NamedTuple):
     name: str
 
 
+# `train.distribute`: whether to replicate over the devices, given the GPUs there are.
+DISTRIBUTIONS = {
+    "auto": lambda gpus: len(gpus) > 1,
+    "none": lambda gpus: False,
+    "mirrored": lambda gpus: True,  # without GPUs: every logical CPU
+}
+
+
 def make_replicas(setting: str) -> Replicas:
     """Data parallelism over all GPUs (or, without GPUs, all logical CPUs) when asked,
     or automatically when there are several GPUs; otherwise one device. TensorFlow
@@ -131,7 +139,7 @@ def make_replicas(setting: str) -> Replicas:
     backend = keras.backend.backend()
     if backend == "tensorflow":
         gpus = tf.config.list_logical_devices("GPU")
-        if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+        if DISTRIBUTIONS[setting](gpus):
             devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
             strategy = tf.distribute.MirroredStrategy(devices=devices)
         else:
@@ -139,12 +147,12 @@ def make_replicas(setting: str) -> Replicas:
         return Replicas(strategy.scope(), strategy.num_replicas_in_sync, type(strategy).__name__)
     if backend == "jax":
         gpus = [d for d in keras.distribution.list_devices() if d.startswith("gpu")]
-        if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+        if DISTRIBUTIONS[setting](gpus):
             devices = gpus or keras.distribution.list_devices("cpu")
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
             return Replicas(contextlib.nullcontext(), len(devices), "DataParallel")
         return Replicas(contextlib.nullcontext(), 1, "one device")
-    if setting == "mirrored":
+    if DISTRIBUTIONS[setting]([]):  # asks for replicas whatever the GPUs
         raise ParamsError(f"train.distribute=mirrored is not supported on the {backend} backend. "
                           "Fix: use KERAS_BACKEND=tensorflow or jax, or train.distribute=auto.")
     return Replicas(contextlib.nullcontext(), 1, "one device")
@@ -166,45 +174,44 @@ def resumed_epoch(backup_dir: Path) -> int:
     return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
 
 
-def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
+def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
     """Trains and writes the model, dvclive's logs and the train metrics of
     layout.RunFiles(out_dir); returns the train metrics."""
-    cfg = train_params(params, dataset)
+    cfg, size = run.train, run.image_size
     files, backup_dir = RunFiles(Path(out_dir)), Path(backup_dir)
-    size = params["data"]["image_size"][dataset]
     info = records.read_info(fetched_dir)
-    set_threads(cfg["threads"])
+    set_threads(cfg.threads)
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_dtype_policy(cfg["mixed_precision"])
+    keras.mixed_precision.set_dtype_policy(cfg.mixed_precision)
 
     cached, rows = inputs.load_split(fetched_dir, split_dir, "train", size)
     val_cached, val_rows = inputs.load_split(fetched_dir, split_dir, "val", size)
-    print(f"train {dataset} seed {seed}: {len(rows):,} training and {len(val_rows):,} validation images "
+    print(f"train {run.dataset} seed {seed}: {len(rows):,} training and {len(val_rows):,} validation images "
           f"at {size}x{size}", flush=True)
-    specific = (params["train"]["per_dataset"] or {}).get(dataset, {})
-    if specific:
-        print(f"train.per_dataset.{dataset} in effect: " + ", ".join(
-            f"{key} {value!r} (train.{key} is {params['train'][key]!r})" for key, value in specific.items()), flush=True)
+    if run.per_dataset_train:
+        print(f"train.per_dataset.{run.dataset} in effect: " + ", ".join(
+            f"{key} {value!r} (train.{key} is {base!r})" for key, (base, value) in run.per_dataset_train.items()),
+            flush=True)
     mean, variance = pixel_moments(*inputs.pixel_sums(cached))
-    steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
+    steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
 
-    replicas = make_replicas(cfg["distribute"])
-    print(f"training on {replicas.count} replica(s) ({replicas.name}), global batch {cfg['batch_size']}, "
+    replicas = make_replicas(cfg.distribute)
+    print(f"training on {replicas.count} replica(s) ({replicas.name}), global batch {cfg.batch_size}, "
           f"Keras backend {keras.backend.backend()}", flush=True)
     with replicas.scope:
-        net = models.build_model(params["model"], (size, size, 3), len(info["classes"]))
+        net = models.build_model(run.model, (size, size, 3), len(info["classes"]))
         model = with_normalization(net, mean, variance)
         model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=jit_compile(cfg["jit_compile"]),
-                      steps_per_execution=cfg["steps_per_execution"])
+                      metrics=["accuracy"], jit_compile=jit_compile(cfg.jit_compile),
+                      steps_per_execution=cfg.steps_per_execution)
     description = models.describe(net)
 
     first_epoch = resumed_epoch(backup_dir)
     if first_epoch:
         print(f"resuming from the checkpoint after epoch {first_epoch} in {backup_dir}", flush=True)
-    batches = inputs.training_batches(cached, len(rows), cfg["batch_size"], params["data"]["augment"][dataset],
-                                    seed, first_epoch, cfg["epochs"], cfg["threads"])
-    validation = inputs.evaluation_batches(val_cached, len(val_rows), cfg["batch_size"]) if val_rows else None
+    batches = inputs.training_batches(cached, len(rows), cfg.batch_size, run.augment,
+                                    seed, first_epoch, cfg.epochs, cfg.threads)
+    validation = inputs.evaluation_batches(val_cached, len(val_rows), cfg.batch_size) if val_rows else None
     live = Live(str(files.live), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
     timer = EpochTimer()
     callbacks = [
@@ -215,7 +222,7 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
         ProgressLine(steps_per_epoch),
         DVCLiveCallback(live=live),  # last: logs what the callbacks before it added
     ]
-    history = model.fit(batches, epochs=cfg["epochs"], initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+    history = model.fit(batches, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
                         validation_data=validation, callbacks=callbacks, verbose=2,
                         shuffle=False)  # training_batches shuffles, seeded per epoch
 
@@ -232,7 +239,7 @@ def train(params: dict, dataset: str, seed: int, fetched_dir, split_dir, out_dir
         "trainable_params": description["trainable_params"],
         "flops": description["flops"],
         "diverged": diverged,
-        "epochs": cfg["epochs"],
+        "epochs": cfg.epochs,
         "epochs_run_here": timer.epochs,
         "train_loss": last.get("loss"),
         "train_accuracy": last.get("accuracy"),

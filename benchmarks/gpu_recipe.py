@@ -92,7 +92,7 @@ def normalization_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def cifar_model(depth: int, residual: bool, input_shape: tuple, moments: tuple) -> keras.Model:
     model_params = load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", f"model.depth={depth}",
                                                       f"model.residual={str(residual).lower()}", "model.shortcut=A",
-                                                      "model.weight_decay=0.0001"])["model"]
+                                                      "model.weight_decay=0.0001"]).model
     return with_normalization(models.build_model(model_params, input_shape, 10), *moments)
 
 
@@ -146,7 +146,7 @@ def imagenet_step(name: str, size: int, batch: int, steps: int, precision: str, 
     keras.mixed_precision.set_dtype_policy(precision)
     model_params = load_params(ROOT / "params.yaml", ["model.arch=resnet", f"model.depth={IMAGENET_ARMS[name]}",
                                                       "model.shortcut=B", "model.residual=true",
-                                                      "model.stem=imagenet"])["model"]  # keras' stem at any side
+                                                      "model.stem=imagenet"]).model  # keras' stem at any side
     rate = train_step_rate(models.build_model(model_params, (size, size, 3), 1000), size, batch, steps)
     keras.mixed_precision.set_dtype_policy("float32")
     return {"arm": name, "precision": precision, "side": size, "batch": batch, "steps": steps,

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from ablation import fetching, inputs, splitting
 from ablation.models import build_model, describe
+from ablation.params import ModelParams, SplitParams
 
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def keras_resnet50_rate(side: int) -> float:
 @pytest.mark.parametrize("name, model, side", ARMS, ids=[a[0] for a in ARMS])
 def test_train_step(benchmark, matmul_gflops, name, model, side):
     keras.utils.set_random_seed(0)
-    net = build_model({**BASE, **model}, (side, side, 3), 10)
+    net = build_model(ModelParams(**BASE, **model), (side, side, 3), 10)
     seconds = timed_rounds(benchmark, train_step(net, side))
     rate = BATCH / seconds
     TRAIN_RATES[name] = rate
@@ -131,9 +132,8 @@ def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, pol
     if not (SHARED / archive).exists():
         pytest.skip(f"needs {SHARED / archive}")
     work = tmp_path_factory.mktemp(dataset)
-    folder = {"source": "folder", "paths": {dataset: str(SHARED / archive)}}
-    fetching.fetch(dataset, folder, work / "fetched")
-    splitting.split(work / "fetched", {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 0}, 4000, work / "split")
+    fetching.fetch(dataset, "folder", str(SHARED / archive), work / "fetched")
+    splitting.split(work / "fetched", SplitParams(test_fraction=0.2, val_fraction=0.0, seed=0), 4000, work / "split")
 
     def one_epoch(cached, count):
         for _ in inputs.training_batches(cached, count, 128, policy, 0, 0, 1):
@@ -165,7 +165,8 @@ MEMORY_PROBE = """
 import json, sys
 import keras, numpy as np
 from ablation.models import build_model
-model, side, batch = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+from ablation.params import ModelParams
+model, side, batch = ModelParams(**json.loads(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
 net = build_model(model, (side, side, 3), 10)
 net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
 x = np.random.default_rng(0).normal(size=(batch, side, side, 3)).astype("float32")
@@ -202,7 +203,7 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(0)
-        net = build_model({**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"}, (32, 32, 3), 10)
+        net = build_model(ModelParams(**{**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"}), (32, 32, 3), 10)
         net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
         images = tf.constant(np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32"))
         labels = tf.constant(np.zeros(batch, "int64"))
@@ -219,10 +220,11 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
 BACKEND_STEP = """
 import json, sys, time, numpy as np, keras
 from ablation.models import build_model
+from ablation.params import ModelParams
 policy, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 keras.mixed_precision.set_dtype_policy(policy)
 keras.utils.set_random_seed(0)
-net = build_model(json.loads(sys.argv[4]), (32, 32, 3), 10)
+net = build_model(ModelParams(**json.loads(sys.argv[4])), (32, 32, 3), 10)
 net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
 images = np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32")
 labels = np.zeros(batch, "int64")

@@ -8,7 +8,7 @@ import sys
 import tensorflow as tf
 
 from ablation.errors import UserError
-from ablation.params import check_dataset, load_params
+from ablation.params import Params, RunSettings, load_params
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -37,17 +37,15 @@ def run(main) -> None:
         sys.exit(130)
 
 
-def params_from(args) -> dict:
+def params_from(args) -> Params:
     return load_params(args.params, args.overrides)
 
 
-def stage_args(description: str, seed: bool = False):
-    """(args, params) of a per-dataset stage: `DATASET [SEED] [-S key=value ...]`."""
+def stage_args(description: str, seed: bool = False) -> tuple[argparse.Namespace, RunSettings]:
+    """(args, the dataset's settings) of a per-dataset stage: `DATASET [SEED] [-S key=value ...]`."""
     arguments = parser(description)
     arguments.add_argument("dataset")
     if seed:
         arguments.add_argument("seed", type=int)
     args = arguments.parse_args()
-    params = params_from(args)
-    check_dataset(params, args.dataset)
-    return args, params
+    return args, params_from(args).for_dataset(args.dataset)

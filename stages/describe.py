@@ -17,9 +17,9 @@ def num_classes(dataset: str) -> int:
 def main():
     params = _cli.params_from(_cli.parser(__doc__).parse_args())
     rows = []
-    for dataset in params["datasets"]:
-        size = params["data"]["image_size"][dataset]
-        net = models.build_model(params["model"], (size, size, 3), num_classes(dataset))
+    for dataset in params.datasets:
+        size = params.for_dataset(dataset).image_size
+        net = models.build_model(params.model, (size, size, 3), num_classes(dataset))
         info = models.describe(net)
         rows.append([dataset, f"{size}x{size}x3", info["model"], f"{info['trainable_params']:,}",
                      f"{info['flops'] / 1e9:.3f}", info["weighted_layers"], info["residual_additions"]])

@@ -6,10 +6,10 @@ from stages import _cli
 
 
 def main():
-    args, params = _cli.stage_args(__doc__, seed=True)
+    args, run = _cli.stage_args(__doc__, seed=True)
     files = run_files(args.dataset, args.seed)
     result = evaluation.evaluate(files, fetched_dir(args.dataset), split_dir(args.dataset),
-                                 params["data"]["image_size"][args.dataset])
+                                 run.image_size)
     accuracy = result.metrics["accuracy"]
     plot_confusion(result.confusion, result.classes, files.confusion,
                    title=f"{result.model_name}: test accuracy {accuracy:.3f}")

@@ -7,8 +7,8 @@ from stages import _cli
 
 
 def main():
-    args, params = _cli.stage_args(__doc__)
-    info = fetching.fetch(args.dataset, params["data"], fetched_dir(args.dataset))
+    args, run = _cli.stage_args(__doc__)
+    info = fetching.fetch(run.dataset, run.source, run.path, fetched_dir(run.dataset))
     metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}
     fetch_metrics(args.dataset).write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped, "

@@ -5,8 +5,8 @@ from stages import _cli
 
 
 def main():
-    args, params = _cli.stage_args(__doc__)
-    counts = splitting.split(fetched_dir(args.dataset), params["split"], params["data"]["limit"], split_dir(args.dataset))
+    args, run = _cli.stage_args(__doc__)
+    counts = splitting.split(fetched_dir(run.dataset), run.split, run.limit, split_dir(run.dataset))
     print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))
 
 

@@ -5,8 +5,8 @@ from stages import _cli
 
 
 def main():
-    args, params = _cli.stage_args(__doc__, seed=True)
-    metrics = training.train(params, args.dataset, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
+    args, run = _cli.stage_args(__doc__, seed=True)
+    metrics = training.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), backup_dir(args.dataset, args.seed))
     print(f"trained {metrics['model']} on {args.dataset}: val accuracy {metrics['val_accuracy']}, "
           f"diverged {metrics['diverged']}, {metrics['images_per_second']} images/s")

@@ -3,6 +3,7 @@
 CIFAR-10 fetched and split: python -m studies.fc_init_probe"""
 import numpy as np, keras, tensorflow as tf
 from ablation import inputs, models, recipe
+from ablation.params import ModelParams
 cached, rows = inputs.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
 mean, var = recipe.pixel_moments(*inputs.pixel_sums(cached))
 images, labels = next(iter(inputs.evaluation_batches(cached.shuffle(50000, seed=0), len(rows), 1000)))
@@ -13,7 +14,8 @@ for depth in (20, 56):
         for fc in ("he_normal", "linear_default"):
             for seed in (0, 1):
                 keras.utils.set_random_seed(seed)
-                net = models.build_model({**base, "depth": depth, "residual": residual, "fc_init": fc}, (32, 32, 3), 10)
+                arm = ModelParams(**base, depth=depth, residual=residual, fc_init=fc)
+                net = models.build_model(arm, (32, 32, 3), 10)
                 model = recipe.with_normalization(net, mean, var)
 
                 inner = model.layers[-1]
@@ -22,5 +24,5 @@ for depth in (20, 56):
                 logits = feat(x, training=True).numpy()
                 p = tf.nn.softmax(logits).numpy()
                 loss = -np.log(p[np.arange(len(labels)), labels.numpy()] + 1e-12).mean()
-                print(models.model_name({"arch": "resnet_cifar", "depth": depth, "residual": residual}), fc, seed,
+                print(models.model_name(arm), fc, seed,
                       f"{loss:.2f}", f"{logits.mean(0).std():.2f}", f"{np.abs(logits).mean():.2f}", flush=True)

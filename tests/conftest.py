@@ -16,8 +16,10 @@ def default_params() -> dict:
 
 
 @pytest.fixture
-def model_params(default_params) -> dict:
-    return dict(default_params["model"])
+def model_params():
+    """The shipped params.yaml's model section, typed."""
+    from ablation.params import load_params
+    return load_params(ROOT / "params.yaml").model
 
 
 def require_shared():

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import os
@@ -15,10 +16,10 @@ import tensorflow as tf
 from PIL import Image
 
 from ablation import fetching, ingest, inputs, records, splitting
+from ablation.params import SplitParams
 from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, require_shared
 
-FOLDER = {"source": "folder", "paths": {}, "image_size": {}, "augment": {}, "limit": None}
-SPLIT = {"test_fraction": 0.2, "val_fraction": 0.0, "seed": 42}
+SPLIT = SplitParams(test_fraction=0.2, val_fraction=0.0, seed=42)
 
 
 def jpeg(color, size=(40, 30)) -> bytes:
@@ -46,7 +47,7 @@ def pets_files(per_class=10) -> dict[str, bytes]:
 
 
 def fetch_folder(tmp_path, dataset, source) -> dict:
-    return fetching.fetch(dataset, {**FOLDER, "paths": {dataset: str(source)}}, tmp_path / "fetched" / dataset)
+    return fetching.fetch(dataset, "folder", str(source), tmp_path / "fetched" / dataset)
 
 
 def labels_by_id(fetched_dir) -> dict[str, int]:
@@ -123,13 +124,13 @@ def test_bad_inputs_stop_with_a_message_naming_the_path(tmp_path, setup, message
 
 def test_folder_source_needs_a_path(tmp_path):
     with pytest.raises(ingest.DataError, match="data.paths.cats_vs_dogs"):
-        fetching.fetch("cats_vs_dogs", FOLDER, tmp_path / "out")
+        fetching.fetch("cats_vs_dogs", "folder", None, tmp_path / "out")
 
 
 def test_tfds_source_without_network(tmp_path):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=12):
-        info = fetching.fetch("cifar10", {**FOLDER, "source": "tfds"}, tmp_path / "cifar10")
+        info = fetching.fetch("cifar10", "tfds", None, tmp_path / "cifar10")
     assert info["source"] == "tfds" and info["classes"][9] == "truck"
     assert info["splits"] == {"test": 12, "train": 12}
     images = [e["image"] for e in records.read_records(tmp_path / "cifar10").take(2).as_numpy_iterator()]
@@ -159,7 +160,7 @@ def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tm
 
 def test_tfds_unknown_dataset_points_to_folder(tmp_path):
     with pytest.raises(ingest.DataError, match="data.source=folder"):
-        fetching.fetch("no_such_dataset_xyz", {**FOLDER, "source": "tfds"}, tmp_path / "x")
+        fetching.fetch("no_such_dataset_xyz", "tfds", None, tmp_path / "x")
 
 
 # --- split ---------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def pets_fetched(tmp_path):
 
 
 def test_split_is_stratified_disjoint_and_seeded(tmp_path, pets_fetched):
-    params = {**SPLIT, "val_fraction": 0.25}
+    params = dataclasses.replace(SPLIT, val_fraction=0.25)
     counts = splitting.split(pets_fetched, params, None, tmp_path / "a")
     assert counts["test"]["per_class"] == {"cat": 10, "dog": 10}
     assert counts["val"]["per_class"] == {"cat": 10, "dog": 10}
@@ -182,7 +183,7 @@ def test_split_is_stratified_disjoint_and_seeded(tmp_path, pets_fetched):
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     splitting.split(pets_fetched, params, None, tmp_path / "b")
     assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
-    splitting.split(pets_fetched, {**params, "seed": 7}, None, tmp_path / "c")
+    splitting.split(pets_fetched, dataclasses.replace(params, seed=7), None, tmp_path / "c")
     assert (tmp_path / "a" / "manifest.csv").read_bytes() != (tmp_path / "c" / "manifest.csv").read_bytes()
 
 

@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from ablation.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe
-from ablation.params import ParamsError, validate_model
+from ablation.params import ModelParams, ParamsError
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
 TORCHVISION = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
@@ -11,14 +13,14 @@ PAPER_CIFAR = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6}
 
 
 def arm(model_params, **changes):
-    return {**model_params, **changes}
+    return dataclasses.replace(model_params, **changes)
 
 
 @pytest.fixture(scope="module")
 def imagenet_resnets():
     base = {"arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4,
             "dense_units": 4096, "dropout": 0.5}
-    return {d: describe(build_model({**base, "depth": d}, (224, 224, 3), 1000)) for d in TORCHVISION}
+    return {d: describe(build_model(ModelParams(**base, depth=d), (224, 224, 3), 1000)) for d in TORCHVISION}
 
 
 @pytest.mark.parametrize("depth", sorted(TORCHVISION))
@@ -101,8 +103,8 @@ def test_forward_is_finite_and_few_steps_lower_the_loss(model_params, residual):
 def test_bad_model_params_are_rejected(model_params):
     # Validated once, when params load (build_model trusts what it is given).
     with pytest.raises(ParamsError, match="11, 13, 16, 19 for vgg"):
-        validate_model(arm(model_params, arch="vgg", depth=20, residual=False))
+        ModelParams.parse(dataclasses.asdict(arm(model_params, arch="vgg", depth=20, residual=False)))
     with pytest.raises(ParamsError, match="6n\\+2"):
-        validate_model(arm(model_params, arch="resnet_cifar", depth=22))
+        ModelParams.parse(dataclasses.asdict(arm(model_params, arch="resnet_cifar", depth=22)))
     with pytest.raises(ValueError, match="at least 32x32"):
         build_model(arm(model_params, arch="vgg", depth=11, residual=False), (16, 16, 3), 10)

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from ablation.params import ParamsError, apply_overrides, load_params, train_params, validate
+from ablation.params import ParamsError, apply_overrides, from_dict, load_params
 
 
 def write(tmp_path, params):
@@ -11,7 +11,7 @@ def write(tmp_path, params):
 
 
 def test_shipped_params_are_valid(default_params):
-    assert validate(default_params)["model"]["arch"] == "resnet"
+    assert from_dict(default_params).model.arch == "resnet"
 
 
 @pytest.mark.parametrize("override, fragment", [
@@ -39,7 +39,7 @@ def test_vgg_must_be_plain(tmp_path, default_params):
     with pytest.raises(ParamsError, match="model.residual=false"):
         load_params(write(tmp_path, default_params), ["model.arch=vgg", "model.depth=16"])
     assert load_params(write(tmp_path, default_params),
-                       ["model.arch=vgg", "model.depth=16", "model.residual=false"])["model"]["depth"] == 16
+                       ["model.arch=vgg", "model.depth=16", "model.residual=false"]).model.depth == 16
 
 
 def test_missing_key_and_missing_file(tmp_path, default_params):
@@ -60,12 +60,12 @@ def test_malformed_yaml_and_override(tmp_path, default_params):
 
 
 def test_overrides_parse_yaml_values_and_per_dataset_merge(default_params):
-    params = validate(apply_overrides(default_params, ["model.residual=false", "train.seeds=[1, 2]",
-                                                       "train.per_dataset.cifar10.epochs=3"]))
-    assert params["model"]["residual"] is False and params["train"]["seeds"] == [1, 2]
-    assert train_params(params, "cifar10")["epochs"] == 3
-    assert train_params(params, "cats_vs_dogs")["batch_size"] == 64  # from params.yaml
-    assert "per_dataset" not in train_params(params, "cifar10")
+    params = from_dict(default_params, ["model.residual=false", "train.seeds=[1, 2]",
+                                        "train.per_dataset.cifar10.epochs=3"])
+    assert params.model.residual is False and params.train.seeds == (1, 2)
+    assert params.for_dataset("cifar10").train.epochs == 3
+    assert params.for_dataset("cats_vs_dogs").train.batch_size == 64  # from params.yaml
+    assert params.for_dataset("cifar10").train.per_dataset == {}
 
 
 def test_study_grid_keys_must_exist(tmp_path, default_params):
@@ -75,20 +75,42 @@ def test_study_grid_keys_must_exist(tmp_path, default_params):
 
 
 def test_exponent_floats_read_as_dvc_reads_them(default_params):
-    params = validate(apply_overrides(default_params, ["train.learning_rate=1e-3", "model.weight_decay=5e-4"]))
-    assert params["train"]["learning_rate"] == 0.001 and params["model"]["weight_decay"] == 0.0005
+    params = from_dict(apply_overrides(default_params, ["train.learning_rate=1e-3", "model.weight_decay=5e-4"]))
+    assert params.train.learning_rate == 0.001 and params.model.weight_decay == 0.0005
 
 
-def test_params_choices_are_the_implementing_tables_keys():
-    """params.py writes the allowed names out (so fetch and split need not import the
-    model and training code); they must stay the names the code implements."""
-    from ablation import inputs, models, recipe
-    from ablation.params import ARCH_DEPTHS, SCHEMA, TRAIN_SCHEMA, VGG_MIN_SIDE
-    choices = lambda check: set(check.choices)  # noqa: E731
-    assert choices(SCHEMA["model"]["arch"]) == set(models.ARCHITECTURES)
-    assert choices(SCHEMA["model"]["fc_init"]) == set(models.FC_INITIALIZERS)
-    assert ARCH_DEPTHS == {"resnet": tuple(models.RESNET_STAGES), "vgg": tuple(models.VGG_BLOCKS)}
-    assert VGG_MIN_SIDE == models.VGG_MIN_SIDE
-    assert choices(TRAIN_SCHEMA["optimizer"]) == set(recipe.OPTIMIZERS)
-    assert choices(TRAIN_SCHEMA["schedule"]) == set(recipe.SCHEDULES)
-    assert choices(SCHEMA["data"]["augment"].inner) == set(inputs.AUGMENTATIONS)
+def test_every_choice_is_a_key_of_the_table_that_implements_it():
+    """Each choice knob names its table; the allowed values are exactly its keys."""
+    import dataclasses
+    import importlib
+    from ablation import params as p
+    tables = {}
+    for section in (p.DataParams, p.ModelParams, p.TrainParams):
+        for knob in dataclasses.fields(section):
+            check = knob.metadata["check"]
+            check = getattr(check, "inner", check)  # a per-dataset mapping's values
+            if hasattr(check, "table"):
+                module, name = check.table
+                table = getattr(importlib.import_module(f"ablation.{module}"), name)
+                tables[f"{section.__name__}.{knob.name}"] = name
+                assert all(check(key) is None for key in table), knob.name
+                assert check("no-such-choice") is not None, knob.name
+    assert tables == {"DataParams.source": "SOURCES", "DataParams.augment": "AUGMENTATIONS",
+                      "ModelParams.arch": "ARCHITECTURES", "ModelParams.shortcut": "SHORTCUT_PROJECTS",
+                      "ModelParams.stem": "STEMS", "ModelParams.fc_init": "FC_INITIALIZERS",
+                      "TrainParams.optimizer": "OPTIMIZERS", "TrainParams.schedule": "SCHEDULES",
+                      "TrainParams.distribute": "DISTRIBUTIONS"}
+
+
+def test_a_new_table_entry_is_a_valid_choice(monkeypatch, default_params):
+    """The schema is built from the tables: an optimizer added to recipe.OPTIMIZERS
+    is accepted without touching params.py, and depths come from models.ARCHITECTURES."""
+    from ablation import models, recipe
+    with pytest.raises(ParamsError, match="'sgd', 'adam'"):
+        from_dict(default_params, ["train.optimizer=nesterov"])
+    monkeypatch.setitem(recipe.OPTIMIZERS, "nesterov", recipe.OPTIMIZERS["sgd"])
+    assert from_dict(default_params, ["train.optimizer=nesterov"]).train.optimizer == "nesterov"
+    monkeypatch.setitem(models.ARCHITECTURES, "resnet", models.ARCHITECTURES["resnet"]._replace(
+        depths="18", has_depth=lambda depth: depth == 18))
+    with pytest.raises(ParamsError, match="18 for resnet"):
+        from_dict(default_params)  # params.yaml's depth 34

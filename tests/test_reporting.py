@@ -4,6 +4,8 @@ from PIL import Image
 
 from ablation import reporting, study_report
 from ablation.layout import ReportFiles
+from ablation.params import load_params
+from tests.conftest import ROOT
 
 
 def test_history_csvs_hold_what_dvc_plots_draws(tmp_path):
@@ -32,9 +34,10 @@ def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3):
 
 
 def arm(name, residual, depth, runs):
-    return {"name": name, "failed": False, "overrides": [f"model.residual={str(residual).lower()}",
-                                                          f"model.depth={depth}"],
-            "params": {"model": {"residual": residual, "depth": depth}}, "runs": {"cifar10": dict(enumerate(runs))}}
+    overrides = [f"model.residual={str(residual).lower()}", f"model.depth={depth}"]
+    return {"name": name, "failed": False, "overrides": overrides,
+            "params": load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *overrides]),
+            "runs": {"cifar10": dict(enumerate(runs))}}
 
 
 def test_arm_numbers_agree_everywhere_diverged_runs_included():
