@@ -45,9 +45,8 @@ def run_name(arm_name: str, seed: int) -> str:
 
 
 def plan(study_arms: list[dict], common_overrides: list[str]) -> list[Run]:
-    return [Run(run_name(arm["name"], seed), arm["name"], seed,
-                (*common_overrides, *arm["overrides"], f"train.seeds=[{seed}]"))
-            for arm in study_arms for seed in arm["params"].train.seeds]
+    return [Run(run_name(arm.name, seed), arm.name, seed, (*common_overrides, *arm.overrides, f"train.seeds=[{seed}]"))
+            for arm in study_arms for seed in arm.params.train.seeds]
 
 
 def _git(*args: str, cwd=None, check=True) -> subprocess.CompletedProcess:
@@ -224,7 +223,7 @@ def run_study(study_arms: list[dict], common_overrides: list[str], *, address: s
     import ray
 
     for arm in study_arms:
-        check_data(arm["params"])
+        check_data(arm.params)
     baseline = check_baseline(git_remote)
     runs = plan(study_arms, common_overrides)
     skipped = existing_runs(baseline) & {run.name for run in runs} if resume else set()

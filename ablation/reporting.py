@@ -223,6 +223,36 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
 
 # --- the arm report ---------------------------------------------------------------------
 
+def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
+    """reports/report.md's text for the arm, from its runs ({dataset: {seed: run}}),
+    their summarize_arm() summary and each dataset's info.json; figures are linked
+    by the names write_arm_report gives them."""
+    model, name = params.model, model_name(params.model)
+    lines = [f"# Arm report: {name}", "",
+             f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
+             f"shortcut option {model.shortcut}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
+             "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
+             "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
+             "## Test results", "", arm_table(summary), ""]
+    references = [(d, paper_reference(model, d, infos[d])) for d in runs]
+    if any(ref for _, ref in references):
+        lines += ["## Against the paper", ""]
+        lines += [f"- {d}: measured {summary[d]['test_accuracy'].format()} accuracy; {ref}" for d, ref in references
+                  if ref]
+        lines += [""]
+    for dataset, by_seed in runs.items():
+        per_class = [[c] + [f"{r['eval']['per_class_accuracy'][c]:.3f}"
+                            if r["eval"]["per_class_accuracy"][c] is not None and test_accuracy(r) is not None
+                            else "n/a" for r in by_seed.values()] for c in infos[dataset]["classes"]]
+        lines += [f"## {dataset}", "",
+                  f"![curves](figures/{dataset}_curves.png)", "",
+                  f"![confusion](figures/{dataset}_confusion.png)", "",
+                  "Per-class test accuracy (n/a: a diverged run):", "",
+                  tabulate(per_class, headers=["class", *(f"seed {s}" for s in by_seed)], tablefmt="github"), "",
+                  "Sample training images per class:", "", f"![samples](figures/{dataset}_samples.png)", ""]
+    return "\n".join(lines)
+
+
 def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles) -> dict:
     """The report's Markdown, figures, metrics and plot CSVs
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
@@ -231,21 +261,8 @@ def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles
     for folder in (figure_dir, out.plot_dir(CONFUSION_PLOT)):
         folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_arm(runs)
-    model = params.model
-    name = model_name(model)
-    lines = [f"# Arm report: {name}", "",
-             f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
-             f"shortcut option {model.shortcut}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
-             "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
-             "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
-             "## Test results", "", arm_table(summary), ""]
+    name = model_name(params.model)
     infos = {d: read_info(fetched_dir(d, fetched_root)) for d in runs}
-    references = [(d, paper_reference(model, d, infos[d])) for d in runs]
-    if any(ref for _, ref in references):
-        lines += ["## Against the paper", ""]
-        lines += [f"- {d}: measured {summary[d]['test_accuracy'].format()} accuracy; {ref}" for d, ref in references
-                  if ref]
-        lines += [""]
     for dataset, by_seed in runs.items():
         classes = infos[dataset]["classes"]
         write_history_csvs(mean_history(by_seed), out, dataset)
@@ -255,16 +272,7 @@ def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles
         figures.plot_confusion(matrix, classes, figure_dir / f"{dataset}_confusion.png",
                                f"{name} on {dataset} (all seeds)")
         figures.plot_samples(fetched_dir(dataset, fetched_root), classes, figure_dir / f"{dataset}_samples.png")
-        per_class = [[c] + [f"{r['eval']['per_class_accuracy'][c]:.3f}"
-                            if r["eval"]["per_class_accuracy"][c] is not None and test_accuracy(r) is not None
-                            else "n/a" for r in by_seed.values()] for c in classes]
-        lines += [f"## {dataset}", "",
-                  f"![curves](figures/{dataset}_curves.png)", "",
-                  f"![confusion](figures/{dataset}_confusion.png)", "",
-                  "Per-class test accuracy (n/a: a diverged run):", "",
-                  tabulate(per_class, headers=["class", *(f"seed {s}" for s in by_seed)], tablefmt="github"), "",
-                  "Sample training images per class:", "", f"![samples](figures/{dataset}_samples.png)", ""]
-    out.report_md.write_text("\n".join(lines))
+    out.report_md.write_text(arm_markdown(params, runs, summary, infos))
     metrics = metrics_json(summary)
     out.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablation import layout, reporting
@@ -18,18 +19,38 @@ def _format(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def arms(params: Params) -> list[dict]:
-    """[{"name": ..., "overrides": ["key=value", ...]}] for each point of the grid.
-    Names say what differs: `resnet34`, `plain50`, plus `-key=value` for grid keys
-    outside `model`."""
+@dataclass(frozen=True)
+class Arm:
+    """One point of the study grid: its experiment's name, its grid values as
+    `key=value` overrides, and its params."""
+    name: str
+    overrides: tuple[str, ...]
+    params: Params
+
+
+@dataclass(frozen=True)
+class ArmResult(Arm):
+    """An arm with what its experiments left: `runs` {dataset: {seed: run}} (none:
+    the arm failed) and the names of its runs that left no results."""
+    runs: dict = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return not self.runs
+
+
+def arms(params: Params) -> list[Arm]:
+    """Each point of the grid. Names say what differs: `resnet34`, `plain50`, plus
+    `-key=value` for grid keys outside `model`."""
     grid = params.study.grid
     out = []
     for values in itertools.product(*grid.values()):
         overrides = [f"{key}={_format(value)}" for key, value in zip(grid, values)]
         arm_params = params.with_overrides(overrides)
         extra = [f"{key.split('.')[-1]}{value}" for key, value in zip(grid, values) if not key.startswith("model.")]
-        out.append({"name": "-".join([model_name(arm_params.model), *extra]).replace("_", "-"),
-                    "overrides": overrides, "params": arm_params})
+        out.append(Arm("-".join([model_name(arm_params.model), *extra]).replace("_", "-"), tuple(overrides),
+                       arm_params))
     return out
 
 
@@ -93,14 +114,14 @@ def experiment_commits() -> dict[str, str]:
             if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
 
 
-def run(study_arms: list[dict], common_overrides: list[str], jobs: int) -> None:
+def run(study_arms: list[Arm], common_overrides: list[str], jobs: int) -> None:
     """Queues every arm (replacing earlier experiments of the same name) and runs the queue."""
-    existing = set(experiment_commits()) & {arm["name"] for arm in study_arms}
+    existing = set(experiment_commits()) & {arm.name for arm in study_arms}
     if existing:
         _dvc("exp", "remove", *sorted(existing))
     for arm in study_arms:
-        settings = [flag for o in [*common_overrides, *arm["overrides"]] for flag in ("-S", o)]
-        _dvc("exp", "run", "--queue", "-n", arm["name"], *settings)
+        settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
+        _dvc("exp", "run", "--queue", "-n", arm.name, *settings)
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
 
@@ -111,7 +132,7 @@ def read_file(commit: str, path: str) -> str | None:
         return None
 
 
-def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
+def collect(study_arms: list[Arm], per_seed: bool = False) -> list[ArmResult]:
     """Each arm with its params (validated as every stage validates them) and its
     runs read from its experiment's commit, or `failed` when its experiment left no
     results. With `per_seed` (the Ray engine), each seed is an experiment of its
@@ -120,8 +141,8 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
     commits = experiment_commits()
     results = []
     for arm in study_arms:
-        seeds = arm["params"].train.seeds
-        sources = [(run_name(arm["name"], seed), [seed]) for seed in seeds] if per_seed else [(arm["name"], None)]
+        seeds = arm.params.train.seeds
+        sources = [(run_name(arm.name, seed), [seed]) for seed in seeds] if per_seed else [(arm.name, None)]
         params, runs, missing = None, {}, []
         for name, run_seeds in sources:
             commit = commits.get(name)
@@ -134,10 +155,8 @@ def collect(study_arms: list[dict], per_seed: bool = False) -> list[dict]:
                                            lambda path, commit=commit: read_file(commit, path))
             for dataset, by_seed in found.items():
                 runs.setdefault(dataset, {}).update(by_seed)
-        if not runs:
-            results.append({**arm, "failed": True, "missing": missing})
-            continue
-        collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
-        params = params.with_overrides([f"train.seeds={collected}"])
-        results.append({**arm, "failed": False, "params": params, "runs": runs, "missing": missing})
+        if runs:  # the params its experiments ran with, and the seeds they left
+            collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
+            params = params.with_overrides([f"train.seeds={collected}"])
+        results.append(ArmResult(arm.name, arm.overrides, params or arm.params, runs, tuple(missing)))
     return results

@@ -14,21 +14,22 @@ from ablation import figures
 from ablation.layout import ReportFiles
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
 from ablation.statistics import mcnemar_p, summarize, welch
+from ablation.study import ArmResult
 
 ALPHA = 0.05  # "beyond seed noise" means Welch's p below this
 
 
-def _family(arm: dict) -> str:
-    return "residual" if arm["params"].model.residual else "plain"
+def _family(arm: ArmResult) -> str:
+    return "residual" if arm.params.model.residual else "plain"
 
 
-def _depth(arm: dict) -> int:
-    return arm["params"].model.depth
+def _depth(arm: ArmResult) -> int:
+    return arm.params.model.depth
 
 
-def _twin_key(arm: dict) -> tuple:
+def _twin_key(arm: ArmResult) -> tuple:
     """What an arm shares with its twin: every grid value but model.residual."""
-    return tuple(o for o in arm["overrides"] if not o.startswith("model.residual="))
+    return tuple(o for o in arm.overrides if not o.startswith("model.residual="))
 
 
 def _correct(predictions: str | None) -> dict[str, bool]:
@@ -84,7 +85,7 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     if len(depths) < 2:
         return ["- Needs a plain and a residual arm at two depths or more."]
     low, high = depths[0], depths[-1]
-    runs = {(d, f): by_key[d][f]["runs"][dataset] for d in (low, high) for f in ("plain", "residual")}
+    runs = {(d, f): by_key[d][f].runs[dataset] for d in (low, high) for f in ("plain", "residual")}
     a = welch(_train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")]))
     b = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(high, "plain")]))
     c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
@@ -121,24 +122,23 @@ def _mean_responses(runs: dict) -> list[float] | None:
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
-def write_study_report(results: list[dict], out: ReportFiles, command: str = "python -m stages.study",
+def write_study_report(results: list[ArmResult], out: ReportFiles, command: str = "python -m stages.study",
                        log_hint: str = QUEUE_LOG_HINT) -> str:
     """reports/study.md and reports/study/*.png; results are study.collect()'s;
     `log_hint` says where a failed run's log is (`{name}`: the run)."""
     figure_dir = out.study_figures
     figure_dir.mkdir(parents=True, exist_ok=True)
-    done = [r for r in results if not r["failed"]]
-    for r in done:
-        r["summary"] = summarize_arm(r["runs"])
-    datasets = list(dict.fromkeys(d for r in done for d in r["runs"]))
+    done = [r for r in results if not r.failed]
+    summaries = {r.name: summarize_arm(r.runs) for r in done}
+    datasets = list(dict.fromkeys(d for r in done for d in r.runs))
     rows = []
     for r in results:
-        if r["failed"]:
-            hints = ", ".join(log_hint.format(name=name) for name in r.get("missing") or [r["name"]])
-            rows.append([r["name"], "all", f"failed: see {hints}", "", "", "", "", "", ""])
+        if r.failed:
+            hints = ", ".join(log_hint.format(name=name) for name in r.missing or [r.name])
+            rows.append([r.name, "all", f"failed: see {hints}", "", "", "", "", "", ""])
             continue
-        for dataset, s in r["summary"].items():
-            rows.append([r["name"], dataset, s["test_accuracy"].format(), s["train_error"].format(),
+        for dataset, s in summaries[r.name].items():
+            rows.append([r.name, dataset, s["test_accuracy"].format(), s["train_error"].format(),
                          s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
                          s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0)])
     lines = ["# Study: what the residual connection buys", "",
@@ -149,7 +149,7 @@ def write_study_report(results: list[dict], out: ReportFiles, command: str = "py
              tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
                                      "parameters", "GFLOPs/image", "train s", "training images/s"],
                       tablefmt="github", disable_numparse=True), ""]
-    partial = [(r["name"], name) for r in done for name in r.get("missing", [])]
+    partial = [(r.name, name) for r in done for name in r.missing]
     if partial:
         lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
             f"{name} (see {log_hint.format(name=name)})" for _, name in partial) + ".", ""]
@@ -160,9 +160,9 @@ def write_study_report(results: list[dict], out: ReportFiles, command: str = "py
     for pair in twins.values():
         if {"plain", "residual"} <= pair.keys():
             for dataset in datasets:
-                res, plain = pair["residual"]["runs"][dataset], pair["plain"]["runs"][dataset]
+                res, plain = pair["residual"].runs[dataset], pair["plain"].runs[dataset]
                 gain = welch([test_accuracy(x) for x in res.values()], [test_accuracy(x) for x in plain.values()])
-                gains.append([pair["residual"]["name"], pair["plain"]["name"], dataset, gain.format_difference(),
+                gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(),
                               gain.format_p(), mcnemar_per_seed(res, plain)])
     if gains:
         lines += ["## Accuracy gained by the residual connection", "",
@@ -189,18 +189,18 @@ def write_study_report(results: list[dict], out: ReportFiles, command: str = "py
                 if arm is None:
                     row.append("")
                     continue
-                runs = arm["runs"][dataset]
+                runs = arm.runs[dataset]
                 panels[family][depth] = _error_curves(runs)
                 if (mean_std := _mean_responses(runs)) is not None:
                     responses[depth][family] = mean_std
-                accuracy = arm["summary"][dataset]["test_accuracy"]
+                accuracy = summaries[arm.name][dataset]["test_accuracy"]
                 if accuracy.mean is not None:
                     points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
                 row.append(summarize(_train_errors(runs)).format())
             train_rows.append(row)
         figures.plot_degradation(dict(sorted(panels.items())), figure_dir / f"{dataset}_degradation.png", dataset)
         figures.plot_accuracy_vs_depth(points, figure_dir / f"{dataset}_accuracy_vs_depth.png", dataset)
-        figures.plot_curves({r["name"]: mean_history(r["runs"][dataset]) for r in done},
+        figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
                             figure_dir / f"{dataset}_curves.png", f"all arms on {dataset}")
         lines += [f"## {dataset}", "", "### The paper's claims", "", *verdicts(by_key, dataset), "",
                   "### Degradation (the paper's Fig. 6)", "",

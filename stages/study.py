@@ -38,7 +38,7 @@ def main():
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = study.arms(params)
-    print("study arms: " + ", ".join(a["name"] for a in arms), flush=True)
+    print("study arms: " + ", ".join(a.name for a in arms), flush=True)
     on_ray = args.engine == "ray"
     if not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used
@@ -51,7 +51,7 @@ def main():
     command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume"))])
     log_hint = f"`{REPORT.study_logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
     print(study_report.write_study_report(results, REPORT, command, log_hint))
-    missing = [name for r in results for name in r.get("missing", [])]
+    missing = [name for r in results for name in r.missing]
     if missing:
         where = f"{REPORT.study_logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
         rerun = "rerun with --resume" if on_ray else "rerun"

@@ -5,6 +5,7 @@ from PIL import Image
 from ablation import reporting, study_report
 from ablation.layout import ReportFiles
 from ablation.params import load_params
+from ablation.study import ArmResult
 from tests.conftest import ROOT
 
 
@@ -34,10 +35,9 @@ def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3):
 
 
 def arm(name, residual, depth, runs):
-    overrides = [f"model.residual={str(residual).lower()}", f"model.depth={depth}"]
-    return {"name": name, "failed": False, "overrides": overrides,
-            "params": load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *overrides]),
-            "runs": {"cifar10": dict(enumerate(runs))}}
+    overrides = (f"model.residual={str(residual).lower()}", f"model.depth={depth}")
+    return ArmResult(name, overrides, load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *overrides]),
+                     {"cifar10": dict(enumerate(runs))} if runs else {})
 
 
 def test_arm_numbers_agree_everywhere_diverged_runs_included():
@@ -50,6 +50,23 @@ def test_arm_numbers_agree_everywhere_diverged_runs_included():
     assert "0.7000 ± 0.1414" in table and "(n=2; 1 diverged)" in table
 
 
+def test_arm_markdown_renders_the_summary_without_the_pipeline():
+    """The arm report's text is a pure function of its runs: the numbers are the
+    summary's, the paper's row matches the arm, a diverged seed reads n/a."""
+    runs = {"cifar10": {0: run(0.8, 0.9, [True]), 1: run(0.1, 0.9, [False], diverged=True), 2: run(0.6, 0.7, [True])}}
+    params = load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", "model.depth=20", "model.shortcut=A",
+                                                "train.seeds=[0, 1, 2]", "datasets=[cifar10]"])
+    summary = reporting.summarize_arm(runs)
+    text = reporting.arm_markdown(params, runs, summary, {"cifar10": {"classes": ["cat"], "formats": {"PNG": 1}}})
+    assert text.startswith("# Arm report: resnet_cifar20")
+    assert "seeds [0, 1, 2]" in text and reporting.arm_table(summary) in text
+    assert "- cifar10: measured 0.7000 ± 0.1414" in text and "paper Table 6: 91.25% accuracy (8.75% error, one run)" in text
+    assert "| cat     |      0.8 | n/a      |      0.6 |" in text
+    plain = reporting.arm_markdown(params.with_overrides(["model.residual=false"]), runs, summary,
+                                   {"cifar10": {"classes": ["cat"]}})
+    assert plain.startswith("# Arm report: plain_cifar20") and "Against the paper" not in plain
+
+
 def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
     results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True] * 20), run(0.91, 0.96, [True] * 20)]),
                arm("plain20", False, 20, [run(0.88, 0.93, [True] * 10 + [False] * 10),
@@ -59,7 +76,7 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
                arm("plain56", False, 56, [run(0.80, 0.85, [False] * 20, layers=9),
                                           run(0.81, 0.84, [False] * 20, layers=9),
                                           run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
-               {"name": "resnet110", "failed": True, "overrides": ["model.residual=true", "model.depth=110"]}]
+               arm("resnet110", True, 110, [])]
     text = study_report.write_study_report(results, ReportFiles(tmp_path), "python -m stages.study --preset p.yaml")
     assert "`python -m stages.study --preset p.yaml`" in text
     # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
