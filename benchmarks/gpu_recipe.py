@@ -36,7 +36,7 @@ from tabulate import tabulate
 
 from ablation import models
 from ablation.ingest import ImageFolder
-from ablation.params import load_params
+from ablation.params import ModelParams, TrainParams, parse_yaml
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,11 +89,20 @@ def normalization_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pixel_moments(total, total_sq, len(images))
 
 
+def shipped(section: str) -> dict:
+    """A section of the shipped params.yaml as written. Not load_params: it checks
+    every choice against its table, and the data and training tables live in modules
+    that need TensorFlow, which a JAX-only machine lacks."""
+    return parse_yaml((ROOT / "params.yaml").read_text())[section]
+
+
+def model_params(**changes) -> ModelParams:
+    return ModelParams.parse({**shipped("model"), **changes})  # validated: the model section needs no TensorFlow
+
+
 def cifar_model(depth: int, residual: bool, input_shape: tuple, moments: tuple) -> keras.Model:
-    model_params = load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", f"model.depth={depth}",
-                                                      f"model.residual={str(residual).lower()}", "model.shortcut=A",
-                                                      "model.weight_decay=0.0001"]).model
-    return with_normalization(models.build_model(model_params, input_shape, 10), *moments)
+    arm = model_params(arch="resnet_cifar", depth=depth, residual=residual, shortcut="A", weight_decay=0.0001)
+    return with_normalization(models.build_model(arm, input_shape, 10), *moments)
 
 
 def train_cifar_arm(name: str, data: dict, moments: tuple, epochs: int, precision: str, steps_per_execution: int,
@@ -104,7 +113,8 @@ def train_cifar_arm(name: str, data: dict, moments: tuple, epochs: int, precisio
     (train_x, train_y), (test_x, test_y) = data["train"], data["test"]
     steps_per_epoch = math.ceil(len(train_x) / PAPER_BATCH)
     model = cifar_model(depth, residual, train_x.shape[1:], moments)
-    model.compile(optimizer=make_optimizer({**PAPER_TRAIN, "epochs": epochs}, steps_per_epoch),
+    recipe = TrainParams(**{**shipped("train"), **PAPER_TRAIN, "epochs": epochs})
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=steps_per_execution)
     rng, epoch_seconds, losses = np.random.default_rng(seed), [], []
     for epoch in range(epochs):
@@ -144,10 +154,9 @@ def train_step_rate(model: keras.Model, size: int, batch: int, steps: int) -> fl
 
 def imagenet_step(name: str, size: int, batch: int, steps: int, precision: str, reference_rate: float) -> dict:
     keras.mixed_precision.set_dtype_policy(precision)
-    model_params = load_params(ROOT / "params.yaml", ["model.arch=resnet", f"model.depth={IMAGENET_ARMS[name]}",
-                                                      "model.shortcut=B", "model.residual=true",
-                                                      "model.stem=imagenet"]).model  # keras' stem at any side
-    rate = train_step_rate(models.build_model(model_params, (size, size, 3), 1000), size, batch, steps)
+    arm = model_params(arch="resnet", depth=IMAGENET_ARMS[name], shortcut="B", residual=True,
+                       stem="imagenet")  # keras' stem at any side
+    rate = train_step_rate(models.build_model(arm, (size, size, 3), 1000), size, batch, steps)
     keras.mixed_precision.set_dtype_policy("float32")
     return {"arm": name, "precision": precision, "side": size, "batch": batch, "steps": steps,
             "images_per_second": round(rate, 1), "keras_resnet50_images_per_second": round(reference_rate, 1),
