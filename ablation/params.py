@@ -230,7 +230,7 @@ class ModelParams:
         model = cls(**_checked_fields(cls, values, "model."))
         arch = _table("models", "ARCHITECTURES")[model.arch]
         if not arch.has_depth(model.depth):
-            _fail("model.depth", model.depth, f"{arch.depths} for {model.arch}", "pick one of those depths")
+            _fail("model.depth", model.depth, f"{arch.depths} for {model.arch}")
         if model.residual and not arch.has_shortcuts:
             _fail("model.residual", True, f"false for {model.arch} (it has no shortcuts)",
                   f"pass `-S model.residual=false` with model.arch={model.arch}")
