@@ -185,11 +185,12 @@ def _checked_fields(cls, values: Any, prefix: str) -> dict:
 
 @dataclass(frozen=True)
 class DataParams:
+    # Each knob's user: a table's module, or the function named after `#`.
     source: str = knob(_key_of("fetching", "SOURCES"))
-    paths: dict[str, str | None] = knob(_per_dataset(_optional(_path)))
-    image_size: dict[str, int] = knob(_per_dataset(_number(8, integer=True)))
+    paths: dict[str, str | None] = knob(_per_dataset(_optional(_path)))  # fetching.SOURCES["folder"]
+    image_size: dict[str, int] = knob(_per_dataset(_number(8, integer=True)))  # inputs.load_split
     augment: dict[str, str] = knob(_per_dataset(_key_of("inputs", "AUGMENTATIONS")))
-    limit: int | None = knob(_optional(_number(1, integer=True)))
+    limit: int | None = knob(_optional(_number(1, integer=True)))  # splitting.split
 
     @classmethod
     def parse(cls, values, datasets: tuple[str, ...]) -> DataParams:
@@ -204,6 +205,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class SplitParams:
+    # all three: splitting.split
     test_fraction: float = knob(_number(0, 1, open_low=True))
     val_fraction: float = knob(_number(0, 0.9))
     seed: int = knob(_number(0, integer=True))
@@ -217,13 +219,13 @@ class SplitParams:
 class ModelParams:
     arch: str = knob(_key_of("models", "ARCHITECTURES"))
     depth: int = knob(_number(1, integer=True))  # per arch: models.ARCHITECTURES[arch].has_depth
-    residual: bool = knob(_boolean)
+    residual: bool = knob(_boolean)  # models._Builder.merge
     shortcut: str = knob(_key_of("models", "SHORTCUT_PROJECTS"))
     stem: str = knob(_key_of("models", "STEMS"))
     fc_init: str = knob(_key_of("models", "FC_INITIALIZERS"))
-    weight_decay: float = knob(_number(0))
-    dense_units: int = knob(_number(1, integer=True))
-    dropout: float = knob(_number(0, 0.99))
+    weight_decay: float = knob(_number(0))  # models._Builder
+    dense_units: int = knob(_number(1, integer=True))  # models._vgg
+    dropout: float = knob(_number(0, 0.99))  # models._vgg
 
     @classmethod
     def parse(cls, values) -> ModelParams:
@@ -239,19 +241,19 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    seeds: tuple[int, ...] = knob(_list_of(_number(0, integer=True)))
-    epochs: int = knob(_number(1, integer=True))
-    batch_size: int = knob(_number(1, integer=True))
+    seeds: tuple[int, ...] = knob(_list_of(_number(0, integer=True)))  # dvc.yaml's train matrix
+    epochs: int = knob(_number(1, integer=True))  # training.train
+    batch_size: int = knob(_number(1, integer=True))  # training.train
     optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"))
-    learning_rate: float = knob(_number(0, open_low=True))
-    momentum: float = knob(_number(0, 1))
+    learning_rate: float = knob(_number(0, open_low=True))  # recipe.make_optimizer
+    momentum: float = knob(_number(0, 1))  # recipe.OPTIMIZERS["sgd"]
     schedule: str = knob(_key_of("recipe", "SCHEDULES"))
-    step_boundaries: tuple[float, ...] = knob(_fractions)
-    warmup_epochs: int = knob(_number(0, integer=True))
-    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"))
-    jit_compile: bool = knob(_boolean)
-    steps_per_execution: int = knob(_number(1, integer=True))
-    threads: int = knob(_number(0, integer=True))
+    step_boundaries: tuple[float, ...] = knob(_fractions)  # recipe.SCHEDULES["step"]
+    warmup_epochs: int = knob(_number(0, integer=True))  # recipe.StudySchedule
+    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"))  # training.train
+    jit_compile: bool = knob(_boolean)  # training.jit_compile
+    steps_per_execution: int = knob(_number(1, integer=True))  # training.train
+    threads: int = knob(_number(0, integer=True))  # training.set_threads
     distribute: str = knob(_key_of("training", "DISTRIBUTIONS"))
     # dataset -> {train key: value}: those keys for that dataset (see for_dataset).
     per_dataset: dict[str, dict[str, Any]] = knob(_optional(_mapping))
