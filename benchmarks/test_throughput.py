@@ -101,7 +101,7 @@ def keras_resnet50_rate(side: int) -> float:
 @pytest.mark.parametrize("name, model, side", ARMS, ids=[a[0] for a in ARMS])
 def test_train_step(benchmark, matmul_gflops, name, model, side):
     keras.utils.set_random_seed(0)
-    net = build_model(ModelParams(**BASE, **model), (side, side, 3), 10)
+    net = build_model(ModelParams(**{**BASE, **model}), (side, side, 3), 10)
     seconds = timed_rounds(benchmark, train_step(net, side))
     rate = BATCH / seconds
     TRAIN_RATES[name] = rate
