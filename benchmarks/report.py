@@ -3,7 +3,8 @@ section (benchmarks/gpu_recipe.py) when one was measured.
 
     python -m benchmarks.report [reports/benchmarks.json [reports/backends.json ...]] [--out reports/benchmarks.md]
 
-Several JSON files are read as one run each; the header names the first.
+Several JSON files are read as one run each; the header names the first, and a
+benchmark that is in several is taken from the last.
 """
 import argparse
 import json
@@ -22,7 +23,8 @@ GPU_COMMAND = "KERAS_BACKEND=jax python -m benchmarks.gpu_recipe --epochs 20"
 
 def render(results: dict, extra_benchmarks: list[dict] = (), gpu_section: str | None = None) -> str:
     machine = results["machine_info"].get("ablation", {})
-    benchmarks = results["benchmarks"] + list(extra_benchmarks)
+    # A benchmark measured in several files (the backend one runs in the full suite too) counts once: the last.
+    benchmarks = list({b["fullname"]: b for b in [*results["benchmarks"], *extra_benchmarks]}.values())
     lines = ["# Benchmarks", "",
              f"Measured {results['datetime'][:10]} on {machine.get('cpu')} ({machine.get('cores')} cores, "
              f"{machine.get('gpus', 0)} GPUs), TensorFlow {machine.get('tensorflow')}, oneDNN {machine.get('onednn')}, "
