@@ -44,7 +44,8 @@ def run_name(arm_name: str, seed: int) -> str:
     return f"{arm_name}-s{seed}"
 
 
-def plan(study_arms: list[dict], common_overrides: list[str]) -> list[Run]:
+def plan(study_arms: list, common_overrides: list[str]) -> list[Run]:
+    """One run per arm (a study.Arm) and seed."""
     return [Run(run_name(arm.name, seed), arm.name, seed, (*common_overrides, *arm.overrides, f"train.seeds=[{seed}]"))
             for arm in study_arms for seed in arm.params.train.seeds]
 
@@ -216,7 +217,7 @@ def pull(names: list[str], baseline: Baseline) -> None:
             raise EngineError(f"`dvc exp pull {baseline.remote} {name}` failed: {pulled.stderr.strip()[-500:]}")
 
 
-def run_study(study_arms: list[dict], common_overrides: list[str], *, address: str | None, git_remote: str,
+def run_study(study_arms: list, common_overrides: list[str], *, address: str | None, git_remote: str,
               num_gpus: float | None, num_cpus: float, retries: int, resume: bool, logs_dir: Path) -> list[str]:
     """Checks, submits every run not skipped by `resume`, waits, pulls every run's
     experiment; returns the names of the runs that failed."""
