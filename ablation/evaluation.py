@@ -3,13 +3,13 @@ confusion matrix and per-example predictions (for paired comparisons of arms).""
 from __future__ import annotations
 
 import csv
-import json
+import io
 from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from ablation import ingest, inputs, models, records  # models also registers the custom layers for loading
+from ablation import files, ingest, inputs, models, records, splitting  # models registers the custom layers
 from ablation.layout import RunFiles
 
 BATCH_SIZE = 256
@@ -49,17 +49,23 @@ class Evaluation(NamedTuple):
     model_name: str
 
 
-def evaluate(files: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluation:
-    """Writes the run's eval metrics, predictions and layer responses (layout.RunFiles)."""
-    if not files.model.exists():
-        raise ingest.DataError(f"{files.model} is missing. Fix: train first (`dvc repro train`, or "
+def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluation:
+    """Writes the run's eval metrics, predictions and layer responses (layout.RunFiles),
+    each renamed into place once all three are computed."""
+    if not run.model.exists():
+        raise ingest.DataError(f"{run.model} is missing. Fix: train first (`dvc repro train`, or "
                              f"`python -m stages.train DATASET SEED`).")
-    files.eval_dir.mkdir(parents=True, exist_ok=True)
     classes = records.read_info(fetched_dir)["classes"]
+    splitting.check_manifest(fetched_dir, split_dir)
     cached, rows = inputs.load_split(fetched_dir, split_dir, "test", image_size)
     if not rows:
         raise ingest.DataError(f"the test split in {split_dir} is empty. Fix: raise split.test_fraction or data.limit.")
-    model = keras.saving.load_model(files.model, compile=False)  # predicting needs no optimizer
+    try:
+        model = keras.saving.load_model(run.model, compile=False)  # predicting needs no optimizer
+    except Exception as error:  # Keras reports a damaged archive as ValueError, OSError, "File not found", ...
+        raise ingest.DataError(f"{run.model} cannot be loaded ({type(error).__name__}): truncated or damaged. Fix: "
+                               f"train again (`dvc repro -f train@DATASET-SEED`, or `python -m stages.train DATASET "
+                               f"SEED`).") from None
     # One pass fills the cache and gives ids and labels in the order predict() sees them.
     ids, labels = zip(*((i.decode(), label) for i, _, label in cached.as_numpy_iterator()))
     labels = np.array(labels, dtype=np.int64)
@@ -81,13 +87,13 @@ def evaluate(files: RunFiles, fetched_dir, split_dir, image_size: int) -> Evalua
         "non_finite_predictions": int((~finite).sum()),
         "per_class_accuracy": per_class,
     }
-    with open(files.predictions, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["id", "label", "predicted", "confidence"])
-        writer.writerows((i, classes[l], classes[p], f"{c:.6f}")
-                         for i, l, p, c in zip(ids, labels, predicted, confidence))
-    files.eval_metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions = io.StringIO()
+    writer = csv.writer(predictions, lineterminator="\n")
+    writer.writerow(["id", "label", "predicted", "confidence"])
+    writer.writerows((i, classes[l], classes[p], f"{c:.6f}") for i, l, p, c in zip(ids, labels, predicted, confidence))
     sample = min(RESPONSE_IMAGES, len(rows))
     responses = layer_responses(model, inputs.evaluation_batches(cached.take(sample), sample, BATCH_SIZE))
-    files.layer_responses.write_text(json.dumps(responses, indent=2) + "\n")
+    files.write_text(run.predictions, predictions.getvalue())
+    files.write_json(run.layer_responses, responses)
+    files.write_json(run.eval_metrics, metrics)  # last: the metric DVC and the report read
     return Evaluation(metrics, matrix, classes, model.name)

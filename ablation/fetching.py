@@ -14,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ablation.ingest import DataError, ImageFolder, Progress, tfds_class_names
+from ablation.files import replace_dir, restore_interrupted_swap
+from ablation.ingest import DataError, ImageFolder, Progress, ReadLimits, tfds_class_names
 from ablation.layout import INFO_FILE
 from ablation.records import ShardWriter, read_labels
 
@@ -23,8 +24,8 @@ TFDS_CONNECT_TIMEOUT = 5.0  # seconds to wait for a tfds download host before na
 TFDS_SPLITS = {"cifar10": ["train", "test"], "cats_vs_dogs": ["train"]}
 
 
-def fetch_folder(dataset: str, path: str | Path, out_dir: Path) -> dict:
-    folder = ImageFolder(dataset, path)
+def fetch_folder(dataset: str, path: str | Path, out_dir: Path, limits: ReadLimits = ReadLimits()) -> dict:
+    folder = ImageFolder(dataset, path, limits)
     writer, formats = ShardWriter(out_dir), Counter()
     for image in folder:
         writer.write(image.split, image.name, image.data, image.label)
@@ -95,42 +96,38 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
             "skipped": 0, "skipped_files": [], "ignored": 0, "ignored_files": []}
 
 
-def _from_folder(dataset: str, path: str | None, out_dir: Path) -> dict:
+def _from_folder(dataset: str, path: str | None, out_dir: Path, limits: ReadLimits) -> dict:
     if not path:
         raise DataError(f"data.source is folder but data.paths.{dataset} is not set. "
                         f"Fix: -S data.paths.{dataset}=<image folder or archive>.")
     # Relative paths are from the project root. DVC_ROOT names it even when DVC's
     # queue runs this stage in a temporary copy of the project.
-    return fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, out_dir)
+    return fetch_folder(dataset, Path(os.environ.get("DVC_ROOT", ".")) / path, out_dir, limits)
 
 
-# `data.source`: (dataset, data.paths.<dataset>, output directory) -> info.
+# `data.source`: (dataset, data.paths.<dataset>, output directory, read limits) -> info.
 SOURCES = {
-    "tfds": lambda dataset, path, out_dir: fetch_tfds(dataset, out_dir),  # tfds downloads; no path
+    "tfds": lambda dataset, path, out_dir, limits: fetch_tfds(dataset, out_dir),  # tfds' own files; no path
     "folder": _from_folder,
 }
 
 
-def fetch(dataset: str, source: str, path: str | None, out_dir: str | Path) -> dict:
+def fetch(dataset: str, source: str, path: str | None, out_dir: str | Path,
+          limits: ReadLimits = ReadLimits()) -> dict:
     """Writes the dataset's shards and info.json into out_dir; returns the info.
     Everything is built in a staging directory beside out_dir, checked, then
     swapped in: a failed or interrupted fetch leaves the previous output (or
     nothing), never a partial one."""
     out_dir = Path(out_dir)
-    staging, previous = out_dir.with_name(f".{out_dir.name}.staging"), out_dir.with_name(f".{out_dir.name}.previous")
-    if previous.exists() and not out_dir.exists():  # a swap was interrupted: restore the old output
-        previous.rename(out_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
+    restore_interrupted_swap(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        info = {"dataset": dataset, "source": source, **SOURCES[source](dataset, path, staging)}
+        info = {"dataset": dataset, "source": source, **SOURCES[source](dataset, path, staging, limits)}
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         read_labels(staging)  # every shard complete and counted as info.json says
-        shutil.rmtree(previous, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(previous)
-        staging.rename(out_dir)
-        shutil.rmtree(previous, ignore_errors=True)
+        replace_dir(staging, out_dir)
     except BaseException:  # KeyboardInterrupt too: nothing half-written stays behind
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -11,13 +11,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ablation.files import atomic_path  # noqa: E402
 from ablation.records import read_records  # noqa: E402
 
 
 def _save(fig, path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as partial:
+            fig.savefig(partial, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _integer_ticks(*axes) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
+import numpy as np
 from PIL import Image
 
 from ablation.errors import UserError
@@ -25,6 +26,14 @@ SPLIT_DIRS = {"train", "test"}
 
 class DataError(UserError):
     """Missing, empty or malformed input data; the message names the path and the fix."""
+
+
+class ReadLimits(NamedTuple):
+    """What one input file may cost before it is read (`data.max_file_mb`,
+    `data.max_image_megapixels`): a file or image over them is skipped and counted
+    like a corrupt one, so a small archive cannot grow the fetch without bound."""
+    max_file_bytes: int = 64 * 2**20
+    max_pixels: int = 50_000_000
 
 
 # tfds' label names of the study's datasets. Offline, tfds' bundled metadata knows
@@ -75,17 +84,64 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _iter_files(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """Yields (relative path, read()) for every file, in a stable order; a
-    truncated or corrupt archive is a DataError naming it."""
+Reader = Callable[[], "bytes | None"]
+
+
+def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, Reader]]:
+    """Yields (relative path, read()) for every file, in a stable order; read()
+    gives None for a file that cannot be used (unreadable, a dangling or looping
+    symlink, a name that is not UTF-8, larger than `max_bytes`: checked from the
+    declared size before reading). A truncated or corrupt archive is a DataError
+    naming it, whether met while listing or reading."""
+    def corrupt(error: Exception) -> DataError:
+        return DataError(f"{path} cannot be read to the end ({type(error).__name__}: {str(error).splitlines()[0]}): "
+                         "a truncated or corrupt archive. Fix: copy or download it again, or point data.paths at an "
+                         "unpacked folder.")
+
+    def checked(read: Callable[[], bytes]) -> Reader:
+        def read_checked():
+            try:
+                return read()
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+                raise corrupt(error) from None
+        return read_checked
+
     try:
-        yield from _iter_files_unchecked(path)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
-        raise DataError(f"{path} cannot be read to the end ({type(error).__name__}: {str(error).splitlines()[0]}): a truncated or corrupt "
-                        "archive. Fix: copy or download it again, or point data.paths at an unpacked folder.") from None
+        for name, size, read in _iter_files_unchecked(path):
+            if size is None or size > max_bytes or not _is_utf8(name):
+                yield _printable(name), lambda: None
+            else:
+                yield name, (read if path.is_dir() else checked(read))
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
+        raise corrupt(error) from None
+    except OSError as error:
+        if path.is_dir():  # a directory that cannot be listed
+            raise DataError(f"{path} cannot be listed ({error.strerror}: {error.filename}). Fix: check its "
+                            "permissions.") from None
+        raise corrupt(error) from None
 
 
-def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # os.walk turns undecodable bytes into surrogates
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:  # vanished, dangling or looping symlink, unreadable
+        return None
+
+
+def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, int | None, Callable[[], bytes]]]:
+    """(name, declared size or None when it cannot be known, read) per file."""
     name = path.name.lower()
     if path.is_dir():
         for root, dirs, files in os.walk(path):
@@ -94,18 +150,24 @@ def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, Callable[[], bytes]
                 full = Path(root) / file
                 relative = full.relative_to(path).as_posix()
                 if _is_listed(relative):
-                    yield relative, full.read_bytes
+                    try:
+                        size = full.stat().st_size
+                    except OSError:  # a dangling or looping symlink
+                        size = None
+                    yield relative, size, lambda full=full: _read_or_none(full)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(path) as archive:
             for member in archive:
                 if member.isfile() and _is_listed(member.name):
-                    data = archive.extractfile(member).read()
-                    yield member.name.lstrip("./"), (lambda data=data: data)
+                    # Read while the stream is at this member (the caller reads before the next one).
+                    yield (member.name.lstrip("./"), member.size,
+                           lambda member=member: archive.extractfile(member).read())
     elif name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
-            for member in sorted(archive.namelist()):
-                if not member.endswith("/") and _is_listed(member):
-                    yield member, (lambda member=member: archive.read(member))
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                # ZipFile stops decompressing at the declared file_size, so it bounds the read.
+                if not info.is_dir() and _is_listed(info.filename):
+                    yield info.filename, info.file_size, lambda info=info: archive.read(info)
     else:
         raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
                         "Fix: point data.paths.<dataset> at an image folder or archive.")
@@ -132,22 +194,38 @@ def _layout(names: list[str]) -> tuple[int, bool, list[str]]:
     return skip, has_splits, strays
 
 
-def _clean_image(data: bytes) -> tuple[bytes, str] | None:
-    """The bytes to store for a file and their format, or None when it is not a usable image.
-    JPEG and PNG in RGB or grayscale are kept byte for byte; anything else that
-    decodes (CMYK JPEG, BMP, GIF, palette PNG) is re-encoded as RGB PNG so that
-    TensorFlow's decoders read every stored image."""
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. Pillow's convert() clips 16-bit and 32-bit integer samples to 255
+    (a 0..65535 gradient would be white), so those are scaled to 0..255 first."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        samples = np.asarray(image, dtype=np.float64) / 257.0  # 65535 -> 255
+        image = Image.fromarray(np.clip(np.round(samples), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        samples = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.round(samples * (255.0 if samples.max() <= 1.0 else 1.0)), 0, 255)
+                                .astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
+def _clean_image(data: bytes | None, max_pixels: int) -> tuple[bytes, str] | None:
+    """The bytes to store for a file and their format, or None when it is not a usable image
+    (or has more than `max_pixels` pixels, checked from its header before decoding).
+    JPEG and PNG in 8-bit RGB or grayscale are kept byte for byte; anything else that
+    decodes (CMYK JPEG, BMP, GIF, palette or 16-bit PNG) is re-encoded as RGB PNG so
+    that TensorFlow's decoders read every stored image."""
     if not data:
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > max_pixels:
+                return None
             image.load()  # raises on truncated or corrupt data
             if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
                 return data, image.format
             buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="PNG")
+            _to_rgb(image).save(buffer, format="PNG")
             return buffer.getvalue(), "PNG"
-    except Exception:  # PIL raises many types for broken files
+    except Exception:  # PIL raises many types for broken files (DecompressionBombError included)
         return None
 
 
@@ -165,12 +243,13 @@ class ImageFolder:
     a stable order, records undecodable ones in `skipped`, and ends with a
     DataError when fewer than two classes had usable images."""
 
-    def __init__(self, dataset: str, path: str | Path):
+    def __init__(self, dataset: str, path: str | Path, limits: ReadLimits = ReadLimits()):
         path = Path(path)
+        self.limits = limits
         if not path.exists():
             raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
                             f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
-        names = [name for name, _ in _iter_files(path)]
+        names = [name for name, _ in _iter_files(path, limits.max_file_bytes)]
         images = [name for name in names if _is_image(name)]
         if not images:
             raise DataError(f"{path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}). Fix: point "
@@ -199,11 +278,11 @@ class ImageFolder:
         ignored, labels = set(self.ignored), Counter()
         progress = Progress(f"read {self.dataset} from {self.path.name}")
         self.skipped = []
-        for name, read in _iter_files(self.path):
+        for name, read in _iter_files(self.path, self.limits.max_file_bytes):
             if name in ignored or not _is_image(name):
                 continue
             parts = name.split("/")
-            cleaned = _clean_image(read())
+            cleaned = _clean_image(read(), self.limits.max_pixels)
             progress.step()
             if cleaned is None:
                 self.skipped.append(name)

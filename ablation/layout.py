@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablation.errors import UserError
+
 FETCHED = Path("data/fetched")
 SPLIT = Path("data/split")
 RESULTS = Path("results")
@@ -18,18 +20,34 @@ MANIFEST_FILE = "manifest.csv"
 COUNTS_FILE = "counts.json"
 
 
+class LayoutError(UserError):
+    """A name that would put an output outside the project."""
+
+
+def inside(root: str | Path, *names: str) -> Path:
+    """root/names: the one way a path is made from a name (a dataset, a seed
+    directory), refused when it would leave `root`, which is in the project: an
+    absolute name, `..`, or a symlink that points out. Params refuse such names at
+    load; this is the last line, for every path a stage writes."""
+    root, path = Path(root), Path(root).joinpath(*names)
+    if not path.resolve().is_relative_to(root.resolve()) or path.resolve() == root.resolve():
+        raise LayoutError(f"{path} is not inside {root}: the name {'/'.join(names)!r} would write outside the "
+                          "project. Fix: use a plain name (letters, digits, `_`, `-`), and no symlink out of "
+                          f"{root}.")
+    return path
+
 
 def fetched_dir(dataset: str, root: Path = FETCHED) -> Path:
-    return Path(root) / dataset
+    return inside(root, dataset)
 
 
 def fetch_metrics(dataset: str) -> Path:
     """Examples per source split and unusable files skipped: a DVC metric of fetch."""
-    return FETCHED / f"{dataset}.metrics.json"
+    return inside(FETCHED, f"{dataset}.metrics.json")
 
 
 def split_dir(dataset: str) -> Path:
-    return SPLIT / dataset
+    return inside(SPLIT, dataset)
 
 
 def manifest(dataset: str) -> Path:
@@ -41,11 +59,38 @@ def split_counts(dataset: str) -> Path:  # examples per split and class: a DVC m
 
 
 def run_dir(dataset: str, seed: int, results: Path = RESULTS) -> Path:
-    return Path(results) / dataset / f"seed{seed}"
+    return inside(results, dataset, f"seed{seed}")
 
 
-def backup_dir(dataset: str, seed: int) -> Path:
-    return CHECKPOINTS / dataset / f"seed{seed}"
+def checkpoints_dir(dataset: str, seed: int) -> Path:
+    """The resume states of one dataset and seed, one directory per arm: each is
+    named by the key of everything that shapes its training (training.run_key),
+    so no other arm ever resumes it."""
+    return inside(CHECKPOINTS, dataset, f"seed{seed}")
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """An interrupted run's state: Keras' BackupAndRestore directory, the dvclive
+    logs of the epochs done (moved to the run's live/ once training completes) and
+    what the state belongs to."""
+    dir: Path
+
+    @property
+    def backup(self) -> Path:
+        return self.dir / "backup"
+
+    @property
+    def live(self) -> Path:
+        return self.dir / "live"
+
+    @property
+    def fingerprint(self) -> Path:  # what the key was made of
+        return self.dir / "fingerprint.json"
+
+    @property
+    def epochs(self) -> Path:  # every finished epoch's logs and the starting loss
+        return self.dir / "epochs.json"
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,21 @@ import yaml
 from ablation.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
+MAX_IMAGE_SIZE = 1024  # data.image_size: a side past this is a typo (a batch of 64 at 1024 px is 800 MB of uint8)
+MAX_SEED = 2**31 - 1  # the seeds Keras, NumPy and TensorFlow all take
 
 
 class _Yaml12Loader(yaml.SafeLoader):
     """PyYAML reads YAML 1.1, where `1e-4` is a string; DVC (YAML 1.2) reads a float.
-    Resolve exponent floats as DVC does, so `-S train.learning_rate=1e-3` means 0.001."""
+    Resolve exponent floats as DVC does, so `-S train.learning_rate=1e-3` means 0.001.
+    Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
+    laughs" file of a few hundred bytes), and no params or study file needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "an alias (*name): aliases are not allowed",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def _mapping_without_duplicates(loader, node, deep=False):
@@ -55,6 +65,29 @@ _Yaml12Loader.add_implicit_resolver(
 
 def parse_yaml(text: str):
     return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def read_yaml_file(path: str | Path, origin: str | None = None):
+    """A params, preset or experiment file's content; ParamsError for a file that is
+    not UTF-8 or not valid YAML, naming where."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ParamsError(f"params: {path} is not UTF-8 text (byte {error.start}). Fix: save it as UTF-8, "
+                          "or restore it from git.") from None
+    return parse_yaml_text(text, origin or str(path))
+
+
+def parse_yaml_text(text: str, origin: str):
+    try:
+        return parse_yaml(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
+                          "(each key once per section, no aliases).") from None
 
 
 class ParamsError(UserError):
@@ -132,8 +165,18 @@ def _per_dataset(check):
     return checker
 
 
+# A name that becomes a directory or file name (a dataset, an experiment): it can
+# never be absolute, hold a separator or `..`, or start with a dot or dash.
+NAME_RULE = "letters, digits, `_` and `-`, starting with a letter or digit, at most 64 characters"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def is_plain_name(value) -> bool:
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
 def _dataset_names(value):
-    return None if isinstance(value, str) and value else "dataset names"
+    return None if is_plain_name(value) else f"dataset names of {NAME_RULE} (e.g. cats_vs_dogs)"
 
 
 def _path(value):
@@ -188,9 +231,11 @@ class DataParams:
     # Each knob's user: a table's module, or the function named after `#`.
     source: str = knob(_key_of("fetching", "SOURCES"))
     paths: dict[str, str | None] = knob(_per_dataset(_optional(_path)))  # fetching.SOURCES["folder"]
-    image_size: dict[str, int] = knob(_per_dataset(_number(8, integer=True)))  # inputs.load_split
+    image_size: dict[str, int] = knob(_per_dataset(_number(8, MAX_IMAGE_SIZE, integer=True)))  # inputs.load_split
     augment: dict[str, str] = knob(_per_dataset(_key_of("inputs", "AUGMENTATIONS")))
     limit: int | None = knob(_optional(_number(1, integer=True)))  # splitting.split
+    max_file_mb: float = knob(_number(0, open_low=True))  # ingest.ReadLimits
+    max_image_megapixels: float = knob(_number(0, open_low=True))  # ingest.ReadLimits
 
     @classmethod
     def parse(cls, values, datasets: tuple[str, ...]) -> DataParams:
@@ -208,7 +253,7 @@ class SplitParams:
     # all three: splitting.split
     test_fraction: float = knob(_number(0, 1, open_low=True))
     val_fraction: float = knob(_number(0, 0.9))
-    seed: int = knob(_number(0, integer=True))
+    seed: int = knob(_number(0, MAX_SEED, integer=True))
 
     @classmethod
     def parse(cls, values) -> SplitParams:
@@ -241,7 +286,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    seeds: tuple[int, ...] = knob(_list_of(_number(0, integer=True)))  # dvc.yaml's train matrix
+    seeds: tuple[int, ...] = knob(_list_of(_number(0, MAX_SEED, integer=True)))  # dvc.yaml's train matrix
     epochs: int = knob(_number(1, integer=True))  # training.train
     batch_size: int = knob(_number(1, integer=True))  # training.train
     optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"))
@@ -272,7 +317,16 @@ class TrainParams:
                     _fail(prefix + key, value, "train keys " + ", ".join(checks), "remove or rename the key")
                 if allowed := checks[key](value):
                     _fail(prefix + key, value, allowed)
-        return dataclasses.replace(train, per_dataset=per_dataset)
+        train = dataclasses.replace(train, per_dataset=per_dataset)
+        for dataset in (None, *per_dataset):
+            resolved = train.for_dataset(dataset) if dataset else train
+            if resolved.warmup_epochs >= resolved.epochs:
+                where = f"train.per_dataset.{dataset}." if dataset and "warmup_epochs" in per_dataset[dataset] \
+                    else "train."
+                _fail(f"{where}warmup_epochs", resolved.warmup_epochs,
+                      f"fewer than the {resolved.epochs} epoch(s) trained (warm-up ramps lr/10 to lr, then the "
+                      "schedule starts)", "lower it (0 = no warm-up) or raise train.epochs")
+        return train
 
     def for_dataset(self, dataset: str) -> TrainParams:
         """These settings with `per_dataset.<dataset>` applied."""
@@ -294,6 +348,8 @@ class RunSettings:
     image_size: int
     augment: str
     limit: int | None
+    max_file_mb: float
+    max_image_megapixels: float
     split: SplitParams
     model: ModelParams
     train: TrainParams
@@ -321,7 +377,8 @@ class Params:
                               f"Fix: add it to `datasets` in params.yaml, or pass one of those.")
         return RunSettings(dataset=name, source=self.data.source, path=self.data.paths.get(name),
                            image_size=self.data.image_size[name], augment=self.data.augment[name],
-                           limit=self.data.limit, split=self.split, model=self.model,
+                           limit=self.data.limit, max_file_mb=self.data.max_file_mb,
+                           max_image_megapixels=self.data.max_image_megapixels, split=self.split, model=self.model,
                            train=self.train.for_dataset(name),
                            per_dataset_train={key: (getattr(self.train, key), value)
                                               for key, value in self.train.per_dataset.get(name, {}).items()})
@@ -383,7 +440,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
-        node[leaf] = parse_yaml(text)
+        node[leaf] = parse_yaml_text(text, f"-S {item!r}")
     return raw
 
 
@@ -420,19 +477,11 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
 def parse_params(text: str, origin: str, overrides: list[str] = ()) -> Params:
     """The params in `text` (params.yaml's content, from a file or an experiment's
     commit, named by `origin` in errors) with `overrides`, validated."""
-    try:
-        raw = parse_yaml(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
-                          "(each key once per section).") from None
-    return from_dict(raw, overrides)
+    return from_dict(parse_yaml_text(text, origin), overrides)
 
 
 def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] = ()) -> Params:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params: {path} not found. Fix: run from the project root, where params.yaml lives.")
-    return parse_params(path.read_text(), str(path), overrides)
+    return from_dict(read_yaml_file(path), overrides)

@@ -86,7 +86,9 @@ def check_baseline(git_remote: str) -> Baseline:
     if not _git("for-each-ref", "--contains", commit, f"refs/remotes/{git_remote}").stdout.strip():
         raise EngineError(f"the baseline commit {commit[:8]} is not on the git remote {git_remote!r}, so the "
                           f"workers cannot clone it. Fix: `git push {git_remote} HEAD`.")
-    if not _dvc("remote", "default").stdout.strip():
+    default = _dvc("remote", "default")
+    # Without one, DVC prints "No default remote set" on stdout and exits 1.
+    if default.returncode or not default.stdout.strip():
         raise EngineError("no default DVC remote: runs share their models and pull their inputs through one. Fix: "
                           "`dvc remote add -d shared URL` (storage every node can reach), commit .dvc/config, push.")
     return Baseline(commit, git_remote, url.stdout.strip())

@@ -4,12 +4,12 @@ from a whole one, beside info.json (classes, examples per source split,
 skipped and ignored files)."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import tensorflow as tf
 
+from ablation.files import read_json
 from ablation.ingest import DataError
 from ablation.layout import INFO_FILE
 
@@ -17,10 +17,8 @@ SHARD_SIZE = 10_000
 
 
 def read_info(fetched_dir: str | Path) -> dict:
-    path = Path(fetched_dir) / INFO_FILE
-    if not path.exists():
-        raise DataError(f"{path} is missing. Fix: run the fetch stage first (`dvc repro fetch`).")
-    return json.loads(path.read_text())
+    return read_json(Path(fetched_dir) / INFO_FILE, "run the fetch stage first (`dvc repro fetch`).",
+                     "re-run the fetch stage (`dvc repro -f fetch`).")
 
 
 

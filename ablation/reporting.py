@@ -9,14 +9,14 @@ so the Markdown table, metrics.json and the study agree, diverged runs included.
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures
+from ablation import figures, files
 from ablation.ingest import DataError
 from ablation.records import read_info
 from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
@@ -68,7 +68,7 @@ def _json(read: Reader, path: str, missing: str) -> dict:
     text = read(path)
     if text is None:
         raise DataError(f"{path} is missing. Fix: {missing}")
-    return json.loads(text)
+    return files.parse_json(text, path, missing)
 
 
 def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir=RESULTS) -> dict:
@@ -78,15 +78,21 @@ def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_di
     for dataset in datasets:
         runs[dataset] = {}
         for seed in seeds:
-            files = run_files(dataset, seed, results_dir)
-            responses = read(files.layer_responses.as_posix())
+            run = run_files(dataset, seed, results_dir)
+            train = f"train first (`dvc repro train@{dataset}-{seed}`)."
+            evaluate = f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."
+            responses = read(run.layer_responses.as_posix())
+            history = read_history(read, run.live.as_posix())
+            if not history.get("loss"):
+                raise DataError(f"the training logs in {run.live.as_posix()} are missing or empty, so the report "
+                                f"would draw no curve. Fix: train again (`dvc repro -f train@{dataset}-{seed}`).")
             runs[dataset][seed] = {
-                "train": _json(read, files.train_metrics.as_posix(), f"train first (`dvc repro train@{dataset}-{seed}`)."),
-                "eval": _json(read, files.eval_metrics.as_posix(),
-                              f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."),
-                "history": read_history(read, files.live.as_posix()),
-                "responses": json.loads(responses) if responses else None,
-                "predictions": read(files.predictions.as_posix()),
+                "train": _json(read, run.train_metrics.as_posix(), train),
+                "eval": _json(read, run.eval_metrics.as_posix(), evaluate),
+                "history": history,
+                "responses": files.parse_json(responses, run.layer_responses.as_posix(), evaluate)
+                if responses else None,
+                "predictions": read(run.predictions.as_posix()),
             }
     return runs
 
@@ -196,28 +202,28 @@ CONFUSION_PLOT = "confusion"  # the plot of actual against predicted classes
 def write_history_csvs(history: dict[str, list[float]], out: ReportFiles, dataset: str) -> None:
     """The loss and accuracy plots' CSVs of one dataset from a per-epoch history."""
     for kind, columns in PLOT_CSVS.items():
-        out.plot_dir(kind).mkdir(parents=True, exist_ok=True)
-        path = out.plot_csv(kind, dataset)
         present = {column: key for column, key in columns.items() if history.get(key)}
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(["epoch", *present])
-            for epoch in range(len(history.get("loss", []))):
-                writer.writerow([epoch + 1, *(f"{history[key][epoch]:.6g}" if epoch < len(history[key]) else ""
-                                              for key in present.values())])
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["epoch", *present])
+        for epoch in range(len(history.get("loss", []))):
+            writer.writerow([epoch + 1, *(f"{history[key][epoch]:.6g}" if epoch < len(history[key]) else ""
+                                          for key in present.values())])
+        files.write_text(out.plot_csv(kind, dataset), text.getvalue())
 
 
 def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
     """Confusion matrix over all seeds, and the actual/predicted CSV DVC's confusion plot reads."""
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    with open(csv_path, "w", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["actual", "predicted"])
-        for run in runs.values():
-            for row in csv.DictReader((run["predictions"] or "").splitlines()):
-                matrix[index[row["label"]], index[row["predicted"]]] += 1
-                writer.writerow([row["label"], row["predicted"]])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    for run in runs.values():
+        for row in csv.DictReader((run["predictions"] or "").splitlines()):
+            matrix[index[row["label"]], index[row["predicted"]]] += 1
+            writer.writerow([row["label"], row["predicted"]])
+    files.write_text(csv_path, text.getvalue())
     return matrix
 
 
@@ -258,8 +264,6 @@ def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
     figure_dir = out.figures
     runs = collect_runs(params.datasets, params.train.seeds, workspace_reader(), results_dir)
-    for folder in (figure_dir, out.plot_dir(CONFUSION_PLOT)):
-        folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_arm(runs)
     name = model_name(params.model)
     infos = {d: read_info(fetched_dir(d, fetched_root)) for d in runs}
@@ -272,7 +276,7 @@ def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles
         figures.plot_confusion(matrix, classes, figure_dir / f"{dataset}_confusion.png",
                                f"{name} on {dataset} (all seeds)")
         figures.plot_samples(fetched_dir(dataset, fetched_root), classes, figure_dir / f"{dataset}_samples.png")
-    out.report_md.write_text(arm_markdown(params, runs, summary, infos))
+    files.write_text(out.report_md, arm_markdown(params, runs, summary, infos))
     metrics = metrics_json(summary)
-    out.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    files.write_json(out.metrics, metrics)
     return metrics

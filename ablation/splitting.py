@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ablation import files
 from ablation.ingest import DataError
 from ablation.layout import COUNTS_FILE, MANIFEST_FILE
 from ablation.params import SplitParams
 from ablation.records import read_info, read_labels
 
 SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("id", "label", "split")
 
 
 
@@ -72,17 +74,17 @@ def split(fetched_dir: str | Path, fractions: SplitParams, limit: int | None, ou
     splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
     _check_every_class(splits, info["classes"], records, fractions, limit, carved="test" not in by_source_names)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / MANIFEST_FILE, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["id", "label", "split"])
-        for name in SPLITS:
-            writer.writerows((i, label, name) for i, label in splits[name])
+    manifest = io.StringIO()
+    writer = csv.writer(manifest, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for name in SPLITS:
+        writer.writerows((i, label, name) for i, label in splits[name])
     classes = info["classes"]
     counts = {name: {"total": len(rows),
                      "per_class": {classes[c]: n for c, n in sorted(Counter(l for _, l in rows).items())}}
               for name, rows in splits.items()}
-    (out_dir / COUNTS_FILE).write_text(json.dumps(counts, indent=2) + "\n")
+    files.write_text(out_dir / MANIFEST_FILE, manifest.getvalue())
+    files.write_json(out_dir / COUNTS_FILE, counts)
     return counts
 
 
@@ -127,7 +129,26 @@ def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
     if not path.exists():
         raise DataError(f"{path} is missing. Fix: run the split stage first (`dvc repro split`).")
     out = {name: [] for name in SPLITS}
-    with open(path) as handle:
-        for row in csv.DictReader(handle):
-            out[row["split"]].append((row["id"], int(row["label"])))
+    damaged = f"Fix: re-run the split stage (`dvc repro -f split`)."
+    with open(path, newline="", errors="replace") as handle:
+        reader = csv.reader(handle)
+        if tuple(next(reader, ())) != MANIFEST_COLUMNS:
+            raise DataError(f"{path} does not start with the header {','.join(MANIFEST_COLUMNS)}. {damaged}")
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 3 or row[2] not in out or not row[1].isdigit():
+                raise DataError(f"{path} line {line} is not `id,label,split` ({','.join(row)[:80]!r}): truncated "
+                                f"or damaged. {damaged}")
+            out[row[2]].append((row[0], int(row[1])))
     return out
+
+
+def check_manifest(fetched_dir: str | Path, split_dir: str | Path) -> None:
+    """Every example the manifest names is in the fetched data with the same label:
+    a manifest of another fetch would train and test on fewer images than it says."""
+    fetched = {example_id: label for example_id, label, _ in read_labels(fetched_dir)}
+    rows = [row for split_rows in read_manifest(split_dir).values() for row in split_rows]
+    foreign = [example_id for example_id, label in rows if fetched.get(example_id) != label]
+    if foreign:
+        raise DataError(f"{Path(split_dir) / MANIFEST_FILE} names {len(foreign)} of its {len(rows)} examples that "
+                        f"the fetched data lacks or labels otherwise (e.g. {foreign[0]!r}): a split of another fetch. "
+                        "Fix: re-run the split stage (`dvc repro -f split`).")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ablation import layout, reporting
 from ablation.models import model_name
-from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, parse_params, parse_yaml
+from ablation.params import (Params, ParamsError, apply_overrides, from_dict, is_plain_name, load_params, parse_params,
+                             parse_yaml_text, read_yaml_file)
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 
 
@@ -49,8 +50,12 @@ def arms(params: Params) -> list[Arm]:
         overrides = [f"{key}={_format(value)}" for key, value in zip(grid, values)]
         arm_params = params.with_overrides(overrides)
         extra = [f"{key.split('.')[-1]}{value}" for key, value in zip(grid, values) if not key.startswith("model.")]
-        out.append(Arm("-".join([model_name(arm_params.model), *extra]).replace("_", "-"), tuple(overrides),
-                       arm_params))
+        name = "-".join([model_name(arm_params.model), *extra]).replace("_", "-")
+        if not is_plain_name(name.replace(".", "_")):  # an experiment name is a git ref and a log file's name
+            raise ParamsError(f"params: the grid point {' '.join(overrides)} makes the experiment name {name!r}, "
+                              "which is not a plain name (letters, digits, `.`, `_`, `-`; at most 64). "
+                              "Fix: grid over values that make one, e.g. numbers or plain words.")
+        out.append(Arm(name, tuple(overrides), arm_params))
     return out
 
 
@@ -59,7 +64,7 @@ def parse_grid_item(item: str) -> tuple[str, list]:
     key, sep, values = item.partition("=")
     if not sep or not values:
         raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
-    return key, [parse_yaml(v) for v in values.split(",")]
+    return key, [parse_yaml_text(v, f"--grid {item!r}") for v in values.split(",")]
 
 
 def load_study_params(params_file, overrides: list[str], grid: dict | None, grid_items: list[str]) -> Params:
@@ -67,7 +72,7 @@ def load_study_params(params_file, overrides: list[str], grid: dict | None, grid
     and updated by the `KEY=V1,V2` grid items. The base is validated at each grid
     key's first value, so a grid may hold values the file alone would refuse
     (depth 56 while params.yaml says resnet depth 34)."""
-    raw = parse_yaml(Path(params_file).read_text()) if Path(params_file).exists() else None
+    raw = read_yaml_file(params_file) if Path(params_file).exists() else None
     raw = apply_overrides(raw, overrides) if isinstance(raw, dict) else {}
     grid = dict(grid or (raw.get("study") or {}).get("grid") or {})
     grid.update(parse_grid_item(item) for item in grid_items)
@@ -79,6 +84,13 @@ def load_study_params(params_file, overrides: list[str], grid: dict | None, grid
 PRESET_KEYS = {"set", "grid", "jobs"}
 
 
+def check_jobs(jobs, where: str = "--jobs") -> None:
+    """Experiments at once: a positive integer (DVC's queue waits forever on fewer than one worker)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ParamsError(f"params: {where} is {jobs!r}; allowed: an integer >= 1. Fix: pass --jobs 1 (or 2 with "
+                          "train.threads=1 on a 2-core machine).")
+
+
 def load_preset(path) -> dict:
     """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
     {dotted key: [values]} replacing study.grid, "jobs": experiments at once}."""
@@ -86,7 +98,7 @@ def load_preset(path) -> dict:
     if not path.exists():
         raise ParamsError(f"study preset {path} not found. Fix: pass a file from studies/, e.g. "
                           "--preset studies/cifar10-cpu.yaml.")
-    preset = parse_yaml(path.read_text())
+    preset = read_yaml_file(path, f"study preset {path}")
     if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
         raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "
                           "Fix: see studies/cifar10-cpu.yaml.")
@@ -94,6 +106,7 @@ def load_preset(path) -> dict:
         if not isinstance(preset.get(key, {}), dict):
             raise ParamsError(f"study preset {path}: `{key}` must be a mapping of dotted param keys. "
                               "Fix: see studies/cifar10-cpu.yaml.")
+    check_jobs(preset.get("jobs"), f"`jobs` in {path}")
     return {"set": [f"{k}={_format(v)}" for k, v in preset.get("set", {}).items()],
             "grid": preset.get("grid", {}), "jobs": preset.get("jobs")}
 

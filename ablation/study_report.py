@@ -10,7 +10,8 @@ from collections import defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures
+from ablation import figures, files
+from ablation.ingest import DataError
 from ablation.layout import ReportFiles
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
 from ablation.statistics import mcnemar_p, summarize, welch
@@ -122,13 +123,38 @@ def _mean_responses(runs: dict) -> list[float] | None:
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
+def result_rows(text: str) -> int:
+    """The rows of a study report's first table (arm x dataset) that hold results, not "failed"."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|--")), None)
+    if start is None:
+        return 0
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return sum(not line.split("|")[3].strip().startswith("failed") for line in rows)
+
+
 def write_study_report(results: list[ArmResult], out: ReportFiles, command: str = "python -m stages.study",
-                       log_hint: str = QUEUE_LOG_HINT) -> str:
+                       log_hint: str = QUEUE_LOG_HINT, replace: bool = False) -> str:
     """reports/study.md and reports/study/*.png; results are study.collect()'s;
-    `log_hint` says where a failed run's log is (`{name}`: the run)."""
+    `log_hint` says where a failed run's log is (`{name}`: the run). A report is
+    never replaced by one with fewer results (unless `replace`): nothing is
+    written then, and the DataError says how to go on."""
     figure_dir = out.study_figures
-    figure_dir.mkdir(parents=True, exist_ok=True)
     done = [r for r in results if not r.failed]
+    if not done:
+        raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
+                        f"{out.study_md} is left as it is. Fix: run the study (without --report-only), or run from "
+                        "the checkout that holds its experiments (`dvc exp show`).")
+    new_rows = sum(len(r.runs) for r in done)
+    old_rows = result_rows(out.study_md.read_text()) if out.study_md.exists() else 0
+    if new_rows < old_rows and not replace:
+        raise DataError(f"{out.study_md} has results for {old_rows} arm x dataset rows; this study has "
+                        f"{new_rows}, so it is left as it is. Fix: run the missing arms, or pass "
+                        "--replace-report to replace it with the smaller one.")
     summaries = {r.name: summarize_arm(r.runs) for r in done}
     datasets = list(dict.fromkeys(d for r in done for d in r.runs))
     rows = []
@@ -219,5 +245,5 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
         lines += ["### Curves and accuracy against depth", "", f"![curves](study/{dataset}_curves.png)", "",
                   f"![accuracy against depth](study/{dataset}_accuracy_vs_depth.png)", ""]
     text = "\n".join(lines)
-    out.study_md.write_text(text)
+    files.write_text(out.study_md, text)
     return text

@@ -4,6 +4,8 @@ divergence recorded as a result rather than a crash."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -17,8 +19,8 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ablation import inputs, models, records
-from ablation.layout import RunFiles
+from ablation import files, inputs, models, records, splitting
+from ablation.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 from ablation.params import ParamsError, RunSettings
 
@@ -168,18 +170,108 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def resumed_epoch(backup_dir: Path) -> int:
-    """The epoch BackupAndRestore will resume from (0 for a fresh run)."""
-    metadata = backup_dir / "training_metadata.json"
-    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+# A run has diverged when its running training loss is non-finite or exceeds this
+# many times its starting loss (the first batch's, before any update: about ln K
+# plus the L2 penalty). Healthy runs measured here stay far below: plain-56's
+# first-epoch loss, mostly its growing L2 penalty, was ~3.5x its start.
+DIVERGENCE_FACTOR = 10.0
 
 
-def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, backup_dir) -> dict:
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose running loss breaks the divergence
+    rule (DIVERGENCE_FACTOR); `reason` says what happened, or stays None."""
+
+    def __init__(self, starting_loss: float | None):
+        super().__init__()
+        self.starting_loss, self.reason = starting_loss, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.reason:
+            return
+        loss = float(loss)
+        if self.starting_loss is None and math.isfinite(loss):
+            self.starting_loss = loss
+        if not math.isfinite(loss):
+            self.reason = f"non-finite training loss ({loss}) in epoch {self._epoch + 1}"
+        elif loss > DIVERGENCE_FACTOR * self.starting_loss:
+            self.reason = (f"training loss {loss:.3g} in epoch {self._epoch + 1} is over {DIVERGENCE_FACTOR:g}x "
+                           f"the starting loss {self.starting_loss:.3g}")
+        if self.reason:
+            self.model.stop_training = True
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Every finished epoch's logs and the starting loss, kept with the checkpoint
+    (written atomically at each epoch's end), so a resumed run knows both."""
+
+    def __init__(self, path: Path, guard: DivergenceGuard, epochs: list[dict]):
+        super().__init__()
+        self.path, self.guard, self.epochs = path, guard, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append({k: float(v) for k, v in (logs or {}).items()})
+        files.write_json(self.path, {"starting_loss": self.guard.starting_loss, "epochs": self.epochs})
+
+
+def run_fingerprint(run: RunSettings, seed: int, fetched_dir, split_dir) -> dict:
+    """Everything that shapes a run's training: its model, train, data and split
+    params, the seed, the backend and the identity of the fetched data and split
+    it reads (hashes of info.json and manifest.csv)."""
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
+    return {"model": dataclasses.asdict(run.model), "train": dataclasses.asdict(run.train),
+            "data": {"image_size": run.image_size, "augment": run.augment, "limit": run.limit},
+            "split": dataclasses.asdict(run.split), "seed": seed, "backend": keras.backend.backend(),
+            "fetched": digest(Path(fetched_dir) / INFO_FILE), "manifest": digest(Path(split_dir) / MANIFEST_FILE)}
+
+
+def run_key(fingerprint: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set_aside(state: CheckpointFiles, why: str) -> None:
+    aside = state.dir.with_name(f"{state.dir.name}.set-aside")
+    shutil.rmtree(aside, ignore_errors=True)
+    state.dir.rename(aside)
+    print(f"notice: the checkpoint in {state.dir} cannot be resumed ({why}); set aside in {aside}, "
+          "training starts over", flush=True)
+
+
+def resume_state(state: CheckpointFiles, model: keras.Model) -> tuple[int, dict]:
+    """(the epoch to resume after, the epoch log) of a checkpoint that loads into
+    `model`; a damaged one is set aside, and training starts over at (0, {})."""
+    metadata = state.backup / "training_metadata.json"
+    if not metadata.exists():
+        shutil.rmtree(state.dir, ignore_errors=True)  # a run killed before its first checkpoint
+        return 0, {}
+    try:
+        epoch = int(json.loads(metadata.read_text())["epoch"])
+        log = json.loads(state.epochs.read_text())
+        if len(log["epochs"]) < epoch:
+            raise ValueError(f"{state.epochs.name} has {len(log['epochs'])} epochs, the checkpoint {epoch}")
+        model.load_weights(state.backup / "latest.weights.h5")
+    except Exception as error:  # JSON, HDF5 and Keras raise many kinds for a damaged or foreign file
+        _set_aside(state, f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}")
+        return 0, {}
+    log["epochs"] = log["epochs"][:epoch]
+    return epoch, log
+
+
+def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoints_dir) -> dict:
     """Trains and writes the model, dvclive's logs and the train metrics of
-    layout.RunFiles(out_dir); returns the train metrics."""
+    layout.RunFiles(out_dir), each renamed into place only once complete;
+    returns the train metrics. Resumes from the checkpoint in checkpoints_dir
+    that has this run's key, never from another arm's."""
     cfg, size = run.train, run.image_size
-    files, backup_dir = RunFiles(Path(out_dir)), Path(backup_dir)
+    files_out = RunFiles(Path(out_dir))
     info = records.read_info(fetched_dir)
+    splitting.check_manifest(fetched_dir, split_dir)
+    fingerprint = run_fingerprint(run, seed, fetched_dir, split_dir)
+    state = CheckpointFiles(inside(checkpoints_dir, run_key(fingerprint)))
     set_threads(cfg.threads)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_dtype_policy(cfg.mixed_precision)
@@ -206,39 +298,52 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, backup_d
                       steps_per_execution=cfg.steps_per_execution)
     description = models.describe(net)
 
-    first_epoch = resumed_epoch(backup_dir)
+    first_epoch, log = resume_state(state, model) if state.dir.exists() else (0, {})
     if first_epoch:
-        print(f"resuming from the checkpoint after epoch {first_epoch} in {backup_dir}", flush=True)
-    batches = inputs.training_batches(cached, len(rows), cfg.batch_size, run.augment,
-                                    seed, first_epoch, cfg.epochs, cfg.threads)
-    validation = inputs.evaluation_batches(val_cached, len(val_rows), cfg.batch_size) if val_rows else None
-    live = Live(str(files.live), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
-    timer = EpochTimer()
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        LogLearningRate(),
-        ProgressLine(steps_per_epoch),
-        DVCLiveCallback(live=live),  # last: logs what the callbacks before it added
-    ]
-    history = model.fit(batches, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
-                        validation_data=validation, callbacks=callbacks, verbose=2,
-                        shuffle=False)  # training_batches shuffles, seeded per epoch
+        print(f"resuming from the checkpoint after epoch {first_epoch} in {state.dir}", flush=True)
+    else:
+        shutil.rmtree(state.live, ignore_errors=True)
+        state.dir.mkdir(parents=True, exist_ok=True)
+        files.write_json(state.fingerprint, fingerprint)
+    timer, guard = EpochTimer(), DivergenceGuard(log.get("starting_loss"))
+    epochs = list(log.get("epochs", []))
+    if first_epoch < cfg.epochs:
+        batches = inputs.training_batches(cached, len(rows), cfg.batch_size, run.augment,
+                                          seed, first_epoch, cfg.epochs, cfg.threads)
+        validation = inputs.evaluation_batches(val_cached, len(val_rows), cfg.batch_size) if val_rows else None
+        # dvclive logs into the checkpoint's directory, whose logs replace the run's
+        # live/ only at the end: a killed run keeps the previous run's logs whole.
+        live = Live(str(state.live), dvcyaml=False, save_dvc_exp=False, resume=bool(first_epoch))
+        callbacks = [
+            # Kept after the last epoch until the outputs are written (then removed below).
+            keras.callbacks.BackupAndRestore(str(state.backup), delete_checkpoint=False),
+            guard,
+            timer,
+            LogLearningRate(),
+            ProgressLine(steps_per_epoch),
+            EpochLog(state.epochs, guard, epochs),
+            DVCLiveCallback(live=live),  # last: logs what the callbacks before it added
+        ]
+        model.fit(batches, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+                  validation_data=validation, callbacks=callbacks, verbose=2,
+                  shuffle=False)  # training_batches shuffles, seeded per epoch
+    else:  # every epoch had finished, but writing the outputs had failed
+        print("training had finished; writing its outputs from the checkpoint", flush=True)
 
-    losses = history.history.get("loss", [])
-    diverged = any(not _finite(v) for v in losses)
-    if diverged:  # TerminateOnNaN ends fit without BackupAndRestore's cleanup
-        shutil.rmtree(backup_dir, ignore_errors=True)
-    files.dir.mkdir(parents=True, exist_ok=True)
-    model.save(files.model)
-    last = {k: v[-1] for k, v in history.history.items() if v}
+    losses = [epoch.get("loss") for epoch in epochs]
+    if guard.reason is None and not all(_finite(v) for v in losses):
+        guard.reason = "non-finite training loss"
+    diverged = guard.reason is not None
+    if diverged:
+        print(f"diverged: {guard.reason}; recorded as a diverged run (never averaged into a report)", flush=True)
+    last = epochs[-1] if epochs else {}
     metrics = {
         "model": description["model"],
         "backend": keras.backend.backend(),
         "trainable_params": description["trainable_params"],
         "flops": description["flops"],
         "diverged": diverged,
+        "divergence": guard.reason,
         "epochs": cfg.epochs,
         "epochs_run_here": timer.epochs,
         "train_loss": last.get("loss"),
@@ -252,5 +357,11 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, backup_d
         if timer.seconds > timer.validation_seconds else None,
     }
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    files.train_metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    # Every output complete before any replaces its previous version; the
+    # checkpoint goes last, so a failed write (a full disk) can be rerun.
+    with files.atomic_path(files_out.model) as partial_model:
+        model.save(partial_model)
+    files.replace_dir(state.live, files_out.live)
+    files.write_json(files_out.train_metrics, metrics)
+    shutil.rmtree(state.dir, ignore_errors=True)
     return metrics

@@ -1,14 +1,47 @@
 """Shared command-line plumbing of the stage scripts: `-S key=value` overrides
-(DVC's syntax) and clean one-line errors for bad params or data."""
+(DVC's syntax) and clean one-line errors for bad params or data. Stage scripts
+import it first: it checks KERAS_BACKEND before anything loads Keras."""
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.util
+import os
 import sys
 
-import tensorflow as tf
+# Keras reads KERAS_BACKEND when it is imported and fails with a traceback for a
+# misspelled or missing backend, so it is checked here, before that import.
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
-from ablation.errors import UserError
-from ablation.params import Params, RunSettings, load_params
+
+def check_backend(name: str) -> str | None:
+    """The one-line error for KERAS_BACKEND=name, or None when it can load."""
+    if name not in BACKEND_MODULES:
+        return (f"error: KERAS_BACKEND={name!r} is not a Keras backend this project runs on "
+                f"({', '.join(BACKEND_MODULES)}). Fix: unset it, or set KERAS_BACKEND=tensorflow or jax.")
+    if importlib.util.find_spec(BACKEND_MODULES[name]) is None:
+        return (f"error: KERAS_BACKEND={name} but {BACKEND_MODULES[name]} is not installed. Fix: `pip install "
+                f"{BACKEND_MODULES[name]}`, or unset KERAS_BACKEND (TensorFlow).")
+    return None
+
+
+if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))) is not None:
+    print(_backend_error, file=sys.stderr)
+    sys.exit(2)
+
+import tensorflow as tf  # noqa: E402
+
+from ablation.errors import UserError  # noqa: E402
+from ablation.params import MAX_SEED, Params, ParamsError, RunSettings, load_params  # noqa: E402
+
+# OSErrors of the machine, not of an input: said in one line with the fix, since
+# every output is written atomically and the previous ones are still in place.
+DISK_FIXES = {
+    errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space or raise the quota",
+    errno.EFBIG: "free disk space or raise the file-size limit (ulimit -f)",
+    errno.EROFS: "run where the project is writable", errno.EACCES: "make the project writable by this user",
+    errno.EPERM: "make the project writable by this user",
+}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -31,6 +64,12 @@ def run(main) -> None:
         print(f"error: a fetched data file is corrupt ({error.message.splitlines()[0]}). Fix: re-run the fetch "
               "stage (`dvc repro -f fetch`).", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        if error.errno not in DISK_FIXES:
+            raise
+        print(f"error: cannot write {error.filename or 'an output'} ({error.strerror}); the previous outputs are "
+              f"kept. Fix: {DISK_FIXES[error.errno]}, then run the same command again.", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to go on "
               "(training resumes from its last epoch checkpoint)", file=sys.stderr)
@@ -48,4 +87,7 @@ def stage_args(description: str, seed: bool = False) -> tuple[argparse.Namespace
     if seed:
         arguments.add_argument("seed", type=int)
     args = arguments.parse_args()
+    if seed and not 0 <= args.seed <= MAX_SEED:
+        raise ParamsError(f"params: seed {args.seed} is out of range; allowed: 0 to {MAX_SEED}. Fix: pass a seed "
+                          "from train.seeds.")
     return args, params_from(args).for_dataset(args.dataset)

@@ -8,10 +8,10 @@ reports/study.md comparing them.
     python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
     python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
 """
+from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 import sys
 
 from ablation import layout, study, study_report
-from stages import _cli
 
 REPORT = layout.ReportFiles()
 
@@ -22,6 +22,8 @@ def main():
     parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
                                          "command-line -S/--grid/--jobs still apply on top")
     parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
+    parser.add_argument("--replace-report", action="store_true",
+                        help="write reports/study.md even when it would hold fewer results than the one there")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
@@ -34,6 +36,7 @@ def main():
     ray.add_argument("--retries", type=int, default=1, help="reruns of a failed run before it counts as failed")
     ray.add_argument("--resume", action="store_true", help="run only the runs that left no experiment")
     args = parser.parse_args()
+    study.check_jobs(args.jobs)
     preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
@@ -48,9 +51,9 @@ def main():
     elif not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
     results = study.collect(arms, per_seed=on_ray)
-    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume"))])
+    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume", "--replace-report"))])
     log_hint = f"`{REPORT.study_logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
-    print(study_report.write_study_report(results, REPORT, command, log_hint))
+    print(study_report.write_study_report(results, REPORT, command, log_hint, replace=args.replace_report))
     missing = [name for r in results for name in r.missing]
     if missing:
         where = f"{REPORT.study_logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
