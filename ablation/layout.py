@@ -161,7 +161,10 @@ class ReportFiles:
         return self.plots / kind
 
     def plot_csv(self, kind: str, dataset: str) -> Path:
-        return self.plot_dir(kind) / f"{dataset}.csv"
+        return inside(self.plot_dir(kind), f"{dataset}.csv")
+
+    def figure(self, dataset: str, kind: str) -> Path:  # the arm report's figures/DATASET_KIND.png
+        return inside(self.figures, f"{dataset}_{kind}.png")
 
     @property
     def study_md(self) -> Path:
@@ -170,6 +173,9 @@ class ReportFiles:
     @property
     def study_figures(self) -> Path:
         return self.dir / "study"
+
+    def study_figure(self, dataset: str, kind: str) -> Path:  # study/DATASET_KIND.png
+        return inside(self.study_figures, f"{dataset}_{kind}.png")
 
     @property
     def study_logs(self) -> Path:  # the Ray engine's logs of failed runs

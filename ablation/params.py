@@ -159,8 +159,8 @@ def _per_dataset(check):
     def checker(value):
         if not isinstance(value, dict):
             return "a mapping of dataset name to value"
-        bad = [k for k, v in value.items() if check(v)]
-        return f"a mapping whose values are {check(object())} (bad: {bad})" if bad else None
+        bad = {k: problem for k, v in value.items() if (problem := check(v))}
+        return f"a mapping whose values are {next(iter(bad.values()))} (bad: {list(bad)})" if bad else None
     checker.inner = check
     return checker
 

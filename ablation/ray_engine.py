@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablation.errors import UserError
+from ablation.layout import inside
 from ablation.params import Params, ParamsError
 
 LOG_TAIL_LINES = 200
@@ -190,7 +191,7 @@ def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: f
                 pending[task.remote(run, baseline)] = (run, attempt + 1)
                 continue
             results[run.name] = result
-            log = logs_dir / f"{run.name}.log"
+            log = inside(logs_dir, f"{run.name}.log")
             gpus = result["cuda_visible_devices"] or "none"
             where = f"on {result['node']} (CUDA_VISIBLE_DEVICES={gpus}) in {seconds[-1]:.0f} s"
             if result["status"] == "done":

@@ -81,14 +81,16 @@ def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_di
             run = run_files(dataset, seed, results_dir)
             train = f"train first (`dvc repro train@{dataset}-{seed}`)."
             evaluate = f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."
-            responses = read(run.layer_responses.as_posix())
+            train_metrics = _json(read, run.train_metrics.as_posix(), train)
+            eval_metrics = _json(read, run.eval_metrics.as_posix(), evaluate)
             history = read_history(read, run.live.as_posix())
             if not history.get("loss"):
                 raise DataError(f"the training logs in {run.live.as_posix()} are missing or empty, so the report "
                                 f"would draw no curve. Fix: train again (`dvc repro -f train@{dataset}-{seed}`).")
+            responses = read(run.layer_responses.as_posix())
             runs[dataset][seed] = {
-                "train": _json(read, run.train_metrics.as_posix(), train),
-                "eval": _json(read, run.eval_metrics.as_posix(), evaluate),
+                "train": train_metrics,
+                "eval": eval_metrics,
                 "history": history,
                 "responses": files.parse_json(responses, run.layer_responses.as_posix(), evaluate)
                 if responses else None,
@@ -262,7 +264,6 @@ def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
 def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles) -> dict:
     """The report's Markdown, figures, metrics and plot CSVs
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
-    figure_dir = out.figures
     runs = collect_runs(params.datasets, params.train.seeds, workspace_reader(), results_dir)
     summary = summarize_arm(runs)
     name = model_name(params.model)
@@ -271,11 +272,11 @@ def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles
         classes = infos[dataset]["classes"]
         write_history_csvs(mean_history(by_seed), out, dataset)
         figures.plot_curves({f"seed {s}": r["history"] for s, r in by_seed.items()},
-                            figure_dir / f"{dataset}_curves.png", f"{name} on {dataset}")
+                            out.figure(dataset, "curves"), f"{name} on {dataset}")
         matrix = write_confusion(by_seed, classes, out.plot_csv(CONFUSION_PLOT, dataset))
-        figures.plot_confusion(matrix, classes, figure_dir / f"{dataset}_confusion.png",
+        figures.plot_confusion(matrix, classes, out.figure(dataset, "confusion"),
                                f"{name} on {dataset} (all seeds)")
-        figures.plot_samples(fetched_dir(dataset, fetched_root), classes, figure_dir / f"{dataset}_samples.png")
+        figures.plot_samples(fetched_dir(dataset, fetched_root), classes, out.figure(dataset, "samples"))
     files.write_text(out.report_md, arm_markdown(params, runs, summary, infos))
     metrics = metrics_json(summary)
     files.write_json(out.metrics, metrics)

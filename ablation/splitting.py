@@ -129,7 +129,7 @@ def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
     if not path.exists():
         raise DataError(f"{path} is missing. Fix: run the split stage first (`dvc repro split`).")
     out = {name: [] for name in SPLITS}
-    damaged = f"Fix: re-run the split stage (`dvc repro -f split`)."
+    damaged = "Fix: re-run the split stage (`dvc repro -f split`)."
     with open(path, newline="", errors="replace") as handle:
         reader = csv.reader(handle)
         if tuple(next(reader, ())) != MANIFEST_COLUMNS:

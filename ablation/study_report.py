@@ -143,7 +143,6 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
     `log_hint` says where a failed run's log is (`{name}`: the run). A report is
     never replaced by one with fewer results (unless `replace`): nothing is
     written then, and the DataError says how to go on."""
-    figure_dir = out.study_figures
     done = [r for r in results if not r.failed]
     if not done:
         raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
@@ -224,10 +223,10 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
                     points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
                 row.append(summarize(_train_errors(runs)).format())
             train_rows.append(row)
-        figures.plot_degradation(dict(sorted(panels.items())), figure_dir / f"{dataset}_degradation.png", dataset)
-        figures.plot_accuracy_vs_depth(points, figure_dir / f"{dataset}_accuracy_vs_depth.png", dataset)
+        figures.plot_degradation(dict(sorted(panels.items())), out.study_figure(dataset, "degradation"), dataset)
+        figures.plot_accuracy_vs_depth(points, out.study_figure(dataset, "accuracy_vs_depth"), dataset)
         figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
-                            figure_dir / f"{dataset}_curves.png", f"all arms on {dataset}")
+                            out.study_figure(dataset, "curves"), f"all arms on {dataset}")
         lines += [f"## {dataset}", "", "### The paper's claims", "", *verdicts(by_key, dataset), "",
                   "### Degradation (the paper's Fig. 6)", "",
                   "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
@@ -237,7 +236,7 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
                   tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github",
                            disable_numparse=True), ""]
         if responses:
-            figures.plot_layer_responses(dict(responses), figure_dir / f"{dataset}_layer_responses.png", dataset)
+            figures.plot_layer_responses(dict(responses), out.study_figure(dataset, "layer_responses"), dataset)
             lines += ["### Layer responses (the paper's Fig. 7)", "",
                       "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
                       "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",

@@ -52,9 +52,26 @@ def parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _is_failed_write(error: BaseException) -> bool:
+    return isinstance(error, (OSError, RuntimeError)) and "write failed" in str(error)
+
+
+# h5py reports a failed write once more from every object it frees while the
+# error unwinds (through both hooks); the one error line says it.
+def _quiet_unraisable(unraisable) -> None:
+    if not _is_failed_write(unraisable.exc_value):
+        sys.__unraisablehook__(unraisable)
+
+
+def _quiet_excepthook(kind, value, traceback) -> None:
+    if not _is_failed_write(value):
+        sys.__excepthook__(kind, value, traceback)
+
+
 def run(main) -> None:
     """Runs main(); a UserError (bad params or data, a cluster not ready) ends the
-    process with its message and exit code 2."""
+    process with its message and exit code 2, as does a full or read-only disk."""
+    sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
     try:
         main()
     except UserError as error:
@@ -64,12 +81,17 @@ def run(main) -> None:
         print(f"error: a fetched data file is corrupt ({error.message.splitlines()[0]}). Fix: re-run the fetch "
               "stage (`dvc repro -f fetch`).", file=sys.stderr)
         sys.exit(2)
-    except OSError as error:
-        if error.errno not in DISK_FIXES:
+    except (OSError, RuntimeError) as error:
+        code = getattr(error, "errno", None)
+        if code not in DISK_FIXES and not _is_failed_write(error):
             raise
-        print(f"error: cannot write {error.filename or 'an output'} ({error.strerror}); the previous outputs are "
-              f"kept. Fix: {DISK_FIXES[error.errno]}, then run the same command again.", file=sys.stderr)
-        sys.exit(2)
+        why = os.strerror(code) if code in DISK_FIXES else "a write failed"
+        print(f"error: cannot write {getattr(error, 'filename', None) or 'an output'} ({why}); the previous "
+              f"outputs are kept. Fix: {DISK_FIXES.get(code, 'free disk space')}, then run the same command again.",
+              file=sys.stderr, flush=True)
+        # Not sys.exit: at interpreter teardown h5py flushes its half-written
+        # checkpoint again, on the same full disk, and can crash the process.
+        os._exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to go on "
               "(training resumes from its last epoch checkpoint)", file=sys.stderr)

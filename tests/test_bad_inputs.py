@@ -2,7 +2,10 @@
 what is wrong and the fix, no traceback, and the outputs already computed left
 as they were (the README's reliability table lists these cases)."""
 import hashlib
+import importlib.util
 import io
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -220,3 +224,201 @@ def test_deep_cifar_resnet_builds(project):
     result = stage(project, "stages.describe", "-S", "model.arch=resnet_cifar", "-S", "model.depth=302",
                    "-S", "model.shortcut=A")
     assert result.returncode == 0 and "resnet_cifar302" in result.stdout and "|               302 |" in result.stdout
+
+
+# --- names that would leave the project -------------------------------------------------
+
+@pytest.mark.parametrize("outside_name", ["absolute", "dotdot"])
+def test_a_dataset_name_never_reaches_outside_the_project(project, tmp_path, outside_name):
+    photos = write_tree(tmp_path / "photos", pets())
+    before = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    name = str(photos) if outside_name == "absolute" else "../../photos"
+    result = stage(project, "stages.fetch", name, "-S", f"datasets=[{name}]", "-S", f"data.paths.{name}={photos}",
+                   "-S", f"data.image_size.{name}=32", "-S", f"data.augment.{name}=none")
+    assert_clean_error(result, "`datasets`")
+    assert "letters, digits" in result.stderr
+    after = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert after == before  # the outside directory byte for byte
+
+
+def test_layout_refuses_a_symlink_out_of_the_project(tmp_path):
+    from ablation import layout
+    root = tmp_path / "fetched"
+    root.mkdir()
+    (root / "evil").symlink_to(tmp_path)
+    with pytest.raises(layout.LayoutError, match="outside the project"):
+        layout.inside(root, "evil")
+    for name in ("../x", "/etc"):
+        with pytest.raises(layout.LayoutError):
+            layout.inside(root, name)
+    assert layout.inside(root, "cifar10") == root / "cifar10"
+
+
+# --- bounded memory for any single input -------------------------------------------------
+
+def peak_rss_mb(root: Path, *args: str) -> tuple[int, str, float]:
+    """(exit code, stderr, peak resident memory in MB) of `python -m ARGS` run in root."""
+    err = root / "stderr.txt"
+    with open(err, "w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", *args], cwd=root, stdout=subprocess.DEVNULL, stderr=handle)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err.read_text(), usage.ru_maxrss / 1024
+
+
+class Zeros(io.RawIOBase):
+    """A file of zero bytes, as long as it is read."""
+
+    def readinto(self, buffer):
+        buffer[:] = bytes(len(buffer))
+        return len(buffer)
+
+
+def test_huge_members_and_images_are_skipped_in_bounded_memory(project, tmp_path):
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    code, err, baseline = peak_rss_mb(work, "stages.fetch", DATASET)
+    assert code == 0, err
+    # A 4.7 MB zip holding a 1 GiB member, beside the good images.
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, content in pets().items():
+            archive.writestr(name, content)
+        with archive.open("PetImages/Cat/huge.jpg", "w", force_zip64=True) as member:
+            for _ in range(64):
+                member.write(b"\0" * (16 << 20))
+    code, err, peak = peak_rss_mb(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={bomb}")
+    assert code == 0, err
+    assert json.loads((work / "data" / "fetched" / f"{DATASET}.metrics.json").read_text())["skipped"] == 1
+    assert peak < baseline + 200, (peak, baseline)  # reading the member would add 1,024 MB
+    # A .tar.gz holding a 512 MiB member (0.5 MB compressed).
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz", compresslevel=1) as archive:
+        for name, content in pets().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+        info = tarfile.TarInfo("PetImages/Dog/huge.png")
+        info.size = 512 << 20
+        archive.addfile(info, Zeros())
+    code, err, peak = peak_rss_mb(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={bomb}")
+    assert code == 0, err
+    assert json.loads((work / "data" / "fetched" / f"{DATASET}.metrics.json").read_text())["skipped"] == 1
+    assert peak < baseline + 200, (peak, baseline)
+    # A folder with a sparse 3 GiB "photo" and a 64-megapixel PNG (300 KB on disk, 192 MB decoded).
+    folder = write_tree(tmp_path / "folder", pets())
+    with open(folder / "PetImages" / "Dog" / "sparse.jpg", "wb") as handle:
+        handle.truncate(3 << 30)
+    Image.new("1", (8000, 8000)).save(folder / "PetImages" / "Dog" / "poster.png")
+    code, err, peak = peak_rss_mb(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={folder}")
+    assert code == 0, err
+    info = json.loads((work / "data" / "fetched" / DATASET / "info.json").read_text())
+    assert info["skipped"] == 2 and set(info["skipped_files"]) == {"PetImages/Dog/sparse.jpg",
+                                                                   "PetImages/Dog/poster.png"}
+    assert peak < baseline + 200, (peak, baseline)
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+def test_yaml_aliases_are_refused_at_once(project, tmp_path):
+    preset = tmp_path / "laughs.yaml"
+    preset.write_text(BILLION_LAUGHS)
+    code, err, peak = peak_rss_mb(project, "stages.study", "--preset", str(preset), "--report-only")
+    assert code == 2 and "aliases are not allowed" in err and "Traceback" not in err, err
+    assert peak < 1500
+    params = tmp_path / "params.yaml"
+    params.write_text((project / "params.yaml").read_text() + BILLION_LAUGHS.replace("a:", "x-anchor:", 1))
+    assert_clean_error(stage(project, "stages.describe", "--params", str(params)), "aliases are not allowed")
+
+
+# --- nonsense values ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragment", [
+    (["stages.describe", "-S", f"data.image_size.{DATASET}=100000"], "<= 1024"),
+    (["stages.describe", "-S", "train.warmup_epochs=100", "-S", "train.epochs=1"], "warmup_epochs"),
+    (["stages.study", "--jobs", "-1", "--report-only"], "--jobs"),
+    (["stages.study", "--jobs", "0", "--report-only"], "--jobs"),
+    (["stages.train", DATASET, "-1"], "seed -1"),
+    (["stages.describe", "-S", "train.seeds=[-3]"], "train.seeds"),
+], ids=["image side 100000", "warm-up past training", "jobs -1", "jobs 0", "negative seed", "negative seeds"])
+def test_nonsense_values_are_refused(project, args, fragment):
+    before = snapshot(project)
+    assert_clean_error(stage(project, *args), fragment)
+    assert snapshot(project) == before
+
+
+def test_sixteen_bit_images_keep_their_gradient():
+    from ablation.ingest import ReadLimits, _clean_image
+    gradient = np.linspace(0, 65535, 5).astype(np.uint16).reshape(1, 5)
+    buffer = io.BytesIO()
+    Image.fromarray(gradient).save(buffer, format="PNG")
+    data, fmt = _clean_image(buffer.getvalue(), ReadLimits().max_pixels)
+    stored = np.asarray(Image.open(io.BytesIO(data)))[0, :, 0]
+    assert fmt == "PNG" and stored.tolist() == [0, 64, 127, 191, 255]  # v / 257, not clipped at 255
+
+
+# --- files that cannot be read ----------------------------------------------------------------
+
+def test_unreadable_files_in_an_image_folder_are_skipped_and_counted(project, tmp_path):
+    folder = write_tree(tmp_path / "links", pets())
+    cats = folder / "PetImages" / "Cat"
+    (cats / "loop.jpg").symlink_to(cats / "loop.jpg")
+    (cats / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with open(os.fsencode(cats) + b"/caf\xe9.jpg", "wb") as handle:  # a Latin-1 name, not UTF-8
+        handle.write(jpeg(3))
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    result = stage(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={folder}")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    info = json.loads((work / "data" / "fetched" / DATASET / "info.json").read_text())
+    assert info["skipped"] == 3 and info["splits"] == {"train": 24}
+    assert "PetImages/Cat/caf\\xe9.jpg" in info["skipped_files"]
+
+
+def cut_mid_line(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index(b",", len(data) // 2)])  # ends inside a row, after its id
+
+
+@pytest.mark.parametrize("damage, args, fragment", [
+    (lambda root: truncated(root / "data" / "fetched" / DATASET / "info.json",
+                            (root / "data" / "fetched" / DATASET / "info.json").read_bytes()),
+     ["stages.split", DATASET], "info.json is not valid JSON"),
+    (lambda root: cut_mid_line(root / "data" / "split" / DATASET / "manifest.csv"),
+     ["stages.train", DATASET, "0"], "manifest.csv line"),
+    (lambda root: (root / "data" / "split" / DATASET / "manifest.csv").open("a").write("PetImages/Cat/ghost.jpg,0,train\n"),
+     ["stages.train", DATASET, "0"], "the fetched data lacks"),
+    (lambda root: (root / "params.yaml").write_bytes(b"datasets: [caf\xe9]\n"), ["stages.describe"], "not UTF-8"),
+    (lambda root: (root / "bad.yaml").write_text("set: {model.depth: [unclosed\n"),
+     ["stages.study", "--preset", "bad.yaml", "--report-only"], "bad.yaml is not valid YAML"),
+], ids=["truncated info.json", "truncated manifest", "manifest of another fetch", "non-UTF-8 params.yaml",
+        "malformed preset"])
+def test_damaged_files_are_one_line_errors(project, tmp_path, damage, args, fragment):
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    damage(work)
+    before = snapshot(work)
+    assert_clean_error(stage(work, *args), fragment)
+    assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("backend, fragment", [("tensorflw", "is not a Keras backend"), ("torch", "not installed")])
+def test_a_bad_keras_backend_is_one_line(project, backend, fragment):
+    if backend == "torch" and importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    result = subprocess.run([sys.executable, "-m", "stages.describe"], cwd=project, capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": backend})
+    assert_clean_error(result, fragment)
+
+
+def test_ray_engine_needs_a_default_dvc_remote(monkeypatch):
+    from ablation import ray_engine
+    answers = {"status": "", "rev-parse": "abc123\n", "remote": "/srv/git/project.git\n", "fetch": "",
+               "for-each-ref": "refs/remotes/origin/main\n"}
+    monkeypatch.setattr(ray_engine, "_git", lambda *args, **kw: subprocess.CompletedProcess(args, 0, answers[args[0]]))
+    monkeypatch.setattr(ray_engine, "_dvc", lambda *args, **kw: subprocess.CompletedProcess(
+        args, 1, "No default remote set\n", ""))  # what DVC 3.67 prints, on stdout
+    with pytest.raises(ray_engine.EngineError, match="no default DVC remote"):
+        ray_engine.check_baseline("origin")
