@@ -123,37 +123,40 @@ def _mean_responses(runs: dict) -> list[float] | None:
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
-def result_rows(text: str) -> int:
-    """The rows of a study report's first table (arm x dataset) that hold results, not "failed"."""
+def arms_with_results(text: str) -> set[str]:
+    """The arms of a study report's first table (arm x dataset) with a result, not "failed"."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("|--")), None)
-    if start is None:
-        return 0
-    rows = []
-    for line in lines[start + 1:]:
+    arms = set()
+    for line in lines[start + 1:] if start is not None else []:
         if not line.startswith("|"):
             break
-        rows.append(line)
-    return sum(not line.split("|")[3].strip().startswith("failed") for line in rows)
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 3 and not cells[3].startswith("failed"):
+            arms.add(cells[1])
+    return arms
 
 
 def write_study_report(results: list[ArmResult], out: ReportFiles, command: str = "python -m stages.study",
                        log_hint: str = QUEUE_LOG_HINT, replace: bool = False) -> str:
     """reports/study.md and reports/study/*.png; results are study.collect()'s;
     `log_hint` says where a failed run's log is (`{name}`: the run). A report is
-    never replaced by one with fewer results (unless `replace`): nothing is
-    written then, and the DataError says how to go on."""
+    never replaced by one that lost results: with no arm done, or (unless
+    `replace`) with an arm failed that has results there, nothing is written and
+    the DataError says how to go on."""
     done = [r for r in results if not r.failed]
     if not done:
         raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
                         f"{out.study_md} is left as it is. Fix: run the study (without --report-only), or run from "
                         "the checkout that holds its experiments (`dvc exp show`).")
-    new_rows = sum(len(r.runs) for r in done)
-    old_rows = result_rows(out.study_md.read_text()) if out.study_md.exists() else 0
-    if new_rows < old_rows and not replace:
-        raise DataError(f"{out.study_md} has results for {old_rows} arm x dataset rows; this study has "
-                        f"{new_rows}, so it is left as it is. Fix: run the missing arms, or pass "
-                        "--replace-report to replace it with the smaller one.")
+    # Arms of this study that the report there holds results for but that left none now
+    # (their experiments are not in this checkout, say): replacing it would lose them.
+    lost = sorted(arms_with_results(out.study_md.read_text()) & {r.name for r in results if r.failed}) \
+        if out.study_md.exists() else []
+    if lost and not replace:
+        raise DataError(f"{out.study_md} has results for arm(s) {lost} that left none here, so it is left as it is. "
+                        "Fix: run them (or run from the checkout that holds their experiments), or pass "
+                        "--replace-report to replace it without them.")
     summaries = {r.name: summarize_arm(r.runs) for r in done}
     datasets = list(dict.fromkeys(d for r in done for d in r.runs))
     rows = []

@@ -141,11 +141,11 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
     that has this run's key, never from another arm's."""
     cfg, size = run.train, run.image_size
     files_out = RunFiles(Path(out_dir))
+    set_threads(cfg.threads)  # before the first TensorFlow op (check_manifest reads the shards)
     info = records.read_info(fetched_dir)
     splitting.check_manifest(fetched_dir, split_dir)
     fingerprint = run_fingerprint(run, seed, fetched_dir, split_dir)
     state = CheckpointFiles(inside(checkpoints_dir, run_key(fingerprint)))
-    set_threads(cfg.threads)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_dtype_policy(cfg.mixed_precision)
 

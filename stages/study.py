@@ -23,7 +23,7 @@ def main():
                                          "command-line -S/--grid/--jobs still apply on top")
     parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
     parser.add_argument("--replace-report", action="store_true",
-                        help="write reports/study.md even when it would hold fewer results than the one there")
+                        help="write reports/study.md even when arms that have results there left none here")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")

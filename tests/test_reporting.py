@@ -1,8 +1,10 @@
 import csv
 
+import pytest
 from PIL import Image
 
 from ablation import reporting, study_report
+from ablation.ingest import DataError
 from ablation.layout import ReportFiles
 from ablation.params import load_params
 from ablation.study import ArmResult
@@ -90,6 +92,22 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
     for figure in ("degradation", "layer_responses", "accuracy_vs_depth", "curves"):
         with Image.open(tmp_path / "study" / f"cifar10_{figure}.png") as image:
             assert image.width > 500, figure
+
+
+def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):
+    done = [arm("resnet20", True, 20, [run(0.90, 0.95, [True])]), arm("plain20", False, 20, [run(0.88, 0.93, [True])])]
+    out = ReportFiles(tmp_path)
+    first = study_report.write_study_report(done, out)
+    assert study_report.arms_with_results(first) == {"resnet20", "plain20"}
+    lost = [done[0], arm("plain20", False, 20, [])]  # plain20's experiment is not here any more
+    with pytest.raises(DataError, match=r"arm\(s\) \['plain20'\].*--replace-report"):
+        study_report.write_study_report(lost, out)
+    with pytest.raises(DataError, match="no arm of the study left results"):
+        study_report.write_study_report([arm("resnet20", True, 20, [])], out)
+    assert out.study_md.read_text() == first
+    assert "failed: see" in study_report.write_study_report(lost, out, replace=True)
+    other = study_report.write_study_report([arm("resnet32", True, 32, [run(0.9, 0.9, [True])])], out)  # a new grid
+    assert out.study_md.read_text() == other
 
 
 def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
