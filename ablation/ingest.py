@@ -106,16 +106,17 @@ def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, Reader]]:
                 raise corrupt(error) from None
         return read_checked
 
+    is_dir = path.is_dir()  # once, not per file
     try:
         for name, size, read in _iter_files_unchecked(path):
             if size is None or size > max_bytes or not _is_utf8(name):
                 yield _printable(name), lambda: None
             else:
-                yield name, (read if path.is_dir() else checked(read))
+                yield name, (read if is_dir else checked(read))
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
         raise corrupt(error) from None
     except OSError as error:
-        if path.is_dir():  # a directory that cannot be listed
+        if is_dir:  # a directory that cannot be listed
             raise DataError(f"{path} cannot be listed ({error.strerror}: {error.filename}). Fix: check its "
                             "permissions.") from None
         raise corrupt(error) from None
