@@ -166,17 +166,59 @@ class ReportFiles:
     def figure(self, dataset: str, kind: str) -> Path:  # the arm report's figures/DATASET_KIND.png
         return inside(self.figures, f"{dataset}_{kind}.png")
 
+
+# Inside a study's folder, one raw run directory per experiment (beside its params.yaml
+# and these) mirrors the experiment's commit: results/DATASET/seedSEED/... .
+EXPERIMENT_FILE = "experiment.json"  # which experiment commit and baseline the files came from
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    """One study's folder, reports/NAME/: its report and figures, the raw results
+    of every run it reads (committed, so the report regenerates from a clone),
+    its per-arm numbers and curves for `dvc metrics show` / `dvc plots show`
+    (through its own dvc.yaml) and the Ray engine's logs of failed runs."""
+    name: str
+    root: Path = REPORTS
+
     @property
-    def study_md(self) -> Path:
+    def dir(self) -> Path:
+        return inside(self.root, self.name)
+
+    @property
+    def report(self) -> Path:
         return self.dir / "study.md"
 
     @property
-    def study_figures(self) -> Path:
-        return self.dir / "study"
+    def figures(self) -> Path:
+        return self.dir / "figures"
 
-    def study_figure(self, dataset: str, kind: str) -> Path:  # study/DATASET_KIND.png
-        return inside(self.study_figures, f"{dataset}_{kind}.png")
+    def figure(self, dataset: str, kind: str) -> Path:  # figures/DATASET_KIND.png
+        return inside(self.figures, f"{dataset}_{kind}.png")
 
     @property
-    def study_logs(self) -> Path:  # the Ray engine's logs of failed runs
-        return self.dir / "study-logs"
+    def runs(self) -> Path:
+        return self.dir / "runs"
+
+    def run(self, experiment: str) -> Path:
+        return inside(self.runs, experiment)
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.dir / "plots"
+
+    def plot_csv(self, kind: str, dataset: str) -> Path:
+        return inside(self.plots / kind, f"{dataset}.csv")
+
+    @property
+    def dvc_yaml(self) -> Path:
+        return self.dir / "dvc.yaml"
+
+    @property
+    def logs(self) -> Path:  # the Ray engine's logs of failed runs
+        return self.dir / "logs"

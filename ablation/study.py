@@ -2,6 +2,7 @@
 DVC's experiment queue, then collected from the experiments' git commits."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import subprocess
@@ -9,11 +10,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablation import layout, reporting
+from ablation import layout, reporting, study_files
+from ablation.layout import StudyFiles
 from ablation.models import model_name
-from ablation.params import (Params, ParamsError, apply_overrides, from_dict, is_plain_name, load_params, parse_params,
-                             parse_yaml_text, read_yaml_file)
+from ablation.params import (NAME_RULE, Params, ParamsError, apply_overrides, from_dict, is_plain_name, load_params,
+                             parse_params, parse_yaml_text, read_yaml_file)
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
+from ablation.study_files import Source
 
 
 def _format(value) -> str:
@@ -32,9 +35,11 @@ class Arm:
 @dataclass(frozen=True)
 class ArmResult(Arm):
     """An arm with what its experiments left: `runs` {dataset: {seed: run}} (none:
-    the arm failed) and the names of its runs that left no results."""
+    the arm failed), the names of its runs that left no results, and where the
+    others were read from."""
     runs: dict = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()  # where each of its experiments was read from
 
     @property
     def failed(self) -> bool:
@@ -79,6 +84,21 @@ def load_study_params(params_file, overrides: list[str], grid: dict | None, grid
     firsts = [f"{key}={_format(values[0])}" for key, values in grid.items() if isinstance(values, list) and values]
     params = load_params(params_file, [*overrides, *firsts])
     return from_dict({**params.raw, "study": {"grid": grid}})
+
+
+def study_name(name: str | None, preset: str | None, grid: dict, overrides: list[str]) -> str:
+    """The study's folder under reports/: `name` when given, else the preset's file
+    name (studies/cifar10-cpu.yaml: cifar10-cpu), else its grid keys and a hash
+    of its grid and -S values, so each ad-hoc study has a folder of its own."""
+    if name is None and preset:
+        name = Path(preset).stem
+    if name is None:
+        digest = hashlib.sha256(json.dumps([grid, sorted(overrides)], sort_keys=True).encode()).hexdigest()[:8]
+        name = "-".join(["grid", *(key.split(".")[-1] for key in grid), digest]).replace("_", "-")
+    if not is_plain_name(name):
+        raise ParamsError(f"params: the study name {name!r} is not a plain name ({NAME_RULE}); it names the "
+                          "study's folder in reports/. Fix: pass --name with one, e.g. --name depth-sweep.")
+    return name
 
 
 PRESET_KEYS = {"set", "grid", "jobs"}
@@ -145,31 +165,69 @@ def read_file(commit: str, path: str) -> str | None:
         return None
 
 
-def collect(study_arms: list[Arm], per_seed: bool = False) -> list[ArmResult]:
+def locate(name: str, expected: Params, commits: dict[str, str], out: StudyFiles,
+           experiments: bool = True) -> Source | None:
+    """Where experiment `name` of this study is read from: its commit when it is in
+    this checkout and ran with the arm's params, else its raw results in the
+    study's folder (same check), else None. An experiment of the same name from
+    another study (other params) is passed over, with a note. Without
+    `experiments`, only the raw results count (the committed record)."""
+    candidates = []
+    if experiments and (commit := commits.get(name)):
+        candidates.append(Source(name, lambda path, commit=commit: read_file(commit, path), f"experiment {commit[:7]}",
+                                 commit))
+    if out.run(name).is_dir():
+        candidates.append(Source(name, study_files.raw_reader(out.run(name)), out.run(name).as_posix()))
+    for source in candidates:
+        if source.read(layout.ReportFiles().metrics.as_posix()) is None:  # its report stage never ran
+            continue
+        differ = study_files.params_differ(source.read(layout.PARAMS_FILE), expected, f"params.yaml of {name}")
+        if not differ:
+            return source
+        print(f"note: {source.origin} ({name}) ran with other params ({', '.join(differ[:4])}"
+              f"{', ...' if len(differ) > 4 else ''}), so it is not this study's run", flush=True)
+    return None
+
+
+def collect(study_arms: list[Arm], out: StudyFiles, per_seed: bool = False,
+            experiments: bool = True) -> list[ArmResult]:
     """Each arm with its params (validated as every stage validates them) and its
-    runs read from its experiment's commit, or `failed` when its experiment left no
-    results. With `per_seed` (the Ray engine), each seed is an experiment of its
-    own (`NAME-sSEED`) and the arm gathers the seeds that finished; `missing`
-    names the others."""
+    runs, read from its experiments (or their raw results, `locate`), or `failed`
+    when none left results. With `per_seed` (the Ray engine), each seed is an
+    experiment of its own (`NAME-sSEED`) and the arm gathers the seeds that
+    finished; `missing` names the others."""
     commits = experiment_commits()
     results = []
     for arm in study_arms:
         seeds = arm.params.train.seeds
-        sources = [(run_name(arm.name, seed), [seed]) for seed in seeds] if per_seed else [(arm.name, None)]
-        params, runs, missing = None, {}, []
-        for name, run_seeds in sources:
-            commit = commits.get(name)
-            text = read_file(commit, "params.yaml") if commit else None
-            if text is None or read_file(commit, layout.ReportFiles().metrics.as_posix()) is None:
+        wanted = [(run_name(arm.name, seed), arm.params.with_overrides([f"train.seeds=[{seed}]"]))
+                  for seed in seeds] if per_seed else [(arm.name, arm.params)]
+        runs, missing, sources = {}, [], []
+        for name, expected in wanted:
+            source = locate(name, expected, commits, out, experiments)
+            if source is None:
                 missing.append(name)
                 continue
-            params = parse_params(text, f"params.yaml of experiment {name}")
-            found = reporting.collect_runs(params.datasets, run_seeds or params.train.seeds,
-                                           lambda path, commit=commit: read_file(commit, path))
+            found = reporting.collect_runs(expected.datasets, expected.train.seeds, source.read)
             for dataset, by_seed in found.items():
                 runs.setdefault(dataset, {}).update(by_seed)
-        if runs:  # the params its experiments ran with, and the seeds they left
+            sources.append(source)
+        params = arm.params
+        if runs:  # the seeds its experiments left
             collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
             params = params.with_overrides([f"train.seeds={collected}"])
-        results.append(ArmResult(arm.name, arm.overrides, params or arm.params, runs, tuple(missing)))
+        results.append(ArmResult(arm.name, arm.overrides, params, runs, tuple(missing), tuple(sources)))
     return results
+
+
+def save_raw(results: list[ArmResult], out: StudyFiles) -> list[Path]:
+    """The raw results of every run read from an experiment's commit, copied into
+    the study folder (runs/EXPERIMENT/) to be committed."""
+    written = []
+    for result in results:
+        for source in (s for s in result.sources if s.commit):
+            params = parse_params(source.read(layout.PARAMS_FILE), f"params.yaml of {source.experiment}")
+            details = {"arm": result.name, "grid": list(result.overrides), "commit": source.commit,
+                       "baseline": _git("rev-parse", f"{source.commit}^").strip()}
+            written.append(study_files.write_raw(source, params.datasets, params.train.seeds, out, details))
+    return written

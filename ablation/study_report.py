@@ -1,18 +1,18 @@
-"""reports/study.md: every arm of a study side by side, the residual gain per
+"""reports/NAME/study.md: every arm of a study side by side, the residual gain per
 depth with its confidence interval and a test across seeds, the paper's
 degradation figure (Fig. 6) and layer responses (Fig. 7), and a verdict on each
 of the paper's three claims drawn from the numbers."""
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures, files
+from ablation import figures, files, machine, study_files
 from ablation.ingest import DataError
-from ablation.layout import ReportFiles
+from ablation.layout import StudyFiles
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
 from ablation.statistics import mcnemar_p, summarize, welch
 from ablation.study import ArmResult
@@ -123,6 +123,15 @@ def _mean_responses(runs: dict) -> list[float] | None:
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
+def _provenance(done: list[ArmResult], command: str) -> list[str]:
+    """Where the runs ran (train.json's machine record) and where their raw results are."""
+    machines = Counter(machine.summary(run["train"].get("machine")) for r in done for by_seed in r.runs.values()
+                       for run in by_seed.values())
+    ran_on = "; ".join(f"{summary} ({count} run{'s' * (count > 1)})" for summary, count in machines.items())
+    return [f"Ran on: {ran_on}. The raw results of every run are in [`runs/`](runs/) (one folder per "
+            f"experiment); `{command} --report-only` regenerates this report from them."]
+
+
 def arms_with_results(text: str) -> set[str]:
     """The arms of a study report's first table (arm x dataset) with a result, not "failed"."""
     lines = text.splitlines()
@@ -137,9 +146,10 @@ def arms_with_results(text: str) -> set[str]:
     return arms
 
 
-def write_study_report(results: list[ArmResult], out: ReportFiles, command: str = "python -m stages.study",
+def write_study_report(results: list[ArmResult], out: StudyFiles, command: str = "python -m stages.study",
                        log_hint: str = QUEUE_LOG_HINT, replace: bool = False) -> str:
-    """reports/study.md and reports/study/*.png; results are study.collect()'s;
+    """reports/NAME/study.md, its figures/*.png and what DVC shows of it
+    (study_files.write_dvc_view); results are study.collect()'s;
     `log_hint` says where a failed run's log is (`{name}`: the run). A report is
     never replaced by one that lost results: with no arm done, or (unless
     `replace`) with an arm failed that has results there, nothing is written and
@@ -147,14 +157,14 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
     done = [r for r in results if not r.failed]
     if not done:
         raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
-                        f"{out.study_md} is left as it is. Fix: run the study (without --report-only), or run from "
+                        f"{out.report} is left as it is. Fix: run the study (without --report-only), or run from "
                         "the checkout that holds its experiments (`dvc exp show`).")
     # Arms of this study that the report there holds results for but that left none now
     # (their experiments are not in this checkout, say): replacing it would lose them.
-    lost = sorted(arms_with_results(out.study_md.read_text()) & {r.name for r in results if r.failed}) \
-        if out.study_md.exists() else []
+    lost = sorted(arms_with_results(out.report.read_text()) & {r.name for r in results if r.failed}) \
+        if out.report.exists() else []
     if lost and not replace:
-        raise DataError(f"{out.study_md} has results for arm(s) {lost} that left none here, so it is left as it is. "
+        raise DataError(f"{out.report} has results for arm(s) {lost} that left none here, so it is left as it is. "
                         "Fix: run them (or run from the checkout that holds their experiments), or pass "
                         "--replace-report to replace it without them.")
     summaries = {r.name: summarize_arm(r.runs) for r in done}
@@ -176,7 +186,7 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
              "images. A diverged run is counted in `diverged runs` and never averaged in.", "",
              tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
                                      "parameters", "GFLOPs/image", "train s", "training images/s"],
-                      tablefmt="github", disable_numparse=True), ""]
+                      tablefmt="github", disable_numparse=True), "", *_provenance(done, command), ""]
     partial = [(r.name, name) for r in done for name in r.missing]
     if partial:
         lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
@@ -226,26 +236,27 @@ def write_study_report(results: list[ArmResult], out: ReportFiles, command: str 
                     points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
                 row.append(summarize(_train_errors(runs)).format())
             train_rows.append(row)
-        figures.plot_degradation(dict(sorted(panels.items())), out.study_figure(dataset, "degradation"), dataset)
-        figures.plot_accuracy_vs_depth(points, out.study_figure(dataset, "accuracy_vs_depth"), dataset)
+        figures.plot_degradation(dict(sorted(panels.items())), out.figure(dataset, "degradation"), dataset)
+        figures.plot_accuracy_vs_depth(points, out.figure(dataset, "accuracy_vs_depth"), dataset)
         figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
-                            out.study_figure(dataset, "curves"), f"all arms on {dataset}")
+                            out.figure(dataset, "curves"), f"all arms on {dataset}")
         lines += [f"## {dataset}", "", "### The paper's claims", "", *verdicts(by_key, dataset), "",
                   "### Degradation (the paper's Fig. 6)", "",
                   "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
                   "nets left, residual nets right, same axes.", "",
-                  f"![degradation](study/{dataset}_degradation.png)", "",
+                  f"![degradation](figures/{dataset}_degradation.png)", "",
                   "Final training error by depth:", "",
                   tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github",
                            disable_numparse=True), ""]
         if responses:
-            figures.plot_layer_responses(dict(responses), out.study_figure(dataset, "layer_responses"), dataset)
+            figures.plot_layer_responses(dict(responses), out.figure(dataset, "layer_responses"), dataset)
             lines += ["### Layer responses (the paper's Fig. 7)", "",
                       "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
                       "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",
-                      f"![layer responses](study/{dataset}_layer_responses.png)", ""]
-        lines += ["### Curves and accuracy against depth", "", f"![curves](study/{dataset}_curves.png)", "",
-                  f"![accuracy against depth](study/{dataset}_accuracy_vs_depth.png)", ""]
+                      f"![layer responses](figures/{dataset}_layer_responses.png)", ""]
+        lines += ["### Curves and accuracy against depth", "", f"![curves](figures/{dataset}_curves.png)", "",
+                  f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth.png)", ""]
     text = "\n".join(lines)
-    files.write_text(out.study_md, text)
+    files.write_text(out.report, text)
+    study_files.write_dvc_view(done, out)
     return text

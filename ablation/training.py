@@ -18,7 +18,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ablation import files, inputs, models, records, splitting
+from ablation import files, inputs, machine, models, records, splitting
 from ablation.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
@@ -232,6 +232,7 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
         if timer.seconds > timer.validation_seconds else None,
     }
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    metrics["machine"] = machine.describe(keras.backend.backend(), cfg.threads)  # what a rerun is checked against
     # Every output complete before any replaces its previous version; the
     # checkpoint goes last, so a failed write (a full disk) can be rerun.
     with files.atomic_path(files_out.model) as partial_model:

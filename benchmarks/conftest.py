@@ -1,5 +1,6 @@
 import os
 import platform
+from pathlib import Path
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -17,3 +18,22 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "bf16_instructions": [f for f in flags if f in ("avx512_bf16", "amx_bf16")],
         "gpus": len(tf.config.list_physical_devices("GPU")),
     }
+
+
+def pytest_collection_modifyitems(config, items):
+    """With benchmarks disabled (the test suite), each benchmark runs its first
+    case only: enough that its code cannot rot, without measuring every arm in
+    CI. `--benchmark-enable` measures every case."""
+    if not config.getoption("benchmark_disable") or config.getoption("benchmark_enable"):
+        return
+    seen, kept, dropped = set(), [], []
+    for item in items:
+        if not item.path.is_relative_to(Path(__file__).parent):
+            kept.append(item)
+            continue
+        function = (item.path, item.originalname)
+        (dropped if function in seen else kept).append(item)
+        seen.add(function)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -1,11 +1,13 @@
 """Run the whole ablation grid (`study.grid` in params.yaml) as named DVC experiments
-through DVC's queue (one machine) or a Ray cluster (many), then write
-reports/study.md comparing them.
+through DVC's queue (one machine) or a Ray cluster (many), then write the study's
+folder reports/NAME/: study.md comparing the arms, its figures, the raw results
+of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
 
     python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
     python -m stages.study --grid model.depth=20,32        # replaces study.grid's values of a key
-    python -m stages.study --report-only                   # re-collect finished experiments
     python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
+    python -m stages.study --preset studies/cifar10-cpu.yaml --report-only   # from experiments or runs/
+    python -m stages.study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
     python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
@@ -13,17 +15,20 @@ import sys
 
 from ablation import layout, study, study_report
 
-REPORT = layout.ReportFiles()
-
 
 def main():
     parser = _cli.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=None, help="experiments run in parallel (default 1, or the preset's)")
     parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
                                          "command-line -S/--grid/--jobs still apply on top")
-    parser.add_argument("--report-only", action="store_true", help="only collect finished experiments")
+    parser.add_argument("--name", help="the study's folder in reports/ (default: the preset's file name, or the grid's "
+                                       "keys and a hash of grid and -S values)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only write the report, from finished experiments or the committed raw results")
+    parser.add_argument("--verify", metavar="ARM[-sSEED]",
+                        help="rerun one committed run (default: the arm's first seed) and compare it with the record")
     parser.add_argument("--replace-report", action="store_true",
-                        help="write reports/study.md even when arms that have results there left none here")
+                        help="write the study's study.md even when arms that have results there left none here")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
@@ -41,22 +46,34 @@ def main():
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = study.arms(params)
-    print("study arms: " + ", ".join(a.name for a in arms), flush=True)
+    out = layout.StudyFiles(study.study_name(args.name, args.preset, params.study.grid, overrides))
+    print(f"study {out.name} ({out.dir}/), arms: " + ", ".join(a.name for a in arms), flush=True)
+    if args.verify:
+        from ablation import verify
+        verdicts = verify.rerun_and_judge(arms, overrides, out, args.verify)
+        print("\n\n".join(map(str, verdicts)))
+        if not all(v.agrees for v in verdicts):
+            raise SystemExit(1)
+        return
     on_ray = args.engine == "ray"
     if not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used
         ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,
                              num_gpus=args.num_gpus, num_cpus=args.num_cpus, retries=args.retries,
-                             resume=args.resume, logs_dir=REPORT.study_logs)
+                             resume=args.resume, logs_dir=out.logs)
     elif not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
-    results = study.collect(arms, per_seed=on_ray)
-    command = " ".join(["python -m stages.study", *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume", "--replace-report"))])
-    log_hint = f"`{REPORT.study_logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
-    print(study_report.write_study_report(results, REPORT, command, log_hint, replace=args.replace_report))
+    results = study.collect(arms, out, per_seed=on_ray)
+    for written in study.save_raw(results, out):
+        print(f"raw results: {written}", flush=True)
+    command = " ".join(["python -m stages.study",
+                        *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume", "--replace-report"))])
+    log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
+    print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report))
+    print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     missing = [name for r in results for name in r.missing]
     if missing:
-        where = f"{REPORT.study_logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
+        where = f"{out.logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
         rerun = "rerun with --resume" if on_ray else "rerun"
         raise SystemExit(f"error: runs {missing} left no results. Fix: read {where}, fix the cause, then {rerun}.")
 

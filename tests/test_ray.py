@@ -47,6 +47,11 @@ def study(root: Path, cluster, *args: str, check=True):
     return stage(root, "study", "--engine", "ray", "--address", cluster.address, *args, check=check)
 
 
+def folder(root: Path, out: str) -> Path:
+    """The study's folder, from its first line: `study NAME (reports/NAME/), arms: ...`."""
+    return root / "reports" / out.split("study ", 1)[1].split(" ", 1)[0]
+
+
 def exp_names(root: Path) -> set[str]:
     rows = json.loads(sh(root, "dvc", "exp", "show", "--json").stdout)
     return {exp["name"] for row in rows for exp in (row.get("experiments") or []) if exp.get("name")} | {
@@ -56,22 +61,24 @@ def exp_names(root: Path) -> set[str]:
 
 def test_ray_study_runs_each_arm_and_seed_as_an_experiment(driver, cluster):
     out = study(driver, cluster).stdout
+    reports = folder(driver, out)
     runs = {"resnet-cifar8-s0", "resnet-cifar8-s1", "plain-cifar8-s0", "plain-cifar8-s1"}
     assert "runs: 4 done, 0 running, 0 failed, 0 queued" in out
     assert runs <= exp_names(driver)  # pulled back: dvc exp show lists every run
 
     # Runs that overlapped in time held different GPUs.
-    results = read_json(driver / "reports" / "study-logs" / "runs.json")
+    results = read_json(reports / "logs" / "runs.json")
     assert {r["name"] for r in results} == runs
     overlapping = [(a, b) for a in results for b in results
                    if a["name"] < b["name"] and a["started"] < b["ended"] and b["started"] < a["ended"]]
     assert overlapping, "two runs should have run at once on the two logical GPUs"
     assert all(a["cuda_visible_devices"] != b["cuda_visible_devices"] for a, b in overlapping)
 
-    study_md = (driver / "reports" / "study.md").read_text()
+    study_md = (reports / "study.md").read_text()
     for arm in ("resnet-cifar8", "plain-cifar8"):
         row = next(line for line in study_md.splitlines() if line.startswith(f"| {arm} "))
         assert row.count("(n=2)") == 2, row  # both seeds' experiments aggregated into the arm
+        assert (reports / "runs" / f"{arm}-s1" / "results" / "cifar10" / "seed1" / "train.json").exists()
     diff = sh(driver, "dvc", "metrics", "diff", "resnet-cifar8-s0", "plain-cifar8-s0",
               "--targets", "reports/metrics.json").stdout
     assert "cifar10.test_accuracy" in diff
@@ -82,15 +89,16 @@ def test_a_failed_run_keeps_its_log_and_resume_reruns_only_it(driver, cluster):
     failed = study(driver, cluster, "--grid", "data.limit=192,4", "--grid", "model.residual=true",
                    "-S", "train.seeds=[0]", "--retries", "0", check=False)
     assert failed.returncode == 1 and "resnet-cifar8-limit4-s0" in failed.stderr
-    log = (driver / "reports" / "study-logs" / "resnet-cifar8-limit4-s0.log").read_text()
+    logs = folder(driver, failed.stdout) / "logs"
+    log = (logs / "resnet-cifar8-limit4-s0.log").read_text()
     assert "data.limit" in log and "dvc exp run" in log  # the stage's own error, with the command
-    assert not (driver / "reports" / "study-logs" / "resnet-cifar8-limit192-s0.log").exists()
+    assert not (logs / "resnet-cifar8-limit192-s0.log").exists()
     assert "resnet-cifar8-limit192-s0" in exp_names(driver)  # the other run finished
 
     fixed = study(driver, cluster, "--grid", "data.limit=192,40", "--grid", "model.residual=true",
-                  "-S", "train.seeds=[0]", "--resume").stdout
+                  "-S", "train.seeds=[0]", "--resume", "--name", "limits").stdout
     assert "1 run(s) already have experiments on origin: resnet-cifar8-limit192-s0" in fixed
-    ran = [r["name"] for r in read_json(driver / "reports" / "study-logs" / "runs.json")]
+    ran = [r["name"] for r in read_json(driver / "reports" / "limits" / "logs" / "runs.json")]
     assert ran == ["resnet-cifar8-limit40-s0"]
     assert {"resnet-cifar8-limit192-s0", "resnet-cifar8-limit40-s0"} <= exp_names(driver)
-    assert "| resnet-cifar8-limit40 " in (driver / "reports" / "study.md").read_text()
+    assert "| resnet-cifar8-limit40 " in (driver / "reports" / "limits" / "study.md").read_text()

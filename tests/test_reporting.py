@@ -1,11 +1,13 @@
 import csv
+import json
 
 import pytest
+import yaml
 from PIL import Image
 
 from ablation import reporting, study_report
 from ablation.ingest import DataError
-from ablation.layout import ReportFiles
+from ablation.layout import ReportFiles, StudyFiles
 from ablation.params import load_params
 from ablation.study import ArmResult
 from tests.conftest import ROOT
@@ -79,7 +81,8 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
                                           run(0.81, 0.84, [False] * 20, layers=9),
                                           run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
                arm("resnet110", True, 110, [])]
-    text = study_report.write_study_report(results, ReportFiles(tmp_path), "python -m stages.study --preset p.yaml")
+    out = StudyFiles("p", tmp_path)
+    text = study_report.write_study_report(results, out, "python -m stages.study --preset p.yaml")
     assert "`python -m stages.study --preset p.yaml`" in text
     # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
     gain_row = next(line for line in text.splitlines() if line.startswith("| resnet56 ") and "plain56" in line)
@@ -90,13 +93,24 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
     assert "**(b) residual-56 beats plain-56 on test error beyond seed noise: yes.**" in text
     assert "**(c) residual-56 is no worse than residual-20: yes.**" in text
     for figure in ("degradation", "layer_responses", "accuracy_vs_depth", "curves"):
-        with Image.open(tmp_path / "study" / f"cifar10_{figure}.png") as image:
+        with Image.open(tmp_path / "p" / "figures" / f"cifar10_{figure}.png") as image:
             assert image.width > 500, figure
+        assert f"(figures/cifar10_{figure}.png)" in text
+    # What DVC shows of the study: per-arm numbers, and each arm's mean curve per epoch.
+    metrics = json.loads(out.metrics.read_text())
+    assert set(metrics) == {"resnet20", "plain20", "resnet56", "plain56"}  # resnet110 failed: no numbers
+    assert metrics["plain56"]["cifar10"]["test_accuracy"] == pytest.approx(0.805)
+    assert metrics["plain56"]["cifar10"]["diverged_runs"] == 1
+    with open(out.plot_csv("training_error", "cifar10")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2"] and float(rows[1]["resnet20"]) == pytest.approx(1 - 0.955)
+    view = yaml.safe_load(out.dvc_yaml.read_text())
+    assert view["metrics"] == ["metrics.json"] and view["plots"][0]["plots/training_error"]["y"] == list(metrics)
 
 
 def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):
     done = [arm("resnet20", True, 20, [run(0.90, 0.95, [True])]), arm("plain20", False, 20, [run(0.88, 0.93, [True])])]
-    out = ReportFiles(tmp_path)
+    out = StudyFiles("s", tmp_path)
     first = study_report.write_study_report(done, out)
     assert study_report.arms_with_results(first) == {"resnet20", "plain20"}
     lost = [done[0], arm("plain20", False, 20, [])]  # plain20's experiment is not here any more
@@ -104,10 +118,10 @@ def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):
         study_report.write_study_report(lost, out)
     with pytest.raises(DataError, match="no arm of the study left results"):
         study_report.write_study_report([arm("resnet20", True, 20, [])], out)
-    assert out.study_md.read_text() == first
+    assert out.report.read_text() == first
     assert "failed: see" in study_report.write_study_report(lost, out, replace=True)
     other = study_report.write_study_report([arm("resnet32", True, 32, [run(0.9, 0.9, [True])])], out)  # a new grid
-    assert out.study_md.read_text() == other
+    assert out.report.read_text() == other
 
 
 def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
@@ -115,7 +129,7 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
                arm("plain20", False, 20, [run(0.88, 0.80, [True]), run(0.87, 0.81, [True])]),
                arm("resnet56", True, 56, [run(0.70, 0.75, [True]), run(0.71, 0.74, [True])]),
                arm("plain56", False, 56, [run(0.72, 0.90, [True]), run(0.74, 0.91, [True])])]
-    text = study_report.write_study_report(results, ReportFiles(tmp_path))
+    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
     assert "(a) degradation: plain-56 has a higher training error than plain-20: no.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: no.**" in text
     assert "(c) residual-56 is no worse than residual-20: no.**" in text
@@ -126,7 +140,7 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
                arm("plain20", False, 20, [run(0.70, 0.68, [True]), run(0.66, 0.68, [True])]),
                arm("resnet56", True, 56, [run(0.60, 0.65, [True]), run(0.67, 0.60, [True])]),
                arm("plain56", False, 56, [run(0.55, 0.70, [True]), run(0.70, 0.62, [True])])]
-    text = study_report.write_study_report(results, ReportFiles(tmp_path))
+    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
     assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
     assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text

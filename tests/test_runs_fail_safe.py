@@ -163,11 +163,13 @@ def test_divergence_far_above_the_starting_loss_is_a_result(work):
 
 
 def test_report_only_without_experiments_keeps_the_committed_report(work):
-    report = work / "reports" / "study.md"
+    report = work / "reports" / "committed" / "study.md"
+    report.parent.mkdir(parents=True)
     report.write_text("# Study\n\n| arm | dataset | test accuracy |\n|---|---|---|\n| resnet34 | cifar10 | 0.9 |\n")
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
         subprocess.run(command, cwd=work, check=True, capture_output=True)
     before = outputs(work)
-    assert_clean_error(stage(work, "stages.study", "--report-only"), "no arm of the study left results")
-    assert outputs(work) == before and not (work / "reports" / "study").exists()
+    assert_clean_error(stage(work, "stages.study", "--report-only", "--name", "committed"),
+                       "no arm of the study left results")
+    assert outputs(work) == before and not (report.parent / "figures").exists()

@@ -1,0 +1,154 @@
+"""A study's committed files under reports/NAME/ besides its report: the raw
+results of each run (what the report reads, copied out of the experiment's
+commit), and the per-arm numbers and curves DVC shows.
+
+Raw results mirror the experiment's commit, so one reader serves both:
+`runs/EXPERIMENT/params.yaml`, `runs/EXPERIMENT/results/DATASET/seedSEED/`
+{train.json, live/plots/metrics/*.tsv, eval/metrics.json,
+eval/layer_responses.json, eval/predictions.csv} and `reports/metrics.json`,
+plus experiment.json (which commit they came from). A file over
+COMPRESS_OVER bytes is stored gzipped as NAME.gz (predictions of 10,000 test
+images: ~200 KB of CSV)."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ablation import files
+from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
+from ablation.params import Params, parse_yaml_text
+from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
+
+COMPRESS_OVER = 64 * 1024
+# Params that say where an input lives, not what a run computes: a clone with its
+# data elsewhere still reads the committed runs.
+WHERE_NOT_WHAT = ("data.paths", "study")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one experiment's files are read from: its commit, or its raw results."""
+    experiment: str
+    read: Reader
+    origin: str  # "experiment <commit>" or the raw folder
+    commit: str | None = None  # the experiment's commit; None for raw results
+
+
+def raw_paths(datasets, seeds) -> list[str]:
+    """Every file of one experiment the study report reads, relative to the project."""
+    paths = [PARAMS_FILE, ReportFiles().metrics.as_posix()]
+    for dataset in datasets:
+        for seed in seeds:
+            run = run_files(dataset, seed)
+            paths += [run.train_metrics.as_posix(), run.eval_metrics.as_posix(), run.layer_responses.as_posix(),
+                      run.predictions.as_posix()]
+            paths += [f"{run.live.as_posix()}/plots/metrics/{file}.tsv" for file in DVCLIVE_FILES.values()]
+    return paths
+
+
+def raw_reader(directory: Path) -> Reader:
+    """read(path) of an experiment's raw results (NAME or NAME.gz); None when absent.
+    Paths go through `inside`: a cloned folder's symlink cannot make it read elsewhere."""
+    def read(path: str) -> str | None:
+        full = inside(directory, path)
+        if full.is_file():
+            return full.read_text()
+        packed = inside(directory, path + ".gz")
+        return gzip.decompress(packed.read_bytes()).decode() if packed.is_file() else None
+    return read
+
+
+def comparable(raw: dict) -> dict:
+    """params without the keys that say where, not what (WHERE_NOT_WHAT)."""
+    out = json.loads(json.dumps(raw))
+    for dotted in WHERE_NOT_WHAT:
+        *parents, last = dotted.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def _flat(raw, prefix="") -> dict:
+    if isinstance(raw, dict):
+        return {k: v for key, value in raw.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): raw}
+
+
+def params_differ(text: str | None, expected: Params, origin: str) -> list[str]:
+    """The keys whose value in params text `text` differs from `expected` (empty: the
+    same run); ['params.yaml missing'] when there is none."""
+    if text is None:
+        return ["params.yaml missing"]
+    found, wanted = _flat(comparable(parse_yaml_text(text, origin))), _flat(comparable(expected.raw))
+    return sorted(key for key in found.keys() | wanted.keys() if found.get(key) != wanted.get(key))
+
+
+def write_raw(source: Source, datasets, seeds, out: StudyFiles, details: dict) -> Path:
+    """Copies one experiment's raw results into the study folder, replacing the
+    previous copy whole; `details` (commit, baseline, arm, overrides) goes into
+    experiment.json."""
+    target = out.run(source.experiment)
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for path in raw_paths(datasets, seeds):
+        text = source.read(path)
+        if text is None:
+            continue
+        data = text.encode()
+        name = path + ".gz" if len(data) > COMPRESS_OVER else path
+        destination = staging / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        # mtime=0: the same results give the same bytes, so git sees no change
+        destination.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
+    files.write_json(staging / EXPERIMENT_FILE, {"experiment": source.experiment, **details})
+    files.replace_dir(staging, target)
+    return target
+
+
+def _history_csv(columns: dict[str, list[float]]) -> str:
+    longest = max((len(v) for v in columns.values()), default=0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *columns])
+    for epoch in range(longest):
+        writer.writerow([epoch + 1, *(f"{v[epoch]:.6g}" if epoch < len(v) else "" for v in columns.values())])
+    return buffer.getvalue()
+
+
+# Per arm and dataset in metrics.json: the headline, few enough for `dvc exp show`'s
+# columns (the rest is in the report and the raw results).
+STUDY_METRICS = ("test_accuracy", "test_accuracy_std", "train_error", "runs", "diverged_runs")
+PLOTS = {"training_error": "accuracy", "validation_error": "val_accuracy"}  # plot -> history column (1 - it)
+
+
+def write_dvc_view(done, out: StudyFiles) -> None:
+    """metrics.json ({arm: {dataset: headline numbers}}), one CSV per plot and
+    dataset (epoch x arm, mean over seeds) and the dvc.yaml that makes DVC show
+    them: `dvc metrics show`, `dvc plots show`, and after a rerun
+    `dvc metrics diff` of each arm."""
+    files.write_json(out.metrics, {r.name: {dataset: {key: numbers[key] for key in STUDY_METRICS}
+                                            for dataset, numbers in metrics_json(summarize_arm(r.runs)).items()}
+                                   for r in done})
+    datasets = list(dict.fromkeys(d for r in done for d in r.runs))
+    for plot, column in PLOTS.items():
+        for dataset in datasets:
+            curves = {r.name: [1 - v for v in mean_history(r.runs[dataset]).get(column, [])] for r in done
+                      if dataset in r.runs}
+            files.write_text(out.plot_csv(plot, dataset), _history_csv(curves))
+    arms = [r.name for r in done]
+    view = {"metrics": ["metrics.json"],
+            "plots": [{f"plots/{plot}": {"x": "epoch", "y": arms, "title": f"{out.name}: {plot.replace('_', ' ')}",
+                                         "x_label": "epoch", "y_label": plot.replace("_", " ")}}
+                      for plot in PLOTS]}
+    files.write_text(out.dvc_yaml, "# Written by python -m stages.study: this study's numbers for DVC.\n"
+                     + yaml.safe_dump(view, sort_keys=False))

@@ -1,0 +1,158 @@
+"""A rerun of one committed run judged against the record.
+
+On the same machine kind (machine.kind: CPU model and kernel flags, GPUs,
+backend, threads) training is bit-for-bit deterministic, so every number must
+be identical: anything else is named. On another kind the kernels round
+differently and the rerun is one more draw of the arm: it agrees when its test
+accuracy lies inside the arm's 95% prediction interval for a new seed, from
+the committed seeds (t-based: mean ± t(n-1) · std · sqrt(1 + 1/n))."""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+from ablation import machine
+from ablation.ingest import DataError
+from ablation.layout import StudyFiles
+from ablation.params import ParamsError
+from ablation.reporting import test_accuracy
+from ablation.statistics import CONFIDENCE, summarize
+
+# train.json fields that measure the machine's speed or describe it, not the result.
+NOT_RESULTS = ("train_seconds", "validation_seconds", "images_per_second", "epochs_run_here", "machine")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    agrees: bool
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def result_differences(recorded: dict, rerun: dict) -> list[str]:
+    """What differs between two runs' results (train.json without timings, the
+    evaluation, every epoch's logs, layer responses, each test prediction)."""
+    out = []
+    for key in sorted(set(recorded["train"]) | set(rerun["train"])):
+        if key not in NOT_RESULTS and recorded["train"].get(key) != rerun["train"].get(key):
+            out.append(f"train.json {key}: {recorded['train'].get(key)!r} -> {rerun['train'].get(key)!r}")
+    for key in sorted(set(recorded["eval"]) | set(rerun["eval"])):
+        if recorded["eval"].get(key) != rerun["eval"].get(key):
+            old, new = recorded["eval"].get(key), rerun["eval"].get(key)
+            out.append(f"eval {key}: {old!r} -> {new!r}" if not isinstance(old, dict) else f"eval {key} differs")
+    for column in sorted(set(recorded["history"]) | set(rerun["history"])):
+        old, new = recorded["history"].get(column, []), rerun["history"].get(column, [])
+        if old != new:
+            epoch = next((i + 1 for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)) + 1)
+            out.append(f"history {column}: first differs at epoch {epoch}")
+    if recorded["responses"] != rerun["responses"]:
+        out.append("layer responses differ")
+    if recorded["predictions"] != rerun["predictions"]:
+        old, new = _predicted(recorded["predictions"]), _predicted(rerun["predictions"])
+        changed = sum(old.get(i) != new.get(i) for i in old.keys() | new.keys())
+        out.append(f"predictions differ ({changed} of {len(old)} test images predicted otherwise)")
+    return out
+
+
+def _predicted(text: str | None) -> dict[str, str]:
+    return {row["id"]: row["predicted"] for row in csv.DictReader((text or "").splitlines())}
+
+
+def prediction_interval(values: list[float]) -> tuple[float, float] | None:
+    """The 95% interval a new seed's value falls in, from n >= 2 seeds (normal, t-based)."""
+    summary = summarize(values)
+    if summary.std is None:
+        return None
+    n = summary.finite
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * summary.std * math.sqrt(1 + 1 / n)
+    return summary.mean - half, summary.mean + half
+
+
+def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
+    """recorded, rerun: one run each (reporting.collect_runs' form); arm_runs: the
+    committed runs of the arm, every seed."""
+    old_machine, new_machine = recorded["train"].get("machine"), rerun["train"].get("machine")
+    lines = [f"recorded: {machine.summary(old_machine)}", f"rerun:    {machine.summary(new_machine)}"]
+    old_accuracy, new_accuracy = test_accuracy(recorded), test_accuracy(rerun)
+    lines.append(f"test accuracy: recorded {_fmt(old_accuracy)}, rerun {_fmt(new_accuracy)}")
+    differences = result_differences(recorded, rerun)
+    if old_machine and machine.kind(old_machine) == machine.kind(new_machine):
+        versions = machine.differences(old_machine, new_machine)
+        if not differences:
+            return Verdict(True, (*lines, f"{name}: identical to the record (same machine kind: every result, "
+                                          "epoch and test prediction equal)."))
+        cause = (f" Library versions differ ({'; '.join(versions)}), which may change kernels."
+                 if versions else " Same libraries too: a nondeterminism to report.")
+        return Verdict(False, (*lines, f"{name}: NOT identical on the same machine kind.{cause}",
+                               *(f"  {d}" for d in differences)))
+    why = ("the record names no machine (run before machines were recorded)" if not old_machine else
+           "another machine kind (" + "; ".join(machine.differences(old_machine, new_machine)[:4]) + ")")
+    lines.append(f"{why}: bit-for-bit equality is not expected, so the rerun is judged against the arm's spread "
+                 "across seeds." + (" It is identical anyway." if not differences else ""))
+    accuracies = [a for r in arm_runs.values() if (a := test_accuracy(r)) is not None]
+    interval = prediction_interval(accuracies)
+    if new_accuracy is None:
+        return Verdict(False, (*lines, f"{name}: the rerun diverged (no test accuracy)."))
+    summary = summarize(accuracies)
+    if interval is None:
+        agrees = not differences
+        return Verdict(agrees, (*lines, f"{name}: the arm has {len(accuracies)} finite seed(s), too few for a "
+                                        f"spread; the rerun is {new_accuracy - old_accuracy:+.4f} off the record."))
+    low, high = interval
+    z = (new_accuracy - summary.mean) / summary.std
+    inside = low <= new_accuracy <= high
+    return Verdict(inside, (*lines,
+                            f"arm {summary.format()} over {len(accuracies)} seeds, range "
+                            f"[{min(accuracies):.4f}, {max(accuracies):.4f}]; 95% prediction interval for a new "
+                            f"seed [{low:.4f}, {high:.4f}]",
+                            f"{name}: {'agrees statistically' if inside else 'does NOT agree'}: the rerun is "
+                            f"{z:+.2f} seed standard deviations from the arm's mean, "
+                            f"{'inside' if inside else 'outside'} the prediction interval."))
+
+
+def _fmt(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.4f}"
+
+
+def split_target(target: str, arm_names: list[str]) -> tuple[str, int | None]:
+    """`ARM` or `ARM-sSEED` -> (arm, seed or None); ParamsError naming the arms."""
+    if target in arm_names:
+        return target, None
+    arm, sep, seed = target.rpartition("-s")
+    if sep and arm in arm_names and seed.isdigit():
+        return arm, int(seed)
+    raise ParamsError(f"--verify {target!r} is no run of this study. Fix: pass an arm ({', '.join(arm_names)}) "
+                      "or ARM-sSEED for one seed of it.")
+
+
+def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target: str) -> list[Verdict]:
+    """Reruns one run of a committed study as the experiment `verify-ARM-sSEED`
+    (DVC's queue, so the workspace is left alone) and judges it against the
+    study's raw results, one verdict per dataset."""
+    from ablation import study  # here: study imports the report modules this file's tests need not
+    by_name = {arm.name: arm for arm in study_arms}
+    arm_name, seed = split_target(target, list(by_name))
+    arm = by_name[arm_name]
+    recorded = next((r for per_seed in (False, True)
+                     if not (r := study.collect([arm], out, per_seed, experiments=False)[0]).failed), None)
+    if recorded is None:
+        raise DataError(f"{out.runs} holds no raw results of {arm_name}, so there is nothing to check a rerun "
+                        f"against. Fix: run the study first (python -m stages.study ...), and commit {out.dir}.")
+    seeds = sorted({s for by_seed in recorded.runs.values() for s in by_seed})
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ParamsError(f"--verify {target}: the record of {arm_name} has seeds {seeds}, not {seed}. "
+                          f"Fix: pass {arm_name}-s{seeds[0]}.")
+    pinned = f"train.seeds=[{seed}]"
+    rerun_arm = study.Arm(f"verify-{arm_name}-s{seed}", (*arm.overrides, pinned), arm.params.with_overrides([pinned]))
+    study.run([rerun_arm], common, jobs=1)
+    [rerun] = study.collect([rerun_arm], out)
+    if rerun.failed:
+        raise DataError(f"the rerun {rerun_arm.name} left no results. Fix: read `dvc queue logs {rerun_arm.name}`.")
+    return [judge(recorded.runs[dataset][seed], rerun.runs[dataset][seed], recorded.runs[dataset],
+                  f"{arm_name} seed {seed} on {dataset}") for dataset in recorded.runs]

@@ -1,0 +1,97 @@
+"""A study's committed raw results and the check of a rerun against them, without
+running the pipeline: the raw round trip, the params match that decides whether
+an experiment is this study's, and the verdicts on the same and another machine."""
+import copy
+import gzip
+
+import pytest
+
+from ablation import machine, study_files, verify
+from ablation.layout import StudyFiles
+from ablation.params import load_params
+from ablation.study_files import Source
+from tests.conftest import ROOT
+
+MACHINE = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "fma", "avx512f", "avx512_bf16"], "cores": 2, "gpus": [],
+           "backend": "tensorflow", "threads": 1, "python": "3.11.7", "versions": {"tensorflow": "2.21.0"}}
+
+
+def run(accuracy: float, on=MACHINE, loss=1.0) -> dict:
+    predictions = "id,label,predicted,confidence\n" + "".join(
+        f"i{i},cat,{'cat' if i < accuracy * 10 else 'dog'},0.9\n" for i in range(10))
+    return {"train": {"diverged": False, "train_loss": loss, "train_seconds": 12.5, "machine": on},
+            "eval": {"accuracy": accuracy, "loss": loss}, "history": {"loss": [2.0, loss]},
+            "responses": {"std": [1.0]}, "predictions": predictions}
+
+
+def test_the_machine_record_names_what_picks_the_kernels():
+    here = machine.describe("tensorflow", 1)
+    assert here["cores"] >= 1 and here["threads"] == 1 and here["backend"] == "tensorflow"
+    assert set(here["cpu_flags"]) <= set(machine.KERNEL_FLAGS) and here["versions"]["keras"]
+    other = {**here, "cpu_flags": [*here["cpu_flags"], "amx_bf16"]}
+    assert machine.kind(other) != machine.kind(here) and machine.kind({**here, "cores": 99}) == machine.kind(here)
+    assert machine.differences(here, other) == [f"cpu_flags: {here['cpu_flags']} -> {other['cpu_flags']}"]
+
+
+def test_a_rerun_on_the_same_machine_kind_must_be_identical():
+    recorded = run(0.7)
+    same = copy.deepcopy(recorded)
+    same["train"]["train_seconds"] = 99.0  # timings are not results
+    verdict = verify.judge(recorded, same, {0: recorded, 1: run(0.8)}, "r20 seed 0")
+    assert verdict.agrees and "identical to the record" in str(verdict)
+
+    moved = run(0.8, loss=0.9)
+    verdict = verify.judge(recorded, moved, {0: recorded, 1: run(0.8)}, "r20 seed 0")
+    assert not verdict.agrees and "NOT identical on the same machine kind" in str(verdict)
+    assert "eval accuracy: 0.7 -> 0.8" in str(verdict) and "history loss: first differs at epoch 2" in str(verdict)
+    assert "predictions differ (1 of 10 test images predicted otherwise)" in str(verdict)
+    newer = run(0.8, on={**MACHINE, "versions": {"tensorflow": "2.22.0"}})
+    assert "Library versions differ (tensorflow: 2.21.0 -> 2.22.0)" in str(verify.judge(recorded, newer, {}, "r"))
+
+
+def test_a_rerun_on_another_machine_kind_is_judged_against_the_seeds():
+    xeon = {**MACHINE, "cpu": "Intel Xeon", "cpu_flags": ["avx2", "fma", "avx512f", "amx_bf16"]}
+    # The example of the README: the study's seeds 0.7096 and 0.7201 (EPYC), a rerun at 0.7306 (Xeon).
+    arm = {0: run(0.7096), 1: run(0.7201)}
+    verdict = verify.judge(arm[0], run(0.7306, on=xeon), arm, "resnet-cifar20 seed 0")
+    text = str(verdict)
+    assert "another machine kind (cpu: AMD EPYC -> Intel Xeon" in text
+    assert verdict.agrees and "+2.12 seed standard deviations" in text and "inside the prediction interval" in text
+    far = verify.judge(arm[0], run(0.2, on=xeon), arm, "resnet-cifar20 seed 0")
+    assert not far.agrees and "does NOT agree" in str(far)
+    low, high = verify.prediction_interval([0.7096, 0.7201])
+    assert low < 0.7096 < 0.7201 < high and high - low == pytest.approx(2 * 12.706 * 0.007425 * 1.2247, rel=1e-3)
+
+
+def test_verify_names_a_run_of_the_study():
+    assert verify.split_target("resnet-cifar20", ["resnet-cifar20"]) == ("resnet-cifar20", None)
+    assert verify.split_target("resnet-cifar20-s1", ["resnet-cifar20"]) == ("resnet-cifar20", 1)
+    with pytest.raises(verify.ParamsError, match="Fix: pass an arm \\(resnet-cifar20\\)"):
+        verify.split_target("plain-cifar56", ["resnet-cifar20"])
+
+
+def test_raw_results_round_trip_compressed_and_match_only_their_own_params(tmp_path):
+    params = load_params(ROOT / "params.yaml", ["datasets=[cifar10]"])
+    params_text = (ROOT / "params.yaml").read_text().replace("datasets: [cifar10, cats_vs_dogs]", "datasets: [cifar10]")
+    big = "id,label,predicted,confidence\n" + "x,cat,cat,0.5\n" * 10_000
+    commit = {"params.yaml": params_text, "reports/metrics.json": "{}\n",
+              "results/cifar10/seed0/train.json": '{"diverged": false}\n',
+              "results/cifar10/seed0/eval/predictions.csv": big}
+    out = StudyFiles("tiny", tmp_path)
+    source = Source("resnet34", commit.get, "experiment abc1234")
+    target = study_files.write_raw(source, ["cifar10"], [0], out, {"commit": "abc"})
+    packed = target / "results/cifar10/seed0/eval/predictions.csv.gz"
+    assert packed.exists() and packed.stat().st_size < len(big) / 20
+    assert gzip.decompress(packed.read_bytes()).decode() == big
+    read = study_files.raw_reader(target)
+    assert all(read(path) == text for path, text in commit.items()) and read("results/none.json") is None
+    before = packed.read_bytes()
+    study_files.write_raw(source, ["cifar10"], [0], out, {"commit": "abc"})
+    assert packed.read_bytes() == before  # same results, same bytes: git sees no change
+
+    assert study_files.params_differ(params_text, params, "p") == []
+    moved = params_text.replace("cifar10: ../shared/datasets/cifar10-jpeg.tar.gz", "cifar10: /data/c.tar.gz")
+    assert moved != params_text and study_files.params_differ(moved, params, "p") == []  # where, not what
+    assert study_files.params_differ(params_text.replace("epochs: 30", "epochs: 5"), params, "p") == ["train.epochs"]
+    with pytest.raises(Exception, match="outside"):
+        read("../../etc/passwd")
