@@ -147,14 +147,16 @@ def experiment_commits() -> dict[str, str]:
             if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
 
 
-def run(study_arms: list[Arm], common_overrides: list[str], jobs: int) -> None:
-    """Queues every arm (replacing earlier experiments of the same name) and runs the queue."""
+def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
+    """Queues every arm (replacing earlier experiments of the same name) and runs the
+    queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
+    neither the baseline's lock nor DVC's run-cache may stand in for it)."""
     existing = set(experiment_commits()) & {arm.name for arm in study_arms}
     if existing:
         _dvc("exp", "remove", *sorted(existing))
     for arm in study_arms:
         settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
-        _dvc("exp", "run", "--queue", "-n", arm.name, *settings)
+        _dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from ablation import machine
+from ablation import machine, reporting
 from ablation.ingest import DataError
 from ablation.layout import StudyFiles
 from ablation.params import ParamsError
-from ablation.reporting import test_accuracy
 from ablation.statistics import CONFIDENCE, summarize
 
 # train.json fields that measure the machine's speed or describe it, not the result.
@@ -78,8 +77,9 @@ def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
     committed runs of the arm, every seed."""
     old_machine, new_machine = recorded["train"].get("machine"), rerun["train"].get("machine")
     lines = [f"recorded: {machine.summary(old_machine)}", f"rerun:    {machine.summary(new_machine)}"]
-    old_accuracy, new_accuracy = test_accuracy(recorded), test_accuracy(rerun)
-    lines.append(f"test accuracy: recorded {_fmt(old_accuracy)}, rerun {_fmt(new_accuracy)}")
+    old_accuracy, new_accuracy = reporting.test_accuracy(recorded), reporting.test_accuracy(rerun)
+    lines.append(f"test accuracy: recorded {_fmt(old_accuracy)}, rerun {_fmt(new_accuracy)}; training took "
+                 f"{recorded['train'].get('train_seconds')} s, rerun {rerun['train'].get('train_seconds')} s")
     differences = result_differences(recorded, rerun)
     if old_machine and machine.kind(old_machine) == machine.kind(new_machine):
         versions = machine.differences(old_machine, new_machine)
@@ -94,7 +94,7 @@ def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
            "another machine kind (" + "; ".join(machine.differences(old_machine, new_machine)[:4]) + ")")
     lines.append(f"{why}: bit-for-bit equality is not expected, so the rerun is judged against the arm's spread "
                  "across seeds." + (" It is identical anyway." if not differences else ""))
-    accuracies = [a for r in arm_runs.values() if (a := test_accuracy(r)) is not None]
+    accuracies = [a for r in arm_runs.values() if (a := reporting.test_accuracy(r)) is not None]
     interval = prediction_interval(accuracies)
     if new_accuracy is None:
         return Verdict(False, (*lines, f"{name}: the rerun diverged (no test accuracy)."))
@@ -150,9 +150,13 @@ def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target
                           f"Fix: pass {arm_name}-s{seeds[0]}.")
     pinned = f"train.seeds=[{seed}]"
     rerun_arm = study.Arm(f"verify-{arm_name}-s{seed}", (*arm.overrides, pinned), arm.params.with_overrides([pinned]))
-    study.run([rerun_arm], common, jobs=1)
-    [rerun] = study.collect([rerun_arm], out)
-    if rerun.failed:
+    datasets = list(recorded.runs)
+    # Forced, with their upstream stages: outputs restored from a cache would verify nothing.
+    study.run([rerun_arm], common, jobs=1,
+              forced=tuple(f"{stage}@{dataset}-{seed}" for dataset in datasets for stage in ("train", "evaluate")))
+    commit = study.experiment_commits().get(rerun_arm.name)
+    if commit is None:
         raise DataError(f"the rerun {rerun_arm.name} left no results. Fix: read `dvc queue logs {rerun_arm.name}`.")
-    return [judge(recorded.runs[dataset][seed], rerun.runs[dataset][seed], recorded.runs[dataset],
-                  f"{arm_name} seed {seed} on {dataset}") for dataset in recorded.runs]
+    rerun = reporting.collect_runs(datasets, [seed], lambda path: study.read_file(commit, path))
+    return [judge(recorded.runs[dataset][seed], rerun[dataset][seed], recorded.runs[dataset],
+                  f"{arm_name} seed {seed} on {dataset}") for dataset in datasets]

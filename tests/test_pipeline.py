@@ -212,3 +212,6 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     verified = stage(root, "study", "--verify", "plain-cifar8")
     assert "plain-cifar8 seed 0 on cifar10: identical to the record" in verified.stdout
     assert "plain-cifar8 seed 0 on cats_vs_dogs: identical to the record" in verified.stdout
+    took = next(line for line in verified.stdout.splitlines() if "training took" in line)
+    recorded, rerun = took.split("training took ")[1].split(" s, rerun ")
+    assert recorded != rerun.removesuffix(" s"), took  # trained again, not restored from DVC's cache
