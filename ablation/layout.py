@@ -137,7 +137,7 @@ def run_files(dataset: str, seed: int, results: Path = RESULTS) -> RunFiles:
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """The arm's report (the report stage) and the study's (python -m stages.study)."""
+    """The arm's report (the report stage); a study's files are StudyFiles."""
     dir: Path = REPORTS
 
     @property

@@ -1,5 +1,6 @@
 """The study: every arm of `study.grid` as a named DVC experiment, run through
-DVC's experiment queue, then collected from the experiments' git commits."""
+DVC's experiment queue, then collected from the experiments' git commits, or from
+the raw results the study committed (study_files) where they are not here."""
 from __future__ import annotations
 
 import hashlib

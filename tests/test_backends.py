@@ -62,12 +62,12 @@ def test_jax_backend_runs_the_pipeline_and_models_cross_backends(project_copy, t
 def test_gpu_recipe_benchmark_runs_without_tensorflow(tmp_path):
     require_shared()
     out = sh(ROOT, sys.executable, "-c", WITHOUT_TENSORFLOW, "benchmarks.gpu_recipe", "--archive", str(CIFAR_ARCHIVE),
-             "--limit", "300", "--epochs", "2", "--arms", "resnet20", "plain20", "--precision", "float32",
+             "--limit", "300", "--epochs", "2", "--arms", "resnet20", "--precision", "float32",
              "--imagenet-arms", "resnet50", "--imagenet-side", "32", "--imagenet-batch", "2", "--imagenet-steps", "1",
              "--out", str(tmp_path), env={"KERAS_BACKEND": "jax"}).stdout
     assert "backend jax" in out
     results = json.loads((tmp_path / "gpu_recipe.json").read_text())
-    assert [(r["arm"], r["precision"]) for r in results["cifar"]] == [("resnet20", "float32"), ("plain20", "float32")]
+    assert [(r["arm"], r["precision"]) for r in results["cifar"]] == [("resnet20", "float32")]
     for row in results["cifar"]:
         assert row["train_images"] == 300 and row["test_images"] == 300  # 30 per class in each split
         assert math.isfinite(row["final_train_loss"]) and 0 <= row["test_accuracy"] <= 1
@@ -77,4 +77,4 @@ def test_gpu_recipe_benchmark_runs_without_tensorflow(tmp_path):
     [step] = results["imagenet"]
     assert step["arm"] == "resnet50" and step["images_per_second"] > 0 and step["keras_resnet50_images_per_second"] > 0
     section = (tmp_path / "gpu_recipe.md").read_text()
-    assert "| resnet20 " in section and "| plain20 " in section and "keras ResNet50 images/s" in section
+    assert "| resnet20 " in section and "keras ResNet50 images/s" in section

@@ -171,7 +171,12 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
         rendered = plots[f"reports/plots/{name}"]
         assert rendered and len(rendered[0]["revisions"]) == 2, name  # both arms drawn in one plot
 
-    out = stage(root, "study").stdout
+    committed = root / "reports" / "cifar10-cpu" / "study.md"  # another study's record
+    committed.parent.mkdir()
+    committed.write_text("| arm | dataset | test accuracy |\n|--|--|--|\n| resnet-cifar20 | cifar10 | 0.7 |\n")
+    # One dataset (the 4,000-image sample) keeps the forced rerun of --verify below short.
+    out = stage(root, "study", "-S", "datasets=[cats_vs_dogs]").stdout
+    assert committed.read_text().endswith("| 0.7 |\n") and len(list(committed.parent.iterdir())) == 1
     name = out.split("study ", 1)[1].split(" ", 1)[0]  # "study NAME (reports/NAME/), arms: ..."
     folder = root / "reports" / name
     assert name.startswith("grid-residual-")  # an ad-hoc grid gets a folder of its own
@@ -180,7 +185,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert "## Accuracy gained by the residual connection" in study and "Welch p (across seeds)" in study
     assert "### Degradation (the paper's Fig. 6)" in study and "### Layer responses (the paper's Fig. 7)" in study
     for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses"):
-        with Image.open(folder / "figures" / f"cifar10_{figure_name}.png") as figure:
+        with Image.open(folder / "figures" / f"cats_vs_dogs_{figure_name}.png") as figure:
             assert figure.height > 200, figure_name
     shown = sh(root, "dvc", "exp", "show", "--csv").stdout
     assert "resnet-cifar8" in shown and "plain-cifar8" in shown
@@ -188,9 +193,9 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     # The raw results, committed: a clone without experiments regenerates the report byte for byte.
     raw = folder / "runs" / "plain-cifar8"
     assert read_json(raw / "experiment.json")["arm"] == "plain-cifar8"
-    machine = read_json(raw / "results" / "cifar10" / "seed0" / "train.json")["machine"]
+    machine = read_json(raw / "results" / "cats_vs_dogs" / "seed0" / "train.json")["machine"]
     assert machine["cores"] == os.cpu_count() and machine["versions"]["keras"] and machine["backend"] == "tensorflow"
-    assert (raw / "results" / "cifar10" / "seed0" / "eval" / "predictions.csv").exists()
+    assert (raw / "results" / "cats_vs_dogs" / "seed0" / "eval" / "predictions.csv").exists()
     assert f"Ran on: {machine['cpu']}" in study
     written = {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file() and "runs" not in
                path.relative_to(folder).parts}
@@ -201,16 +206,18 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert "plain-cifar8" not in sh(root, "git", "for-each-ref", "refs/exps").stdout  # a clone: no experiments
     for path in written:
         path.unlink()
-    again = stage(root, "study", "--report-only")
+    again = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--report-only")
     assert "raw results:" not in again.stdout  # read from the committed runs/, none rewritten
     assert {path: path.read_bytes() for path in written if path.exists()} == written
     metrics = json.loads(sh(root, "dvc", "metrics", "show", "--json").stdout)
     arms = next(iter(metrics.values()))["data"][f"reports/{name}/metrics.json"]["data"]
-    assert set(arms) == {"resnet-cifar8", "plain-cifar8"} and "test_accuracy" in arms["plain-cifar8"]["cifar10"]
+    assert set(arms) == {"resnet-cifar8", "plain-cifar8"} and "test_accuracy" in arms["plain-cifar8"]["cats_vs_dogs"]
+    plots = json.loads(sh(root, "dvc", "plots", "show", "--json").stdout)["data"]
+    drawn = plots[f"reports/{name}/plots/training_error/cats_vs_dogs.csv"][0]["content"]["data"]["values"]
+    assert {point["field"] for point in drawn} == {"resnet-cifar8", "plain-cifar8"}  # one line per arm
 
     # A rerun of one committed run, on the same machine: identical to the record.
-    verified = stage(root, "study", "--verify", "plain-cifar8")
-    assert "plain-cifar8 seed 0 on cifar10: identical to the record" in verified.stdout
+    verified = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--verify", "plain-cifar8")
     assert "plain-cifar8 seed 0 on cats_vs_dogs: identical to the record" in verified.stdout
     took = next(line for line in verified.stdout.splitlines() if "training took" in line)
     recorded, rerun = took.split("training took ")[1].split(" s, rerun ")

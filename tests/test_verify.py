@@ -95,3 +95,15 @@ def test_raw_results_round_trip_compressed_and_match_only_their_own_params(tmp_p
     assert study_files.params_differ(params_text.replace("epochs: 30", "epochs: 5"), params, "p") == ["train.epochs"]
     with pytest.raises(Exception, match="outside"):
         read("../../etc/passwd")
+
+
+def test_each_study_has_a_folder_of_its_own():
+    from ablation.study import study_name
+    assert study_name(None, "studies/cifar10-cpu.yaml", {"model.depth": [20]}, ["-S x"]) == "cifar10-cpu"
+    assert study_name("mine", "studies/cifar10-cpu.yaml", {}, []) == "mine"
+    grid = {"model.depth": [20, 32], "train.learning_rate": [0.1]}
+    adhoc = study_name(None, None, grid, ["train.epochs=5"])
+    assert adhoc.startswith("grid-depth-learning-rate-") and adhoc == study_name(None, None, dict(grid), ["train.epochs=5"])
+    assert adhoc != study_name(None, None, grid, ["train.epochs=6"])  # the quick run never lands on another study
+    with pytest.raises(verify.ParamsError, match="--name"):
+        study_name("../reports", None, {}, [])
