@@ -102,6 +102,24 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
     return name
 
 
+# Flags that say how a study runs, not what it computes (with how many values they take):
+# left out of the command its report names, so --report-only writes the same bytes.
+HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--jobs": 1}
+
+
+def reproducing_command(argv: list[str]) -> str:
+    """`python -m stages.study ...` as the report names it: argv without HOW_NOT_WHAT."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=")[0] in HOW_NOT_WHAT:
+            skip = HOW_NOT_WHAT[arg] if arg in HOW_NOT_WHAT else 0
+        else:
+            kept.append(arg)
+    return " ".join(["python -m stages.study", *kept])
+
+
 PRESET_KEYS = {"set", "grid", "jobs"}
 
 

@@ -66,8 +66,7 @@ def main():
     results = study.collect(arms, out, per_seed=on_ray)
     for written in study.save_raw(results, out):
         print(f"raw results: {written}", flush=True)
-    command = " ".join(["python -m stages.study",
-                        *(a for a in sys.argv[1:] if a not in ("--report-only", "--resume", "--replace-report"))])
+    command = study.reproducing_command(sys.argv[1:])
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
     print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report))
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
