@@ -132,3 +132,35 @@ def plot_layer_responses(by_depth: dict[int, dict[str, list[float]]], path, titl
         _integer_ticks(ax)  # integer ticks, grid
         ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_knob_effect(series: dict[str, dict[str, tuple]], values: list[str], path, key: str, title: str) -> None:
+    """Test accuracy against one grid key's values (in grid order): every seed a
+    small point, the mean with its 95% CI over seeds as an error bar, one line per
+    combination of the other grid keys. series: {combination: {value: (finite
+    accuracy per seed, mean, CI low, CI high)}} (CI bounds None below two seeds)."""
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(values) + 3), 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    width = 0.25 if len(series) > 1 else 0.0
+    for index, (combination, by_value) in enumerate(sorted(series.items())):
+        color = colors[index % len(colors)]
+        offset = (index - (len(series) - 1) / 2) * width / max(len(series) - 1, 1)
+        xs, means, low, high = [], [], [], []
+        for position, value in enumerate(values):
+            if value not in by_value or not by_value[value][0]:
+                continue
+            accuracies, mean, ci_low, ci_high = by_value[value]
+            x = position + offset
+            ax.scatter([x] * len(accuracies), accuracies, s=14, color=color, alpha=0.45, linewidths=0)
+            xs.append(x)
+            means.append(mean)
+            low.append(mean - (mean if ci_low is None else ci_low))
+            high.append((mean if ci_high is None else ci_high) - mean)
+        if xs:
+            ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=4, color=color, label=combination)
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels(values, rotation=20 if max(map(len, values)) > 8 else 0)
+    ax.set(xlabel=key, ylabel="test accuracy (seeds; mean, 95% CI)", title=f"{title}: {key}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

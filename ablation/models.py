@@ -2,10 +2,12 @@
 4.2) and VGG, each with its plain twin, built from blocks and driven by the
 `model` section of params.yaml.
 
-Layout follows torchvision's resnet.py: a function per block type
-(`basic_block`, `bottleneck_block`), a stage builder (`make_stage`), and one
-entry point, `build_model`. The plain twin (`residual: false`) is the same
-layers in the same order with no shortcut additions and no projections.
+Layout follows torchvision's resnet.py and timm's variants-as-tables: the block
+types (`BLOCKS`), the units of He et al. 2016 (`UNITS`: where BN and ReLU sit),
+its shortcut forms (`SHORTCUT_FORMS`), one unit builder (`_Builder.block`), a
+stage builder (`make_stage`), and one entry point, `build_model`. The plain twin
+(`residual: false`) is the same layers in the same order with no shortcut
+additions and no projections.
 """
 from __future__ import annotations
 
@@ -79,60 +81,180 @@ class ZeroPadShortcut(layers.Layer):
         return {**super().get_config(), "filters": self.filters, "stride": self.stride}
 
 
+# `model.unit` (He et al. 2016, Fig. 4 a-e): where BN and ReLU sit in a residual
+# unit, as the steps before its first convolution, between two of its
+# convolutions, after its last, and after the addition. A pre-activation unit
+# (its first convolution preceded by steps) ends the net with a BN-ReLU before
+# pooling, as the paper's; the first unit after the stem skips its steps before
+# the first convolution, whose input the stem has just activated (the paper's appendix).
+class Unit(NamedTuple):
+    before: tuple[str, ...]
+    between: tuple[str, ...]
+    after_last: tuple[str, ...]
+    after_addition: tuple[str, ...]
+
+
+UNITS = {
+    "original": Unit((), ("bn", "relu"), ("bn",), ("relu",)),  # (a)
+    "bn_after_addition": Unit((), ("bn", "relu"), (), ("bn", "relu")),  # (b)
+    "relu_before_addition": Unit((), ("bn", "relu"), ("bn", "relu"), ()),  # (c)
+    "relu_only_preactivation": Unit(("relu",), ("bn", "relu"), ("bn",), ()),  # (d)
+    "full_preactivation": Unit(("bn", "relu"), ("bn", "relu"), (), ()),  # (e)
+}
+# `model.norm`: what a "bn" step is (none: no step, and convolutions get a bias).
+NORMS = {"batch": True, "none": False}
+# `model.block`: the residual function's convolutions as (kernel, width multiple of
+# the stage width) in order; the last one's width is the block's output width.
+BLOCKS = {
+    "basic": ((3, 1), (3, 1)),  # two 3x3 (ResNet-18/34, the CIFAR ResNets)
+    "bottleneck": ((1, 1), (3, 1), (1, BOTTLENECK_EXPANSION)),  # 1x1 reduce, 3x3 (strided), 1x1 expand
+}
+# Weighted layers per block, for the depth rules (`resnet_cifar`: 6n+2 basic, 9n+2 bottleneck).
+BLOCK_LAYERS = {name: len(convs) for name, convs in BLOCKS.items()}
+BLOCK_CHOICES = ("auto", *BLOCKS)  # `auto`: block_of
+
+
+@keras.saving.register_keras_serializable(package="ablation")
+class GatedSum(layers.Layer):
+    """He et al. 2016, Fig. 2c/2d: g = sigmoid(gate logits); exclusive gating
+    g*F + (1-g)*shortcut, shortcut-only gating F + (1-g)*shortcut. Inputs
+    [F, shortcut, gate logits]."""
+
+    def __init__(self, exclusive: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.exclusive = exclusive
+
+    def call(self, inputs):
+        residual, shortcut, logits = inputs
+        gate = ops.sigmoid(logits)
+        return (gate * residual if self.exclusive else residual) + (1 - gate) * shortcut
+
+    def get_config(self):
+        return {**super().get_config(), "exclusive": self.exclusive}
+
+
+def _identity_sum(b, residual, shortcut, x, filters, stride, name):
+    return layers.Add(name=f"{name}_add")([residual, shortcut])
+
+
+def _scaled_sum(b, residual, shortcut, x, filters, stride, name):
+    shortcut = layers.Rescaling(b.model.shortcut_scale, name=f"{name}_{SHORTCUT_PREFIX}_scale")(shortcut)
+    if b.model.scale_residual:
+        residual = layers.Rescaling(1 - b.model.shortcut_scale, name=f"{name}_residual_scale")(residual)
+    return layers.Add(name=f"{name}_add")([residual, shortcut])
+
+
+def _gated_sum(exclusive: bool):
+    def merge(b, residual, shortcut, x, filters, stride, name):
+        logits = layers.Conv2D(filters, 1, strides=stride, kernel_initializer="he_normal",
+                               bias_initializer=keras.initializers.Constant(b.model.gate_bias),
+                               kernel_regularizer=b.regularizer, name=f"{name}_{SHORTCUT_PREFIX}_gate_conv")(x)
+        return GatedSum(exclusive, name=f"{name}_add")([residual, shortcut, logits])
+    return merge
+
+
+def _dropout_sum(b, residual, shortcut, x, filters, stride, name):
+    shortcut = layers.Dropout(b.model.shortcut_dropout, name=f"{name}_{SHORTCUT_PREFIX}_dropout")(shortcut)
+    return layers.Add(name=f"{name}_add")([residual, shortcut])
+
+
+class ShortcutForm(NamedTuple):
+    merge: Callable  # (builder, F, shortcut, block input, width, stride, name) -> the unit's sum
+    projects_always: bool = False  # every shortcut a 1x1 projection, whatever model.shortcut says
+
+
+# `model.shortcut_form` (He et al. 2016, Fig. 2 a-f; Table 1). Their parameters are
+# the knobs model.shortcut_scale, model.scale_residual, model.gate_bias and
+# model.shortcut_dropout.
+SHORTCUT_FORMS = {
+    "identity": ShortcutForm(_identity_sum),  # (a)
+    "constant_scaling": ShortcutForm(_scaled_sum),  # (b): lambda * shortcut (+ (1 - lambda) * F)
+    "exclusive_gating": ShortcutForm(_gated_sum(exclusive=True)),  # (c)
+    "shortcut_only_gating": ShortcutForm(_gated_sum(exclusive=False)),  # (d)
+    # (e): the paper likens it to option C of He et al. 2015, and it is built as that.
+    "conv1x1": ShortcutForm(_identity_sum, projects_always=True),
+    "dropout": ShortcutForm(_dropout_sum),  # (f)
+}
+
+
 class _Builder:
-    """Holds the per-model settings every layer needs (weight decay, shortcut type)."""
+    """Holds the per-model settings every layer needs (unit, norm, shortcuts, weight decay)."""
 
     def __init__(self, model):
+        self.model = model
         self.residual = model.residual
+        self.unit = UNITS[model.unit]
+        self.norm = NORMS[model.norm]
+        self.form = SHORTCUT_FORMS[model.shortcut_form]
         self.projects = SHORTCUT_PROJECTS[model.shortcut]
         self.fc_init = model.fc_init
         # Keras' L2(l) adds l*sum(w^2), whose gradient is 2*l*w; the paper's SGD weight
         # decay wd adds wd*w, hence wd / 2.
         self.regularizer = keras.regularizers.L2(model.weight_decay / 2) if model.weight_decay else None
 
-    def conv_bn(self, x, filters, kernel, stride, name, relu=True):
-        """Convolution (no bias: BN follows) + batch normalization (+ ReLU)."""
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+    @property
+    def preactivation(self) -> bool:
+        return bool(self.unit.before)
+
+    def steps(self, x, steps, name):
+        """BN ("bn", skipped without a norm) and ReLU ("relu") steps, in order."""
+        for step in steps:
+            if step == "bn" and self.norm:
+                x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+            elif step == "relu":
+                x = layers.ReLU(name=f"{name}_relu")(x)
+        return x
+
+    def conv(self, x, filters, kernel, stride, name, after=()):
+        """NAME_conv (a bias only without a norm) and the steps after it, NAME_bn
+        and NAME_relu: a BN of these steps always comes first (response_layers)."""
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not self.norm,
                           kernel_initializer="he_normal", kernel_regularizer=self.regularizer,
                           name=f"{name}_conv")(x)
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
-        return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+        return self.steps(x, after, name)
 
-    def shortcut(self, x, filters, stride, name):
-        """The shortcut branch of a block (paper, Table 3 options A/B/C)."""
+    def conv_bn(self, x, filters, kernel, stride, name, relu=True):
+        """Convolution + BN (+ ReLU): stems and VGG."""
+        return self.conv(x, filters, kernel, stride, name, ("bn", "relu") if relu else ("bn",))
+
+    def shortcut(self, x, preactivated, filters, stride, name):
+        """The shortcut branch of a block (He et al. 2015, Table 3 options A/B/C): a
+        projection reads the pre-activated input, as the paper's pre-activation units."""
         reshapes = stride != 1 or x.shape[-1] != filters
-        if self.projects(reshapes):
-            return self.conv_bn(x, filters, 1, stride, f"{name}_{SHORTCUT_PREFIX}", relu=False)
+        if self.form.projects_always or self.projects(reshapes):
+            return self.conv(preactivated, filters, 1, stride, f"{name}_{SHORTCUT_PREFIX}", ("bn",))
         if reshapes:
             return ZeroPadShortcut(filters, stride, name=f"{name}_{SHORTCUT_PREFIX}_pad")(x)
         return x
 
-    def merge(self, x, shortcut_input, filters, stride, name):
-        """Adds the shortcut to the residual branch; the plain twin skips it."""
+    def block(self, x, convs, filters, stride, name, first):
+        """One unit: its residual function (`convs`: BLOCKS' (kernel, width multiple)
+        pairs; the 3x3 one strided, as torchvision), the shortcut merged in by the
+        shortcut form, and the unit's steps. The plain twin has the same layers
+        without the merge and shortcut."""
+        preactivated = x if first else self.steps(x, self.unit.before, f"{name}_pre")
+        strided = [kernel for kernel, _ in convs].index(3)
+        y = preactivated
+        for index, (kernel, multiple) in enumerate(convs):
+            last = index == len(convs) - 1
+            y = self.conv(y, filters * multiple, kernel, stride if index == strided else 1, f"{name}_{index + 1}",
+                          self.unit.after_last if last else self.unit.between)
+        out_width = filters * convs[-1][1]
         if self.residual:
-            x = layers.Add(name=f"{name}_add")([x, self.shortcut(shortcut_input, filters, stride, name)])
-        return layers.ReLU(name=f"{name}_out")(x)
+            shortcut = self.shortcut(x, preactivated, out_width, stride, name)
+            y = self.form.merge(self, y, shortcut, preactivated, out_width, stride, name)
+        return self.steps(y, self.unit.after_addition, f"{name}_out")
 
-    def basic_block(self, x, filters, stride, name):
-        """Two 3x3 convolutions (ResNet-18/34 and the CIFAR ResNets)."""
-        y = self.conv_bn(x, filters, 3, stride, f"{name}_1")
-        y = self.conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
-        return self.merge(y, x, filters, stride, name)
-
-    def bottleneck_block(self, x, filters, stride, name):
-        """1x1 reduce, 3x3 (strided, as torchvision), 1x1 expand x4 (ResNet-50/101/152)."""
-        y = self.conv_bn(x, filters, 1, 1, f"{name}_1")
-        y = self.conv_bn(y, filters, 3, stride, f"{name}_2")
-        y = self.conv_bn(y, filters * BOTTLENECK_EXPANSION, 1, 1, f"{name}_3", relu=False)
-        return self.merge(y, x, filters * BOTTLENECK_EXPANSION, stride, name)
-
-    def make_stage(self, x, block, filters, blocks, stride, name):
+    def make_stage(self, x, convs, filters, blocks, stride, name, first_stage=False):
         """A stage of `blocks` blocks; the first one changes width and resolution."""
         for index in range(blocks):
-            x = block(x, filters, stride if index == 0 else 1, f"{name}_block{index + 1}")
+            x = self.block(x, convs, filters, stride if index == 0 else 1, f"{name}_block{index + 1}",
+                           first=first_stage and index == 0)
         return x
 
     def classifier(self, x, num_classes):
+        if self.preactivation:
+            x = self.steps(x, ("bn", "relu"), "final")
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         return self.dense_softmax(x, num_classes)
 
@@ -161,19 +283,19 @@ STEMS = {
 
 
 def _resnet(b: _Builder, inputs, model, num_classes):
-    block_type, stage_blocks = RESNET_STAGES[model.depth]
-    block = {"basic": b.basic_block, "bottleneck": b.bottleneck_block}[block_type]
+    convs = BLOCKS[block_of(model)]
     x = STEMS[model.stem](b, inputs)
-    for index, (filters, blocks) in enumerate(zip(RESNET_WIDTHS, stage_blocks)):
-        x = b.make_stage(x, block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
+    for index, (filters, blocks) in enumerate(zip(RESNET_WIDTHS, RESNET_STAGES[model.depth][1])):
+        x = b.make_stage(x, convs, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}", index == 0)
     return b.classifier(x, num_classes)
 
 
 def _resnet_cifar(b: _Builder, inputs, model, num_classes):
-    blocks = (model.depth - 2) // 6
+    block = block_of(model)
+    blocks = (model.depth - 2) // (3 * BLOCK_LAYERS[block])
     x = b.conv_bn(inputs, CIFAR_WIDTHS[0], 3, 1, "stem")
     for index, filters in enumerate(CIFAR_WIDTHS):
-        x = b.make_stage(x, b.basic_block, filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}")
+        x = b.make_stage(x, BLOCKS[block], filters, blocks, 1 if index == 0 else 2, f"stage{index + 1}", index == 0)
     return b.classifier(x, num_classes)
 
 
@@ -181,7 +303,7 @@ def _vgg(b: _Builder, inputs, model, num_classes):
     x = inputs
     for index, (filters, convs) in enumerate(zip(VGG_WIDTHS, VGG_BLOCKS[model.depth])):
         for conv in range(convs):
-            x = b.conv_bn(x, filters, 3, 1, f"block{index + 1}_{conv + 1}")
+            x = b.conv_bn(x, filters, 3, 1, f"block{index + 1}_{conv + 1}")  # BN: a step model.norm may drop
         x = layers.MaxPooling2D(2, name=f"block{index + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     for index in range(2):
@@ -193,20 +315,62 @@ def _vgg(b: _Builder, inputs, model, num_classes):
 
 class Architecture(NamedTuple):
     build: Callable  # (builder, input, model params, classes) -> class probabilities
-    depths: str  # the allowed depths, for messages
-    has_depth: Callable[[int], bool]
+    depths: Callable[[str], str]  # block -> the allowed depths, for messages
+    has_depth: Callable[[int, str], bool]  # (depth, block) -> allowed
+    blocks: Callable[[int], tuple[str, ...]]  # depth -> the blocks allowed (first: what `auto` means)
     has_shortcuts: bool = True  # False: there is no residual form, only the plain one
     min_side: int = 1  # smallest input side length
 
 
-# `model.arch`: what `model.depth` may be for each, and how it is built.
+def _cifar_depths(block: str) -> str:
+    per = 3 * BLOCK_LAYERS[block]
+    return f"{per}n+2: " + ", ".join(str(per * n + 2) for n in (1, 2, 3, 6, 9, 18)) + ", ..."
+
+
+# `model.arch`: what `model.depth` and `model.block` may be for each, and how it is built.
 ARCHITECTURES = {
-    "resnet": Architecture(_resnet, ", ".join(map(str, RESNET_STAGES)), RESNET_STAGES.__contains__),
-    "resnet_cifar": Architecture(_resnet_cifar, "6n+2: 8, 14, 20, 32, 44, 56, 110, 1202, ...",
-                                 lambda depth: depth >= 8 and (depth - 2) % 6 == 0),
-    "vgg": Architecture(_vgg, ", ".join(map(str, VGG_BLOCKS)), VGG_BLOCKS.__contains__,
-                        has_shortcuts=False, min_side=VGG_MIN_SIDE),
+    "resnet": Architecture(_resnet, lambda block: ", ".join(map(str, RESNET_STAGES)),
+                           lambda depth, block: depth in RESNET_STAGES,
+                           lambda depth: (RESNET_STAGES[depth][0],) if depth in RESNET_STAGES else ()),
+    "resnet_cifar": Architecture(_resnet_cifar, _cifar_depths,
+                                 lambda depth, block: depth > 2 and (depth - 2) % (3 * BLOCK_LAYERS[block]) == 0,
+                                 lambda depth: ("basic", "bottleneck")),
+    "vgg": Architecture(_vgg, lambda block: ", ".join(map(str, VGG_BLOCKS)), lambda depth, block: depth in VGG_BLOCKS,
+                        lambda depth: (), has_shortcuts=False, min_side=VGG_MIN_SIDE),
 }
+
+
+def block_of(model) -> str | None:
+    """`model.block` resolved: `auto` is Table 1's block for `resnet`, basic for
+    `resnet_cifar`; VGG has none."""
+    allowed = ARCHITECTURES[model.arch].blocks(model.depth)
+    return (allowed[0] if allowed else None) if model.block == "auto" else model.block
+
+
+def refusal(model) -> tuple | None:
+    """Why params.ModelParams `model` cannot be built, as (key, value, allowed, fix),
+    or None: checked when params load, so every combination builds or stops there."""
+    arch = ARCHITECTURES[model.arch]
+    allowed = arch.blocks(model.depth)
+    if model.block != "auto" and model.block not in allowed:
+        return ("model.block", model.block, f"auto{''.join(', ' + b for b in allowed)} for {model.arch}"
+                f"{' depth ' + str(model.depth) if model.arch == 'resnet' else ''}",
+                "pass -S model.block=auto (Table 1 fixes the ImageNet ResNets' blocks; VGG has none)")
+    block = block_of(model)
+    if not arch.has_depth(model.depth, block or "basic"):
+        return ("model.depth", model.depth, f"{arch.depths(block or 'basic')} for {model.arch}"
+                f"{' with ' + block + ' blocks' if model.arch == 'resnet_cifar' else ''}", None)
+    if model.residual and not arch.has_shortcuts:
+        return ("model.residual", True, f"false for {model.arch} (it has no shortcuts)",
+                f"pass `-S model.residual=false` with model.arch={model.arch}")
+    if not arch.has_shortcuts and (model.unit != "original" or model.shortcut_form != "identity"):
+        key, value = ("model.unit", model.unit) if model.unit != "original" else ("model.shortcut_form",
+                                                                                  model.shortcut_form)
+        return (key, value, f"the default for {model.arch} (it has no residual units)", f"drop -S {key}")
+    if not model.residual and model.shortcut_form != "identity":
+        return ("model.shortcut_form", model.shortcut_form, "identity for a plain twin (it has no shortcut to vary)",
+                "grid over model.shortcut_form with model.residual=true only")
+    return None
 
 
 def model_name(model) -> str:
@@ -239,15 +403,21 @@ def weighted_layers(net: keras.Model) -> list[layers.Layer]:
 
 
 def response_layers(net: keras.Model) -> list[layers.Layer]:
-    """The batch normalizations that follow each 3x3 convolution of the main path,
-    in depth order: their outputs (after BN, before the addition and ReLU) are the
-    "layer responses" of the paper's Fig. 7."""
-    return [net.get_layer(layer.name.removesuffix("_conv") + "_bn") for layer in weighted_layers(net)
+    """For each 3x3 convolution of the main path, in depth order, the layer whose
+    output is its "layer response" in the paper's Fig. 7: the BN right after it
+    where one is (the original unit's, after BN and before the addition and ReLU),
+    else the convolution itself (the last one of a pre-activation unit, whose
+    output goes to the addition; any with model.norm=none). _Builder.conv names
+    the BN after NAME_conv NAME_bn, and puts it first, in every unit."""
+    names = {layer.name for layer in net.layers}
+    return [net.get_layer(bn if (bn := layer.name.removesuffix("_conv") + "_bn") in names else layer.name)
+            for layer in weighted_layers(net)
             if isinstance(layer, layers.Conv2D) and tuple(layer.kernel_size) == (3, 3)]
 
 
 def residual_additions(net: keras.Model) -> int:
-    return sum(isinstance(layer, layers.Add) for layer in net.layers)
+    """Shortcuts merged into the main path (additions, or gated sums)."""
+    return sum(isinstance(layer, (layers.Add, GatedSum)) for layer in net.layers)
 
 
 def trainable_parameters(net: keras.Model) -> int:

@@ -187,9 +187,24 @@ def _mapping(value):
     return None if isinstance(value, dict) else "a mapping"
 
 
-def knob(check: Callable[[Any], str | None]):
-    """A params.yaml key: its value must pass `check`."""
-    return field(metadata={"check": check})
+def _grid_shape(value):
+    if isinstance(value, dict) or (isinstance(value, list) and value and all(isinstance(g, dict) for g in value)):
+        return None
+    return "a mapping of dotted param key -> list of values, or a list of such mappings"
+
+
+def subgrids(grid) -> list[dict]:
+    """study.grid as a list of mappings: the grid is one mapping (its product), or a
+    list of them (the union of their products: depth 110 with basic blocks and
+    164 with bottleneck ones, say, without the two other pairs)."""
+    return list(grid) if isinstance(grid, (list, tuple)) else [grid]
+
+
+def knob(check: Callable[[Any], str | None], tag: str | None = None):
+    """A params.yaml key: its value must pass `check`. `tag` names the key in a
+    study arm's name (`lr0.01`): default the key, `_` as `-`; "" where the values
+    name themselves (`mixed-bfloat16`)."""
+    return field(metadata={"check": check, "tag": tag})
 
 
 def _fail(key: str, value: Any, allowed: str, fix: str | None = None) -> None:
@@ -264,23 +279,27 @@ class SplitParams:
 class ModelParams:
     arch: str = knob(_key_of("models", "ARCHITECTURES"))
     depth: int = knob(_number(1, integer=True))  # per arch: models.ARCHITECTURES[arch].has_depth
-    residual: bool = knob(_boolean)  # models._Builder.merge
+    residual: bool = knob(_boolean)  # models._Builder.block
     shortcut: str = knob(_key_of("models", "SHORTCUT_PROJECTS"))
+    block: str = knob(_key_of("models", "BLOCK_CHOICES"), tag="")  # models.block_of
+    unit: str = knob(_key_of("models", "UNITS"), tag="")
+    norm: str = knob(_key_of("models", "NORMS"))
+    shortcut_form: str = knob(_key_of("models", "SHORTCUT_FORMS"), tag="")
+    shortcut_scale: float = knob(_number(0, 1), tag="scale")  # models._scaled_sum
+    scale_residual: bool = knob(_boolean)  # models._scaled_sum
+    gate_bias: float = knob(_number())  # models._gated_sum
+    shortcut_dropout: float = knob(_number(0, 0.99))  # models._dropout_sum
     stem: str = knob(_key_of("models", "STEMS"))
     fc_init: str = knob(_key_of("models", "FC_INITIALIZERS"))
-    weight_decay: float = knob(_number(0))  # models._Builder
+    weight_decay: float = knob(_number(0), tag="wd")  # models._Builder
     dense_units: int = knob(_number(1, integer=True))  # models._vgg
     dropout: float = knob(_number(0, 0.99))  # models._vgg
 
     @classmethod
     def parse(cls, values) -> ModelParams:
         model = cls(**_checked_fields(cls, values, "model."))
-        arch = _table("models", "ARCHITECTURES")[model.arch]
-        if not arch.has_depth(model.depth):
-            _fail("model.depth", model.depth, f"{arch.depths} for {model.arch}")
-        if model.residual and not arch.has_shortcuts:
-            _fail("model.residual", True, f"false for {model.arch} (it has no shortcuts)",
-                  f"pass `-S model.residual=false` with model.arch={model.arch}")
+        if problem := _table("models", "refusal")(model):  # a combination that cannot be built
+            _fail(*problem)
         return model
 
 
@@ -288,14 +307,15 @@ class ModelParams:
 class TrainParams:
     seeds: tuple[int, ...] = knob(_list_of(_number(0, MAX_SEED, integer=True)))  # dvc.yaml's train matrix
     epochs: int = knob(_number(1, integer=True))  # training.train
-    batch_size: int = knob(_number(1, integer=True))  # training.train
-    optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"))
-    learning_rate: float = knob(_number(0, open_low=True))  # recipe.make_optimizer
+    batch_size: int = knob(_number(1, integer=True), tag="batch")  # training.train
+    optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"), tag="")
+    learning_rate: float = knob(_number(0, open_low=True), tag="lr")  # recipe.make_optimizer
     momentum: float = knob(_number(0, 1))  # recipe.OPTIMIZERS["sgd"]
+    clipnorm: float | None = knob(_optional(_number(0, open_low=True)))  # recipe.OPTIMIZERS
     schedule: str = knob(_key_of("recipe", "SCHEDULES"))
     step_boundaries: tuple[float, ...] = knob(_fractions)  # recipe.SCHEDULES["step"]
     warmup_epochs: int = knob(_number(0, integer=True))  # recipe.StudySchedule
-    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"))  # training.train
+    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"), tag="")  # training.train
     jit_compile: bool = knob(_boolean)  # training.jit_compile
     steps_per_execution: int = knob(_number(1, integer=True))  # training.train
     threads: int = knob(_number(0, integer=True))  # training.set_threads
@@ -335,7 +355,8 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class StudyParams:
-    grid: dict[str, tuple] = knob(_mapping)  # dotted params key -> values; keys checked by Params
+    # dotted params key -> values, or a list of such mappings (subgrids); keys checked by Params
+    grid: dict[str, tuple] | tuple[dict, ...] = knob(_grid_shape)
 
 
 @dataclass(frozen=True)
@@ -397,8 +418,26 @@ def get(raw: dict, dotted: str) -> Any:
     return node
 
 
+def name_tag(dotted: str) -> str:
+    """How the key `dotted` is named in an arm's name: the tag of the deepest
+    section field it goes through (`train.per_dataset.cifar10.learning_rate`:
+    learning_rate's `lr`; `data.image_size.cifar10`: `image-size`)."""
+    section, *parts = dotted.split(".")
+    cls = {"data": DataParams, "split": SplitParams, "model": ModelParams, "train": TrainParams}.get(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    for part in reversed(parts):
+        if part in fields:
+            tag = fields[part].metadata["tag"]
+            return part.replace("_", "-") if tag is None else tag
+    return dotted.split(".")[-1].replace("_", "-")
+
+
 def _check_grid(raw: dict) -> None:
-    grid = raw["study"]["grid"]
+    for grid in subgrids(raw["study"]["grid"]):
+        _check_subgrid(raw, grid)
+
+
+def _check_subgrid(raw: dict, grid: dict) -> None:
     if not grid:
         _fail("study.grid", grid, "a mapping of dotted param key -> list of values")
     for key, values in grid.items():
@@ -444,12 +483,30 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+# Knobs added after runs were recorded, with the value that builds what a params file
+# without them built: the params.yaml of a committed experiment or study run (and
+# an older params file) still loads, and means what it meant. A new knob goes here
+# as well as in params.yaml.
+KNOBS_ADDED = {"model": {"block": "auto", "unit": "original", "norm": "batch", "shortcut_form": "identity",
+                         "shortcut_scale": 0.5, "scale_residual": False, "gate_bias": -6.0, "shortcut_dropout": 0.5},
+               "train": {"clipnorm": None}}
+
+
+def with_added_knobs(raw: dict) -> dict:
+    """`raw` with each of KNOBS_ADDED it lacks set to its value."""
+    raw = copy.deepcopy(raw)
+    for section, knobs in KNOBS_ADDED.items():
+        if isinstance(raw.get(section), dict):
+            raw[section] = {**knobs, **raw[section]}
+    return raw
+
+
 def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
     """The params in the mapping `raw` (params.yaml's content) with `overrides`, validated."""
     if not isinstance(raw, dict):
         raise ParamsError("params: params.yaml must be a mapping of sections. Fix: restore it from git.")
     overrides = list(overrides)
-    raw = apply_overrides(raw, overrides)
+    raw = with_added_knobs(apply_overrides(raw, overrides))
     for key in raw:
         if key not in Params.SECTIONS:
             _fail(key, raw[key], "known keys " + ", ".join(Params.SECTIONS), "remove or rename the key (typo?)")

@@ -52,10 +52,11 @@ class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
 
 
-# `train.optimizer`'s choices: (learning rate schedule, momentum) -> optimizer.
+# `train.optimizer`'s choices: (learning rate schedule, momentum, clipnorm) -> optimizer.
 OPTIMIZERS = {
-    "sgd": lambda schedule, momentum: keras.optimizers.SGD(schedule, momentum=momentum),
-    "adam": lambda schedule, momentum: keras.optimizers.Adam(schedule),  # momentum is SGD's only
+    "sgd": lambda schedule, momentum, clipnorm: keras.optimizers.SGD(schedule, momentum=momentum, clipnorm=clipnorm),
+    # momentum is SGD's only
+    "adam": lambda schedule, momentum, clipnorm: keras.optimizers.Adam(schedule, clipnorm=clipnorm),
 }
 
 
@@ -63,7 +64,7 @@ def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer and schedule that params.TrainParams `train` names."""
     schedule = StudySchedule(train.learning_rate, train.epochs * steps_per_epoch, train.schedule,
                              train.step_boundaries, train.warmup_epochs * steps_per_epoch)
-    return OPTIMIZERS[train.optimizer](schedule, train.momentum)
+    return OPTIMIZERS[train.optimizer](schedule, train.momentum, train.clipnorm)
 
 
 def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:

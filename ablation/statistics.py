@@ -2,10 +2,12 @@
 trained models.
 
 Seeds are the unit of replication: an arm's mean, sample std and 95% confidence
-interval are over its seeds' finite results, and the residual gain is tested
-across seeds (Welch's t-test). Diverged runs are never averaged in: they are
-counted, and every rendering names the count. McNemar's test compares two fixed
-trained models on the same test images; it says nothing about the architecture.
+interval are over its seeds' finite results, and a difference between two arms
+is tested across seeds: paired by seed where their seeds start from the same
+weights and data order, else Welch's t-test; Holm adjusts a family of tests.
+Diverged runs are never averaged in: they are counted, and every rendering
+names the count. McNemar's test compares two fixed trained models on the same
+test images; it says nothing about the architecture.
 """
 from __future__ import annotations
 
@@ -109,6 +111,37 @@ def welch(a, b) -> Comparison:
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
     p_value = float(2 * stats.t.sf(abs(difference) / se, df))  # Welch's two-sided test
     return Comparison(difference, difference - half, difference + half, p_value, df)
+
+
+def paired(a, b) -> Comparison:
+    """The paired t-test of a against b, pairs by position (one per shared seed),
+    over the pairs where both values are finite: the mean of the differences,
+    its t-based 95% CI and the two-sided p (scipy's ttest_rel)."""
+    differences = _finite(x - y for x, y in zip(a, b) if x is not None and y is not None)
+    if not differences:
+        return Comparison(None, None, None, None, None)
+    difference = mean(differences)
+    if len(differences) < 2:
+        return Comparison(difference, None, None, None, None)
+    if stdev(differences) == 0:  # every seed moved by the same amount: no spread to test against
+        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
+    result = stats.ttest_1samp(differences, 0.0)
+    interval = result.confidence_interval(CONFIDENCE)
+    return Comparison(difference, float(interval.low), float(interval.high), float(result.pvalue),
+                      float(result.df))
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None stays None). By
+    hand: scipy has only the Benjamini-Hochberg adjustment, and statsmodels'
+    multipletests would be a dependency for ten lines."""
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(present):
+        running = max(running, min(1.0, (len(present) - rank) * p))
+        adjusted[index] = running
+    return adjusted
 
 
 def mcnemar_p(a_correct, b_correct) -> float:

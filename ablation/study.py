@@ -15,7 +15,7 @@ from ablation import layout, reporting, study_files
 from ablation.layout import StudyFiles
 from ablation.models import model_name
 from ablation.params import (NAME_RULE, Params, ParamsError, apply_overrides, from_dict, is_plain_name, load_params,
-                             parse_params, parse_yaml_text, read_yaml_file)
+                             name_tag, parse_params, parse_yaml_text, read_yaml_file, subgrids)
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.study_files import Source
 
@@ -47,20 +47,48 @@ class ArmResult(Arm):
         return not self.runs
 
 
+# The grid keys models.model_name already spells (`resnet-cifar20`, `plain50`).
+MODEL_NAME_SAYS = ("model.arch", "model.depth", "model.residual")
+
+
+def name_part(key: str, value) -> str:
+    """A grid value as its arm's name says it: the key's tag (params.name_tag) and
+    the value: `lr0.01`, `shortcutB`, `stem-small`, `mixed-bfloat16`,
+    `jit-compile` / `no-jit-compile`, `step-boundaries0.3_0.6`."""
+    tag = name_tag(key)
+    if isinstance(value, bool):
+        return (tag if value else f"no-{tag}") or str(value).lower()
+    text = "_".join(map(_format, value)) if isinstance(value, (list, tuple)) else _format(value)
+    if not tag:
+        return text
+    return f"{tag}{text}" if len(text) == 1 or text[0] in "0123456789-." else f"{tag}-{text}"
+
+
+def arm_name(params: Params, grid_point: dict) -> str:
+    """The model's name plus every grid value that name does not already say."""
+    extra = [name_part(key, value) for key, value in grid_point.items() if key not in MODEL_NAME_SAYS]
+    return "-".join([model_name(params.model), *extra]).replace("_", "-")
+
+
 def arms(params: Params) -> list[Arm]:
-    """Each point of the grid. Names say what differs: `resnet34`, `plain50`, plus
-    `-key=value` for grid keys outside `model`."""
-    grid = params.study.grid
-    out = []
-    for values in itertools.product(*grid.values()):
-        overrides = [f"{key}={_format(value)}" for key, value in zip(grid, values)]
+    """Each point of the grid, named by arm_name; refused, before anything runs, when
+    a name is not a plain name or two points get the same one."""
+    points = [dict(zip(grid, values)) for grid in subgrids(params.study.grid)
+              for values in itertools.product(*grid.values())]
+    out, seen = [], {}
+    for point in points:
+        overrides = [f"{key}={_format(value)}" for key, value in point.items()]
         arm_params = params.with_overrides(overrides)
-        extra = [f"{key.split('.')[-1]}{value}" for key, value in zip(grid, values) if not key.startswith("model.")]
-        name = "-".join([model_name(arm_params.model), *extra]).replace("_", "-")
+        name = arm_name(arm_params, point)
         if not is_plain_name(name.replace(".", "_")):  # an experiment name is a git ref and a log file's name
             raise ParamsError(f"params: the grid point {' '.join(overrides)} makes the experiment name {name!r}, "
                               "which is not a plain name (letters, digits, `.`, `_`, `-`; at most 64). "
-                              "Fix: grid over values that make one, e.g. numbers or plain words.")
+                              "Fix: grid over values that make one, e.g. numbers or plain words, or fewer keys.")
+        if name in seen:
+            raise ParamsError(f"params: the grid points {' '.join(seen[name])} and {' '.join(overrides)} both make "
+                              f"the experiment name {name!r}. Fix: list each grid value once (1e-4 and 0.0001 are "
+                              "one value), or grid over values whose names differ.")
+        seen[name] = overrides
         out.append(Arm(name, tuple(overrides), arm_params))
     return out
 
@@ -73,18 +101,20 @@ def parse_grid_item(item: str) -> tuple[str, list]:
     return key, [parse_yaml_text(v, f"--grid {item!r}") for v in values.split(",")]
 
 
-def load_study_params(params_file, overrides: list[str], grid: dict | None, grid_items: list[str]) -> Params:
+def load_study_params(params_file, overrides: list[str], grid: dict | list | None, grid_items: list[str]) -> Params:
     """params.yaml with `overrides`, its study.grid replaced by `grid` (when given)
-    and updated by the `KEY=V1,V2` grid items. The base is validated at each grid
-    key's first value, so a grid may hold values the file alone would refuse
-    (depth 56 while params.yaml says resnet depth 34)."""
+    and each subgrid updated by the `KEY=V1,V2` grid items. The base is validated
+    at each key's first value in the first subgrid, so a grid may hold values the
+    file alone would refuse (depth 56 while params.yaml says resnet depth 34)."""
     raw = read_yaml_file(params_file) if Path(params_file).exists() else None
     raw = apply_overrides(raw, overrides) if isinstance(raw, dict) else {}
-    grid = dict(grid or (raw.get("study") or {}).get("grid") or {})
-    grid.update(parse_grid_item(item) for item in grid_items)
-    firsts = [f"{key}={_format(values[0])}" for key, values in grid.items() if isinstance(values, list) and values]
+    grids = subgrids(grid or (raw.get("study") or {}).get("grid") or {})
+    items = dict(parse_grid_item(item) for item in grid_items)
+    grids = [{**g, **items} if isinstance(g, dict) else g for g in grids]
+    first = grids[0] if isinstance(grids[0], dict) else {}
+    firsts = [f"{key}={_format(values[0])}" for key, values in first.items() if isinstance(values, list) and values]
     params = load_params(params_file, [*overrides, *firsts])
-    return from_dict({**params.raw, "study": {"grid": grid}})
+    return from_dict({**params.raw, "study": {"grid": grids[0] if len(grids) == 1 else grids}})
 
 
 def study_name(name: str | None, preset: str | None, grid: dict, overrides: list[str]) -> str:
@@ -95,7 +125,8 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
         name = Path(preset).stem
     if name is None:
         digest = hashlib.sha256(json.dumps([grid, sorted(overrides)], sort_keys=True).encode()).hexdigest()[:8]
-        name = "-".join(["grid", *(key.split(".")[-1] for key in grid), digest]).replace("_", "-")
+        keys = dict.fromkeys(key for sub in subgrids(grid) for key in sub)
+        name = "-".join(["grid", *(key.split(".")[-1] for key in keys), digest]).replace("_", "-")
     if not is_plain_name(name):
         raise ParamsError(f"params: the study name {name!r} is not a plain name ({NAME_RULE}); it names the "
                           "study's folder in reports/. Fix: pass --name with one, e.g. --name depth-sweep.")
@@ -132,7 +163,8 @@ def check_jobs(jobs, where: str = "--jobs") -> None:
 
 def load_preset(path) -> dict:
     """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
-    {dotted key: [values]} replacing study.grid, "jobs": experiments at once}."""
+    {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
+    experiments at once}."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"study preset {path} not found. Fix: pass a file from studies/, e.g. "
@@ -142,8 +174,11 @@ def load_preset(path) -> dict:
         raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "
                           "Fix: see studies/cifar10-cpu.yaml.")
     for key in ("set", "grid"):
-        if not isinstance(preset.get(key, {}), dict):
-            raise ParamsError(f"study preset {path}: `{key}` must be a mapping of dotted param keys. "
+        value = preset.get(key, {})
+        if not isinstance(value, dict) and not (key == "grid" and isinstance(value, list) and value
+                                                and all(isinstance(g, dict) for g in value)):
+            raise ParamsError(f"study preset {path}: `{key}` must be a mapping of dotted param keys"
+                              f"{' (or, for grid, a list of them)' if key == 'grid' else ''}. "
                               "Fix: see studies/cifar10-cpu.yaml.")
     check_jobs(preset.get("jobs"), f"`jobs` in {path}")
     return {"set": [f"{k}={_format(v)}" for k, v in preset.get("set", {}).items()],

@@ -23,7 +23,7 @@ import yaml
 
 from ablation import files
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
-from ablation.params import Params, parse_yaml_text
+from ablation.params import Params, parse_yaml_text, with_added_knobs
 from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
 
 COMPRESS_OVER = 64 * 1024
@@ -89,7 +89,8 @@ def params_differ(text: str | None, expected: Params, origin: str) -> list[str]:
     same run); ['params.yaml missing'] when there is none."""
     if text is None:
         return ["params.yaml missing"]
-    found, wanted = _flat(comparable(parse_yaml_text(text, origin))), _flat(comparable(expected.raw))
+    found = _flat(comparable(with_added_knobs(parse_yaml_text(text, origin))))
+    wanted = _flat(comparable(expected.raw))
     return sorted(key for key in found.keys() | wanted.keys() if found.get(key) != wanted.get(key))
 
 

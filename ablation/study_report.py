@@ -1,7 +1,8 @@
-"""reports/NAME/study.md: every arm of a study side by side, the residual gain per
-depth with its confidence interval and a test across seeds, the paper's
-degradation figure (Fig. 6) and layer responses (Fig. 7), and a verdict on each
-of the paper's three claims drawn from the numbers."""
+"""reports/NAME/study.md: every arm of a study side by side, each grid key's effect
+(study_effects), and, where the grid runs plain and residual twins at two depths
+or more, the residual gain per depth with its confidence interval and a test
+across seeds, the paper's degradation figure (Fig. 6) and layer responses
+(Fig. 7), and a verdict on each of the paper's three claims drawn from the numbers."""
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,10 @@ from collections import Counter, defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures, files, machine, study_files
+from ablation import figures, files, machine, published, study_effects, study_files
 from ablation.ingest import DataError
 from ablation.layout import StudyFiles
+from ablation.models import block_of
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
 from ablation.statistics import mcnemar_p, summarize, welch
 from ablation.study import ArmResult
@@ -120,6 +122,72 @@ def _mean_responses(runs: dict) -> list[float] | None:
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
 
 
+def title(results: list[ArmResult]) -> str:
+    """What the study varies: the residual connection (over depths), or its grid keys."""
+    keys = list(study_effects.grid_values(results))
+    if "model.residual" in keys and set(keys) <= {"model.residual", "model.depth"}:
+        return "what the residual connection buys"
+    return "what " + " and ".join(f"`{key}`" for key in keys) + (" changes" if len(keys) == 1 else " change")
+
+
+def residual_groups(done: list[ArmResult]) -> dict[str, dict]:
+    """The arms the paper's sections compare: {the other grid keys' values: {depth:
+    {family: arm}}}, for each such combination with a plain and a residual arm at
+    one depth or more (a grid over model.residual, and maybe model.depth)."""
+    groups = defaultdict(lambda: defaultdict(dict))
+    for r in done:
+        others = ", ".join(o for o in r.overrides if o.partition("=")[0] not in ("model.depth", "model.residual"))
+        groups[others][_depth(r)][_family(r)] = r
+    return {others: by_key for others, by_key in groups.items()
+            if any({"plain", "residual"} <= fams.keys() for fams in by_key.values())}
+
+
+def _suffix(others: str) -> str:
+    return "_" + "".join(c if c.isalnum() else "_" for c in others) if others else ""
+
+
+def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFiles, others: str) -> list[str]:
+    """The paper's claims (with two depths or more), Fig. 6 and Fig. 7 for one group
+    of residual_groups, and its accuracy-against-depth figure; `others` names the
+    group where there are several (in headings and figure names)."""
+    suffix, where = _suffix(others), f" ({others})" if others else ""
+    panels, responses, points, train_rows = defaultdict(dict), defaultdict(dict), defaultdict(dict), []
+    for depth in sorted(by_key):
+        row = [depth]
+        for family in ("plain", "residual"):
+            arm = by_key[depth].get(family)
+            if arm is None:
+                row.append("")
+                continue
+            runs = arm.runs[dataset]
+            panels[family][depth] = _error_curves(runs)
+            if (mean_std := _mean_responses(runs)) is not None:
+                responses[depth][family] = mean_std
+            accuracy = summaries[arm.name][dataset]["test_accuracy"]
+            if accuracy.mean is not None:
+                points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
+            row.append(summarize(_train_errors(runs)).format())
+        train_rows.append(row)
+    figures.plot_degradation(dict(sorted(panels.items())), out.figure(dataset, f"degradation{suffix}"), dataset)
+    figures.plot_accuracy_vs_depth(points, out.figure(dataset, f"accuracy_vs_depth{suffix}"), dataset)
+    twin_depths = sum({"plain", "residual"} <= fams.keys() for fams in by_key.values())
+    lines = [f"### The paper's claims{where}", "", *verdicts(by_key, dataset), ""] if twin_depths >= 2 else []
+    lines += [f"### Degradation (the paper's Fig. 6){where}", "",
+              "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
+              "nets left, residual nets right, same axes.", "",
+              f"![degradation](figures/{dataset}_degradation{suffix}.png)", "",
+              "Final training error by depth:", "",
+              tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github", disable_numparse=True),
+              ""]
+    if responses:
+        figures.plot_layer_responses(dict(responses), out.figure(dataset, f"layer_responses{suffix}"), dataset)
+        lines += [f"### Layer responses (the paper's Fig. 7){where}", "",
+                  "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
+                  "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",
+                  f"![layer responses](figures/{dataset}_layer_responses{suffix}.png)", ""]
+    return lines
+
+
 QUEUE_LOG_HINT = "`dvc queue logs {name}`"
 
 
@@ -173,20 +241,27 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     for r in results:
         if r.failed:
             hints = ", ".join(log_hint.format(name=name) for name in r.missing or [r.name])
-            rows.append([r.name, "all", f"failed: see {hints}", "", "", "", "", "", ""])
+            rows.append([r.name, "all", f"failed: see {hints}", "", "", "", "", "", "", ""])
             continue
         for dataset, s in summaries[r.name].items():
+            paper = published.describe(published.published(r.params.model, block_of(r.params.model), dataset))
             rows.append([r.name, dataset, s["test_accuracy"].format(), s["train_error"].format(),
                          s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
-                         s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0)])
-    lines = ["# Study: what the residual connection buys", "",
+                         s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0), paper])
+    headers = ["arm", "dataset", "test accuracy", "final training error", "diverged runs", "parameters",
+               "GFLOPs/image", "train s", "training images/s", "paper (its full recipe)"]
+    if not any(row[-1] for row in rows):  # no arm has a published number
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    lines = [f"# Study: {title(results)}", "",
              f"Every arm run as a DVC experiment: `{command}`. Each cell is the mean over seeds ± sample std "
              "[95% confidence interval of the mean, t-based] (n = finite runs). Test accuracy is on the dataset's "
              "test split; the final training error is 1 - the last epoch's accuracy on the augmented training "
-             "images. A diverged run is counted in `diverged runs` and never averaged in.", "",
-             tabulate(rows, headers=["arm", "dataset", "test accuracy", "final training error", "diverged runs",
-                                     "parameters", "GFLOPs/image", "train s", "training images/s"],
-                      tablefmt="github", disable_numparse=True), "", *_provenance(done, command), ""]
+             "images. A diverged run is counted in `diverged runs` and never averaged in."
+             + (" The paper column is the published test error of the same network, trained with the paper's "
+                "recipe (64k iterations of batch 128), whatever this study's recipe is (ablation/published.py)."
+                if len(headers) == 10 else ""), "",
+             tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+             *_provenance(done, command), ""]
     partial = [(r.name, name) for r in done for name in r.missing]
     if partial:
         lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
@@ -199,63 +274,33 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
         if {"plain", "residual"} <= pair.keys():
             for dataset in datasets:
                 res, plain = pair["residual"].runs[dataset], pair["plain"].runs[dataset]
-                gain = welch([test_accuracy(x) for x in res.values()], [test_accuracy(x) for x in plain.values()])
-                gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(),
+                gain, test = study_effects.compare(res, plain)
+                gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(), test,
                               gain.format_p(), mcnemar_per_seed(res, plain)])
     if gains:
         lines += ["## Accuracy gained by the residual connection", "",
-                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "gain [95% CI]",
-                                           "Welch p (across seeds)", "McNemar p per seed (these two models differ)"],
+                  tabulate(gains, headers=["residual arm", "plain twin", "dataset", "gain [95% CI]", "test",
+                                           "p (across seeds)", "McNemar p per seed (these two models differ)"],
                            tablefmt="github", disable_numparse=True), "",
                   "The gain is the residual arm's mean test accuracy minus its plain twin's; its confidence interval "
-                  "and Welch's t-test treat each seed as one independent replicate of the architecture, so they "
-                  "answer \"does the residual connection help?\". McNemar's exact test compares the two *trained "
+                  "and test treat each seed as one replicate of the architecture, so they answer \"does the "
+                  "residual connection help?\": a paired t-test on the per-seed gains where each seed's two runs "
+                  "started from the same weights and saw the same batches (train.json's `initial_weights` and "
+                  "`data_order`), else Welch's t-test. McNemar's exact test compares the two *trained "
                   "models* of one seed on the same test images: it says whether those two sets of weights differ, "
                   "not whether the architectures do.", ""]
+    groups = residual_groups(done)
     for dataset in datasets:
-        by_key = defaultdict(dict)
-        for r in done:
-            by_key[_depth(r)][_family(r)] = r
-        panels = defaultdict(dict)
-        responses = defaultdict(dict)
-        points = defaultdict(dict)
-        train_rows = []
-        for depth in sorted(by_key):
-            row = [depth]
-            for family in ("plain", "residual"):
-                arm = by_key[depth].get(family)
-                if arm is None:
-                    row.append("")
-                    continue
-                runs = arm.runs[dataset]
-                panels[family][depth] = _error_curves(runs)
-                if (mean_std := _mean_responses(runs)) is not None:
-                    responses[depth][family] = mean_std
-                accuracy = summaries[arm.name][dataset]["test_accuracy"]
-                if accuracy.mean is not None:
-                    points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
-                row.append(summarize(_train_errors(runs)).format())
-            train_rows.append(row)
-        figures.plot_degradation(dict(sorted(panels.items())), out.figure(dataset, "degradation"), dataset)
-        figures.plot_accuracy_vs_depth(points, out.figure(dataset, "accuracy_vs_depth"), dataset)
         figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
                             out.figure(dataset, "curves"), f"all arms on {dataset}")
-        lines += [f"## {dataset}", "", "### The paper's claims", "", *verdicts(by_key, dataset), "",
-                  "### Degradation (the paper's Fig. 6)", "",
-                  "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
-                  "nets left, residual nets right, same axes.", "",
-                  f"![degradation](figures/{dataset}_degradation.png)", "",
-                  "Final training error by depth:", "",
-                  tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github",
-                           disable_numparse=True), ""]
-        if responses:
-            figures.plot_layer_responses(dict(responses), out.figure(dataset, "layer_responses"), dataset)
-            lines += ["### Layer responses (the paper's Fig. 7)", "",
-                      "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
-                      "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",
-                      f"![layer responses](figures/{dataset}_layer_responses.png)", ""]
-        lines += ["### Curves and accuracy against depth", "", f"![curves](figures/{dataset}_curves.png)", "",
-                  f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth.png)", ""]
+        lines += [f"## {dataset}", "", *study_effects.effect_sections(results, dataset, out)]
+        for others, by_key in groups.items():
+            lines += residual_sections(by_key, dataset, summaries, out, others if len(groups) > 1 else "")
+        lines += ["### Curves" + (" and accuracy against depth" if groups else ""), "",
+                  f"![curves](figures/{dataset}_curves.png)", ""]
+        for others in groups:
+            suffix = _suffix(others) if len(groups) > 1 else ""
+            lines += [f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth{suffix}.png)", ""]
     text = "\n".join(lines)
     files.write_text(out.report, text)
     study_files.write_dvc_view(done, out)

@@ -102,6 +102,23 @@ def run_fingerprint(run: RunSettings, seed: int, fetched_dir, split_dir) -> dict
             "fetched": digest(Path(fetched_dir) / INFO_FILE), "manifest": digest(Path(split_dir) / MANIFEST_FILE)}
 
 
+def initial_weights_key(net: keras.Model) -> str:
+    """A hash of a freshly built network's weights: two arms whose seed-s runs
+    share it start from the same weights (plain and residual twins of option A do)."""
+    digest = hashlib.sha256()
+    for weight in net.weights:
+        digest.update(keras.ops.convert_to_numpy(weight.value).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_order_key(fingerprint: dict) -> str:
+    """A hash of what fixes the order and augmentation of the training batches
+    (inputs.training_batches): the data, split, seed, augmentation, image size and
+    batch size. Two runs that share it see the same batches."""
+    return run_key({key: fingerprint[key] for key in ("fetched", "manifest", "seed")}
+                   | {"data": fingerprint["data"], "batch_size": fingerprint["train"]["batch_size"]})
+
+
 def run_key(fingerprint: dict) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -170,6 +187,7 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
                       metrics=["accuracy"], jit_compile=jit_compile(cfg.jit_compile),
                       steps_per_execution=cfg.steps_per_execution)
     description = models.describe(net)
+    initial_weights = initial_weights_key(net)
 
     first_epoch, log = resume_state(state, model) if state.dir.exists() else (0, {})
     if first_epoch:
@@ -219,6 +237,9 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
         "flops": description["flops"],
         "diverged": diverged,
         "divergence": guard.reason,
+        # Whether two arms' runs of one seed may be compared pair by pair (study_effects).
+        "initial_weights": initial_weights,
+        "data_order": data_order_key(fingerprint),
         "epochs": cfg.epochs,
         "epochs_run_here": timer.epochs,
         "train_loss": last.get("loss"),

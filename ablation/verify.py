@@ -22,6 +22,8 @@ from ablation.statistics import CONFIDENCE, summarize
 
 # train.json fields that measure the machine's speed or describe it, not the result.
 NOT_RESULTS = ("train_seconds", "validation_seconds", "images_per_second", "epochs_run_here", "machine")
+# train.json fields that runs recorded before these were added lack: compared only where recorded.
+RECORDED_SINCE = ("initial_weights", "data_order")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ def result_differences(recorded: dict, rerun: dict) -> list[str]:
     evaluation, every epoch's logs, layer responses, each test prediction)."""
     out = []
     for key in sorted(set(recorded["train"]) | set(rerun["train"])):
-        if key not in NOT_RESULTS and recorded["train"].get(key) != rerun["train"].get(key):
+        if key in NOT_RESULTS or (key in RECORDED_SINCE and key not in recorded["train"]):
+            continue
+        if recorded["train"].get(key) != rerun["train"].get(key):
             out.append(f"train.json {key}: {recorded['train'].get(key)!r} -> {rerun['train'].get(key)!r}")
     for key in sorted(set(recorded["eval"]) | set(rerun["eval"])):
         if recorded["eval"].get(key) != rerun["eval"].get(key):

@@ -30,11 +30,11 @@ TRAIN_STEP_PROBE = """
 import json, sys, time
 import keras, numpy as np, tensorflow as tf
 from ablation import models, training
-from ablation.params import ModelParams
+from ablation.params import KNOBS_ADDED, ModelParams
 policy, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 training.set_threads(threads)
 keras.mixed_precision.set_dtype_policy(policy)
-net = models.build_model(ModelParams(**json.loads(sys.argv[5]), residual=True, stem="auto", fc_init="linear_default",
+net = models.build_model(ModelParams(**KNOBS_ADDED["model"], **json.loads(sys.argv[5]), residual=True, stem="auto", fc_init="linear_default",
                                      weight_decay=1e-4, dense_units=1, dropout=0.0), (32, 32, 3), 10)
 net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
             metrics=["accuracy"])

@@ -22,12 +22,12 @@ import tensorflow as tf
 
 from ablation import fetching, inputs, splitting
 from ablation.models import build_model, describe
-from ablation.params import ModelParams, SplitParams
+from ablation.params import KNOBS_ADDED, ModelParams, SplitParams
 
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
-BASE = {"residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
+BASE = {**KNOBS_ADDED["model"], "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
 # (name, model params, image side) of every arm measured.
 ARMS = [
     ("resnet_cifar20", {"arch": "resnet_cifar", "depth": 20, "shortcut": "A"}, 32),

@@ -9,6 +9,7 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
     python -m stages.study --preset studies/cifar10-cpu.yaml --report-only   # from experiments or runs/
     python -m stages.study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
     python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
+    python -m stages.study --preset studies/cifar10-cpu.yaml --dry-run   # list and check the arms, run nothing
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 import sys
@@ -27,6 +28,8 @@ def main():
                         help="only write the report, from finished experiments or the committed raw results")
     parser.add_argument("--verify", metavar="ARM[-sSEED]",
                         help="rerun one committed run (default: the arm's first seed) and compare it with the record")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check and build every arm, print its experiments with estimated times, run nothing")
     parser.add_argument("--replace-report", action="store_true",
                         help="write the study's study.md even when arms that have results there left none here")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
@@ -48,6 +51,11 @@ def main():
     arms = study.arms(params)
     out = layout.StudyFiles(study.study_name(args.name, args.preset, params.study.grid, overrides))
     print(f"study {out.name} ({out.dir}/), arms: " + ", ".join(a.name for a in arms), flush=True)
+    on_ray = args.engine == "ray"
+    if args.dry_run:
+        from ablation import dry_run
+        print("\n".join(dry_run.plan(arms, per_seed=on_ray, jobs=args.jobs or preset["jobs"] or 1)))
+        return
     if args.verify:
         from ablation import verify
         verdicts = verify.rerun_and_judge(arms, overrides, out, args.verify)
@@ -55,7 +63,6 @@ def main():
         if not all(v.agrees for v in verdicts):
             raise SystemExit(1)
         return
-    on_ray = args.engine == "ray"
     if not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used
         ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,

@@ -3,8 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ablation.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe
-from ablation.params import ModelParams, ParamsError
+from ablation.models import (BLOCKS, RESNET_STAGES, SHORTCUT_FORMS, UNITS, VGG_BLOCKS, build_model, describe,
+                             response_layers)
+from ablation.params import KNOBS_ADDED, ModelParams, ParamsError
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
 TORCHVISION = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
@@ -18,7 +19,7 @@ def arm(model_params, **changes):
 
 @pytest.fixture(scope="module")
 def imagenet_resnets():
-    base = {"arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4,
+    base = {**KNOBS_ADDED["model"], "arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4,
             "dense_units": 4096, "dropout": 0.5}
     return {d: describe(build_model(ModelParams(**base, depth=d), (224, 224, 3), 1000)) for d in TORCHVISION}
 
@@ -108,3 +109,81 @@ def test_bad_model_params_are_rejected(model_params):
         ModelParams.parse(dataclasses.asdict(arm(model_params, arch="resnet_cifar", depth=22)))
     with pytest.raises(ValueError, match="at least 32x32"):
         build_model(arm(model_params, arch="vgg", depth=11, residual=False), (16, 16, 3), 10)
+
+
+def cifar(model_params, **changes):
+    return arm(model_params, **{"arch": "resnet_cifar", "shortcut": "A", "depth": 20, **changes})
+
+
+@pytest.mark.parametrize("block, depth", [("basic", 20), ("bottleneck", 29)])
+@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_every_unit_builds_with_its_plain_twin_the_same_layers_without_additions(model_params, unit, block, depth):
+    residual = build_model(cifar(model_params, unit=unit, block=block, depth=depth), (32, 32, 3), 10)
+    plain = build_model(cifar(model_params, unit=unit, block=block, depth=depth, residual=False), (32, 32, 3), 10)
+    blocks = (depth - 2) // (3 * len(BLOCKS[block]))
+    r, p = describe(residual), describe(plain)
+    assert r["weighted_layers"] == p["weighted_layers"] == depth
+    assert r["residual_additions"] == 3 * blocks and p["residual_additions"] == 0
+    assert r["trainable_params"] == p["trainable_params"]
+    # Same layers in the same order, less the additions (and option A's zero-padding).
+    kinds = lambda net: [type(layer).__name__ for layer in net.layers if type(layer).__name__ not in  # noqa: E731
+                         ("Add", "ZeroPadShortcut")]
+    assert kinds(residual) == kinds(plain)
+    # One response per 3x3 convolution (the stem's and one or two per block), each
+    # after the BN that follows its convolution where one does.
+    responses = response_layers(residual)
+    assert len(responses) == 1 + 3 * blocks * sum(k == 3 for k, _ in BLOCKS[block])
+    steps_after = {"original": "BatchNormalization", "full_preactivation": "Conv2D"}
+    if unit in steps_after:  # the last 3x3 of a basic unit: BN before the addition, or the bare convolution
+        last = [layer for layer in responses if layer.name.startswith("stage3_block")][-1]
+        assert type(last).__name__ == (steps_after[unit] if block == "basic" else "BatchNormalization")
+    preactivation = UNITS[unit].before != ()
+    assert ("final_bn" in [layer.name for layer in residual.layers]) == preactivation
+
+
+def test_cifar_bottleneck_resnet164_has_the_papers_size(model_params):
+    info = describe(build_model(cifar(model_params, block="bottleneck", depth=164, shortcut="B",
+                                      unit="full_preactivation"), (32, 32, 3), 10))
+    assert info["weighted_layers"] == 164 and info["residual_additions"] == 54
+    assert info["trainable_params"] == pytest.approx(1.7e6, rel=0.03)  # He et al. 2016, Table 2: 1.7M
+
+
+@pytest.mark.parametrize("block, depth", [("basic", 20), ("bottleneck", 29)])
+@pytest.mark.parametrize("form", sorted(SHORTCUT_FORMS))
+def test_every_shortcut_form_builds_and_trains_a_step(model_params, form, block, depth):
+    net = build_model(cifar(model_params, shortcut_form=form, block=block, depth=depth), (32, 32, 3), 10)
+    info, plain = describe(net), describe(build_model(cifar(model_params, block=block, depth=depth), (32, 32, 3), 10))
+    assert info["residual_additions"] == 3 * (depth - 2) // (3 * len(BLOCKS[block]))
+    if form in ("exclusive_gating", "shortcut_only_gating", "conv1x1"):
+        assert info["trainable_params"] > plain["trainable_params"]  # gates or projections
+    else:
+        assert info["trainable_params"] == plain["trainable_params"]
+    net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    loss = net.train_on_batch(np.zeros((4, 32, 32, 3), "float32"), np.arange(4))
+    assert np.isfinite(loss)
+    if form.endswith("gating"):  # b_g sets the gate: sigmoid(-6) keeps the shortcut nearly whole at the start
+        bias = net.get_layer("stage1_block1_shortcut_gate_conv").bias.numpy()
+        assert np.all(bias == model_params.gate_bias)
+
+
+def test_without_a_norm_there_is_no_batch_normalization(model_params):
+    for params in (cifar(model_params, norm="none", unit="full_preactivation"),
+                   arm(model_params, arch="vgg", depth=11, residual=False, norm="none", dense_units=16)):
+        net = build_model(params, (32, 32, 3), 10)
+        assert not [layer for layer in net.layers if "BatchNormalization" in type(layer).__name__]
+        assert all(layer.use_bias for layer in net.layers if type(layer).__name__ == "Conv2D")
+        assert response_layers(net) and all(type(layer).__name__ == "Conv2D" for layer in response_layers(net))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"arch": "resnet", "depth": 34, "block": "bottleneck"}, "`model.block` is 'bottleneck'; allowed: auto, basic"),
+    ({"arch": "resnet_cifar", "depth": 22, "block": "bottleneck"}, "9n\\+2: 11, 20"),
+    ({"arch": "resnet_cifar", "depth": 29, "block": "basic"}, "6n\\+2"),
+    ({"arch": "vgg", "depth": 16, "residual": False, "unit": "full_preactivation"}, "no residual units"),
+    ({"arch": "vgg", "depth": 16, "residual": False, "block": "basic"}, "`model.block` is 'basic'; allowed: auto for"),
+    ({"arch": "resnet_cifar", "depth": 20, "residual": False, "shortcut_form": "exclusive_gating"},
+     "identity for a plain twin"),
+])
+def test_combinations_that_cannot_be_built_are_refused_at_load(model_params, changes, message):
+    with pytest.raises(ParamsError, match=message):
+        ModelParams.parse(dataclasses.asdict(arm(model_params, **changes)))

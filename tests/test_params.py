@@ -98,6 +98,8 @@ def test_every_choice_is_a_key_of_the_table_that_implements_it():
     assert tables == {"DataParams.source": "SOURCES", "DataParams.augment": "AUGMENTATIONS",
                       "ModelParams.arch": "ARCHITECTURES", "ModelParams.shortcut": "SHORTCUT_PROJECTS",
                       "ModelParams.stem": "STEMS", "ModelParams.fc_init": "FC_INITIALIZERS",
+                      "ModelParams.block": "BLOCK_CHOICES", "ModelParams.unit": "UNITS", "ModelParams.norm": "NORMS",
+                      "ModelParams.shortcut_form": "SHORTCUT_FORMS",
                       "TrainParams.optimizer": "OPTIMIZERS", "TrainParams.schedule": "SCHEDULES",
                       "TrainParams.distribute": "DISTRIBUTIONS"}
 
@@ -111,6 +113,6 @@ def test_a_new_table_entry_is_a_valid_choice(monkeypatch, default_params):
     monkeypatch.setitem(recipe.OPTIMIZERS, "nesterov", recipe.OPTIMIZERS["sgd"])
     assert from_dict(default_params, ["train.optimizer=nesterov"]).train.optimizer == "nesterov"
     monkeypatch.setitem(models.ARCHITECTURES, "resnet", models.ARCHITECTURES["resnet"]._replace(
-        depths="18", has_depth=lambda depth: depth == 18))
+        depths=lambda block: "18", has_depth=lambda depth, block: depth == 18))
     with pytest.raises(ParamsError, match="18 for resnet"):
         from_dict(default_params)  # params.yaml's depth 34

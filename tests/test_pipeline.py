@@ -182,7 +182,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert name.startswith("grid-residual-")  # an ad-hoc grid gets a folder of its own
     study = (folder / "study.md").read_text()
     assert "| resnet-cifar8 " in study and "| plain-cifar8 " in study
-    assert "## Accuracy gained by the residual connection" in study and "Welch p (across seeds)" in study
+    assert "## Accuracy gained by the residual connection" in study and "p (across seeds)" in study
     assert "### Degradation (the paper's Fig. 6)" in study and "### Layer responses (the paper's Fig. 7)" in study
     for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses"):
         with Image.open(folder / "figures" / f"cats_vs_dogs_{figure_name}.png") as figure:

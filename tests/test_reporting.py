@@ -5,7 +5,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from ablation import reporting, study_report
+from scipy import stats
+
+from ablation import reporting, statistics, study_effects, study_report
 from ablation.ingest import DataError
 from ablation.layout import ReportFiles, StudyFiles
 from ablation.params import load_params
@@ -29,17 +31,20 @@ def predictions(correct: list[bool]) -> str:
     return "\n".join(["id,label,predicted,confidence", *rows])
 
 
-def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3):
+def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3, start=None):
+    """start: (initial_weights, data_order) keys of train.json (None: a run recorded without them)."""
+    keys = dict(zip(("initial_weights", "data_order"), start)) if start else {}
     return {"train": {"diverged": diverged, "train_accuracy": None if diverged else train_accuracy,
-                      "trainable_params": 1000, "flops": 2e6, "train_seconds": 10.0, "images_per_second": 100.0},
+                      "trainable_params": 1000, "flops": 2e6, "train_seconds": 10.0, "images_per_second": 100.0,
+                      **keys},
             "eval": {"accuracy": test_accuracy, "loss": 1.0, "per_class_accuracy": {"cat": test_accuracy}},
             "history": {"loss": [2.0, 1.0], "accuracy": [0.4, train_accuracy], "val_accuracy": [0.3, test_accuracy]},
             "responses": {"layers": [f"l{i}" for i in range(layers)], "std": [1.0 + i for i in range(layers)]},
             "predictions": predictions(correct)}
 
 
-def arm(name, residual, depth, runs):
-    overrides = (f"model.residual={str(residual).lower()}", f"model.depth={depth}")
+def arm(name, residual, depth, runs, extra=()):
+    overrides = (*extra, f"model.residual={str(residual).lower()}", f"model.depth={depth}")
     return ArmResult(name, overrides, load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *overrides]),
                      {"cifar10": dict(enumerate(runs))} if runs else {})
 
@@ -144,3 +149,56 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
     assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
     assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text
+
+
+def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_alike(tmp_path):
+    """Grid model.shortcut=A,B x model.residual=true,false at one depth: option A's
+    twins start from the same weights per seed (paired test), B's residual arm has
+    projections (other weights: Welch); four contrasts, Holm-adjusted."""
+    def runs(accuracies, weights):
+        return [run(a, a, [True], start=(f"{weights}-s{seed}", f"order-s{seed}")) for seed, a in enumerate(accuracies)]
+    residual_a, plain_a = [0.90, 0.85, 0.80], [0.88, 0.84, 0.77]
+    results = [arm("resnet-cifar20-shortcutA", True, 20, runs(residual_a, "w"), ("model.shortcut=A",)),
+               arm("plain-cifar20-shortcutA", False, 20, runs(plain_a, "w"), ("model.shortcut=A",)),
+               arm("resnet-cifar20-shortcutB", True, 20, runs([0.91, 0.86, 0.83], "wB"), ("model.shortcut=B",)),
+               arm("plain-cifar20-shortcutB", False, 20, runs([0.87, 0.83, 0.79], "w"), ("model.shortcut=B",))]
+    out = StudyFiles("knobs", tmp_path)
+    text = study_report.write_study_report(results, out)
+    assert text.startswith("# Study: what `model.shortcut` and `model.residual` change")
+    assert study_report.arms_with_results(text) == {r.name for r in results}
+    assert "The paper's claims" not in text  # they compare depths
+    assert "### Degradation (the paper's Fig. 6) (model.shortcut=B)" in text  # one per group of twins
+    assert (tmp_path / "knobs" / "figures" / "cifar10_layer_responses_model_shortcut_A.png").exists()
+    lines = text.splitlines()
+    def row(key, others, value):  # the cells of a row of key's table
+        start = lines.index(f"#### {key}")
+        cells = ([c.strip() for c in line.split("|")[1:-1]] for line in lines[start:] if line.startswith("| "))
+        return next(c for c in cells if c[:2] == [others, value])
+    # residual=false against true within shortcut A: same start per seed, so paired.
+    paired_row = row("model.residual", "model.shortcut=A", "false")
+    expected = stats.ttest_rel(plain_a, residual_a)
+    differences = [p - r for p, r in zip(plain_a, residual_a)]
+    assert paired_row[3].startswith(f"{sum(differences) / 3:+.4f} [") and paired_row[4].startswith("paired t")
+    assert paired_row[5] == f"{expected.pvalue:.3g}"
+    # Within shortcut B the residual arm's weights differ (projections): Welch.
+    assert row("model.residual", "model.shortcut=B", "false")[4] == "Welch"
+    assert row("model.shortcut", "model.residual=true", "B")[4] == "Welch"
+    # B against A among the plain arms: same start, paired.
+    assert row("model.shortcut", "model.residual=false", "B")[4].startswith("paired t")
+    assert row("model.shortcut", "model.residual=true", "A")[3] == "reference"
+    found = study_effects.contrasts(results, "cifar10")
+    assert len(found) == 4 and "adjusts the 4 p-values of this dataset's contrasts" in text
+    adjusted = statistics.holm([c.comparison.p_value for c in found])
+    assert paired_row[6] == f"{adjusted[[(c.key, c.others) for c in found].index(('model.residual', 'model.shortcut=A'))]:.3g}"
+    for key in ("model_shortcut", "model_residual"):
+        with Image.open(tmp_path / "knobs" / "figures" / f"cifar10_effect_{key}.png") as image:
+            assert image.width > 400
+        assert f"(figures/cifar10_effect_{key}.png)" in text
+
+
+def test_runs_recorded_without_start_keys_are_compared_by_welch():
+    old = {0: run(0.9, 0.9, [True]), 1: run(0.8, 0.8, [True])}
+    new = {0: run(0.85, 0.85, [True]), 1: run(0.7, 0.7, [True])}
+    comparison, test = study_effects.compare(new, old)
+    assert test == study_effects.WELCH
+    assert comparison.p_value == pytest.approx(stats.ttest_ind([0.85, 0.7], [0.9, 0.8], equal_var=False).pvalue)

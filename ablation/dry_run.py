@@ -1,0 +1,118 @@
+"""`python -m stages.study --dry-run`: every arm validated and its network built
+for every dataset, one line per experiment (its name, its grid values, an
+estimated wall time on this machine) and nothing queued.
+
+The estimate is FLOPs over a measured rate: an arm's training FLOPs (3x the
+forward FLOPs per image, for the backward pass, x images x epochs x seeds) over
+the training FLOP/s this machine reaches on a short probe of resnet_cifar20 in
+the study's precision and threads. A bigger net uses a CPU or GPU better than
+the probe, so the estimate errs long for it; it is a plan, not a promise."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+
+from ablation import layout, models
+from ablation.params import RunSettings
+from ablation.ray_engine import run_name
+
+# Training images per dataset where neither its split nor its fetch is here: tfds'
+# train split sizes (the offline CIFAR-10 archive has the same 50,000; the offline
+# cats_vs_dogs 24,998 in full, 4,000 in the sample), and whether a test split
+# comes with it (else split.test_fraction is held out).
+SOURCE_TRAIN_IMAGES = {"cifar10": (50_000, True), "cats_vs_dogs": (23_262, False)}
+PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
+
+
+def train_images(run: RunSettings) -> int | None:
+    """Images one epoch trains on: the split's counts where it ran here, else the
+    fetched counts or SOURCE_TRAIN_IMAGES with the split's fractions applied."""
+    counts = layout.split_counts(run.dataset)
+    if counts.exists():
+        return json.loads(counts.read_text())["train"]["total"]
+    info = layout.fetched_dir(run.dataset) / layout.INFO_FILE
+    if info.exists():
+        splits = json.loads(info.read_text())["splits"]
+        total, has_test = splits.get("train", 0), "test" in splits
+    elif run.dataset in SOURCE_TRAIN_IMAGES:
+        total, has_test = SOURCE_TRAIN_IMAGES[run.dataset]
+    else:
+        return None
+    if run.limit:
+        total = min(total, run.limit)
+    kept = 1 - run.split.val_fraction
+    return round(total * kept * (1 if has_test else 1 - run.split.test_fraction))
+
+
+def measured_rate(run: RunSettings) -> float:
+    """Training FLOP/s of this machine on resnet_cifar20 (32x32, batch 32) in the
+    run's precision and threads: a few steps after a warm-up step (fewer where
+    they are slow: float16 on a CPU is emulated)."""
+    import keras  # here: a dry run that fails on its params needs no backend
+
+    from ablation.training import jit_compile, set_threads
+    set_threads(run.train.threads)
+    keras.mixed_precision.set_dtype_policy(run.train.mixed_precision)
+    probe = dataclasses.replace(run.model, arch="resnet_cifar", depth=20, residual=True)
+    net = models.build_model(probe, (32, 32, 3), 10)
+    net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=jit_compile(run.train.jit_compile))
+    rng = np.random.default_rng(0)
+    images = rng.random((PROBE_BATCH, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, PROBE_BATCH)
+    net.train_on_batch(images, labels)  # builds and compiles the step
+    start, steps = time.perf_counter(), 0
+    while steps < PROBE_STEPS and (steps == 0 or time.perf_counter() - start < PROBE_SECONDS):
+        net.train_on_batch(images, labels)
+        steps += 1
+    seconds = time.perf_counter() - start
+    keras.mixed_precision.set_dtype_policy("float32")
+    return 3 * models.forward_flops(net) * PROBE_BATCH * steps / seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(seconds / 60, 0.1):.1f} min"
+
+
+def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
+    """(estimated training seconds of all the arm's seeds, what it is made of)
+    with every dataset's network built (which checks that it builds)."""
+    total, parts = 0.0, []
+    for dataset in arm.params.datasets:
+        run = arm.params.for_dataset(dataset)
+        # Two classes: the classifier is a rounding error of the FLOPs whatever the count.
+        net = models.build_model(run.model, (run.image_size, run.image_size, 3), 2)
+        flops, images = models.forward_flops(net), train_images(run)
+        if images is None:
+            parts.append(f"{dataset}: {flops / 1e9:.3f} GFLOPs/image, size unknown until fetched")
+            total = None
+            continue
+        seconds = 3 * flops * images * run.train.epochs * len(arm.params.train.seeds) / rate
+        total = None if total is None else total + seconds
+        parts.append(f"{dataset}: {len(arm.params.train.seeds)} seed(s) x {run.train.epochs} epochs x "
+                     f"{images:,} images x {flops / 1e9:.3f} GFLOPs")
+    return total, parts
+
+
+def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
+    """The dry run's lines: one per experiment (per arm, or per arm and seed on
+    Ray), then the total."""
+    first = study_arms[0].params.for_dataset(study_arms[0].params.datasets[0])
+    rate = measured_rate(first)
+    lines, total = [], 0.0
+    for arm in study_arms:
+        seconds, parts = arm_seconds(arm, rate)
+        seeds = arm.params.train.seeds
+        names = [(run_name(arm.name, seed), seconds and seconds / len(seeds)) for seed in seeds] if per_seed \
+            else [(arm.name, seconds)]
+        for name, estimate in names:
+            when = "time unknown" if estimate is None else f"~{_duration(estimate)}"
+            lines.append(f"{name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
+        total = None if total is None or seconds is None else total + seconds
+    workers = "Ray workers" if per_seed else "queue workers"
+    lines.append(f"{len(lines)} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
+                 f"{workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at"
+                 if total is not None else f"{len(lines)} experiment(s), nothing queued")
+    return lines

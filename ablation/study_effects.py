@@ -1,0 +1,139 @@
+"""What each grid key of a study did: per dataset, each value's test accuracy over
+seeds and its difference from the key's reference value (its first in the grid)
+within each combination of the other grid keys, with a 95% CI, a test across
+seeds and, with several contrasts, Holm-adjusted p-values; and one figure per
+key. Any grid works: the comparisons never assume which knob was varied."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from ablation import figures
+from ablation.layout import StudyFiles
+from ablation.reporting import test_accuracy
+from ablation.statistics import Comparison, holm, paired, summarize, welch
+from ablation.study import ArmResult
+
+PAIRED, WELCH = "paired t", "Welch"  # the report's names of the two tests
+
+
+def grid_values(results: list[ArmResult]) -> dict[str, list[str]]:
+    """Each grid key that takes two values or more, with its values as the arms'
+    overrides spell them, in grid order (a key of one value varies nothing)."""
+    grid: dict[str, list[str]] = {}
+    for result in results:
+        for override in result.overrides:
+            key, _, value = override.partition("=")
+            if value not in grid.setdefault(key, []):
+                grid[key].append(value)
+    return {key: values for key, values in grid.items() if len(values) > 1}
+
+
+def point(result: ArmResult, grid: dict) -> dict[str, str]:
+    """The arm's values of the varied grid keys."""
+    return {key: value for key, _, value in (o.partition("=") for o in result.overrides) if key in grid}
+
+
+def label(values: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items()) or "(no other grid key)"
+
+
+def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
+    """The seeds both arms ran, where each seed's two runs started from the same
+    initial weights and saw the same batches (train.json's initial_weights and
+    data_order; runs recorded before those were kept have neither): only then
+    does a seed pair the two arms' runs."""
+    shared = sorted(runs_a.keys() & runs_b.keys())
+    def same(seed, key):
+        value = runs_a[seed]["train"].get(key)
+        return value is not None and value == runs_b[seed]["train"].get(key)
+    return shared if len(shared) >= 2 and all(same(s, "initial_weights") and same(s, "data_order")
+                                              for s in shared) else None
+
+
+def compare(runs: dict, reference: dict) -> tuple[Comparison, str]:
+    """runs minus reference in test accuracy: paired by seed where the seeds pair
+    the runs (shared_start_seeds), else Welch's test."""
+    seeds = shared_start_seeds(runs, reference)
+    if seeds:
+        return paired([test_accuracy(runs[s]) for s in seeds], [test_accuracy(reference[s]) for s in seeds]), PAIRED
+    return welch([test_accuracy(r) for r in runs.values()], [test_accuracy(r) for r in reference.values()]), WELCH
+
+
+@dataclass(frozen=True)
+class Contrast:
+    key: str
+    others: str
+    value: str
+    reference: str
+    comparison: Comparison
+    test: str
+
+
+def contrasts(results: list[ArmResult], dataset: str) -> list[Contrast]:
+    """Every value of every grid key against its reference value, within each
+    combination of the other keys, on `dataset`."""
+    grid = grid_values(results)
+    by_point = {tuple(sorted(point(r, grid).items())): r for r in results if dataset in r.runs}
+    out = []
+    for key, values in grid.items():
+        for result in (r for r in results if dataset in r.runs):
+            here = point(result, grid)
+            if here[key] == values[0]:
+                continue
+            reference = by_point.get(tuple(sorted({**here, key: values[0]}.items())))
+            if reference is None:
+                continue
+            comparison, test = compare(result.runs[dataset], reference.runs[dataset])
+            others = label({k: v for k, v in here.items() if k != key})
+            out.append(Contrast(key, others, here[key], values[0], comparison, test))
+    return out
+
+
+def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles) -> list[str]:
+    """The report's "Effect of each grid key" part for `dataset`, and its figures."""
+    done = [r for r in results if dataset in r.runs]
+    grid = grid_values(results)
+    found = contrasts(done, dataset)
+    adjusted = holm([c.comparison.p_value for c in found]) if len(found) > 1 else [None] * len(found)
+    by_cell = {(c.key, c.others, c.value): (c, p) for c, p in zip(found, adjusted)}
+    tested = sum(p is not None for p in adjusted)
+    lines = ["### Effect of each grid key", "",
+             "For each grid key, each value's test accuracy (mean ± std [95% CI], n = finite runs) and its "
+             "difference from the key's first value in the grid (the reference), within each combination of the "
+             "other grid keys, with its 95% CI and a two-sided test across seeds. Two arms whose runs of each "
+             "seed started from the same initial weights and saw the same batches are compared seed by seed "
+             "(paired t-test on the per-seed differences); any others by Welch's t-test."
+             + (f" The last column adjusts the {tested} p-values of this dataset's contrasts for multiple "
+                "comparisons (Holm); read it, not the raw p, when asking whether any of them is beyond seed "
+                "noise." if tested > 1 else ""), ""]
+    for key, values in grid.items():
+        rows, series = [], defaultdict(dict)
+        for result in done:
+            here = point(result, grid)
+            others = label({k: v for k, v in here.items() if k != key})
+            accuracy = [test_accuracy(r) for r in result.runs[dataset].values()]
+            summary = summarize(accuracy)
+            series[others][here[key]] = ([a for a in accuracy if a is not None and math.isfinite(a)], summary.mean,
+                                         summary.ci_low, summary.ci_high)
+            cell = by_cell.get((key, others, here[key]))
+            if cell is None:  # the reference itself, or an arm whose grid has no reference value (a subgrid's)
+                what = "reference" if here[key] == values[0] else f"no arm with {key}={values[0]} to compare"
+                rows.append([others, here[key], summary.format(), what, "", "", ""])
+                continue
+            contrast, holm_p = cell
+            rows.append([others, here[key], summary.format(), contrast.comparison.format_difference(),
+                         contrast.test, contrast.comparison.format_p(),
+                         "" if holm_p is None else f"{holm_p:.3g}"])
+        rows.sort(key=lambda row: (row[0], values.index(row[1])))
+        kind = "effect_" + key.replace(".", "_")
+        figures.plot_knob_effect(dict(series), values, out.figure(dataset, kind), key, dataset)
+        lines += [f"#### {key}", "",
+                  tabulate(rows, headers=["other grid keys", key, "test accuracy",
+                                          f"difference from {key}={values[0]} [95% CI]", "test", "p", "Holm p"],
+                           tablefmt="github", disable_numparse=True), "",
+                  f"![{key}](figures/{dataset}_{kind}.png)", ""]
+    return lines

@@ -1,0 +1,97 @@
+"""Any grid makes distinct, readable arms; every committed study preset loads,
+names distinct arms, builds each arm's network and trains it a step; --dry-run
+lists the experiments and queues nothing."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ablation import dry_run, models, study
+from ablation.params import ParamsError
+from ablation.recipe import make_optimizer
+from tests.conftest import ROOT
+
+PRESETS = sorted((ROOT / "studies").glob("*.yaml"))
+CIFAR20 = ["model.arch=resnet_cifar", "datasets=[cifar10]"]
+
+
+def names(grid: dict, overrides=CIFAR20) -> list[str]:
+    return [arm.name for arm in study.arms(study.load_study_params(ROOT / "params.yaml", overrides, grid, []))]
+
+
+def test_a_grid_over_any_key_gives_distinct_readable_names():
+    assert names({"model.depth": [20], "model.shortcut": ["A", "B", "C"]}) == [
+        "resnet-cifar20-shortcutA", "resnet-cifar20-shortcutB", "resnet-cifar20-shortcutC"]
+    assert names({"model.depth": [20], "train.learning_rate": [0.1, 0.01]}) == [
+        "resnet-cifar20-lr0.1", "resnet-cifar20-lr0.01"]
+    assert names({"model.depth": [20], "model.shortcut": ["A", "B"], "model.residual": [True, False]}) == [
+        "resnet-cifar20-shortcutA", "plain-cifar20-shortcutA", "resnet-cifar20-shortcutB", "plain-cifar20-shortcutB"]
+    assert names({"model.depth": [110], "model.residual": [False], "model.unit": ["full_preactivation"]}) == [
+        "plain-cifar110-full-preactivation"]
+    assert names({"model.depth": [20], "train.jit_compile": [True, False], "data.augment.cifar10": ["none"]}) == [
+        "resnet-cifar20-jit-compile-augment-none", "resnet-cifar20-no-jit-compile-augment-none"]
+
+
+def test_two_grid_points_with_one_name_are_refused_naming_both():
+    with pytest.raises(ParamsError, match=r"model.weight_decay=0.0001 and .*model.weight_decay=0.0001 both make "
+                                          r"the experiment name 'resnet-cifar20-wd0.0001'"):
+        names({"model.depth": [20], "model.weight_decay": [0.0001, 1e-4]})
+
+
+def test_subgrids_run_the_union_of_their_products():
+    grid = [{"model.depth": [110], "model.block": ["basic"]}, {"model.depth": [164], "model.block": ["bottleneck"]}]
+    assert names(grid) == ["resnet-cifar110-basic", "resnet-cifar164-bottleneck"]
+
+
+@pytest.fixture(scope="module")
+def preset_arms():
+    out = {}
+    for path in PRESETS:
+        preset = study.load_preset(path)
+        params = study.load_study_params(ROOT / "params.yaml", preset["set"], preset["grid"], [])
+        out[path.stem] = study.arms(params)
+    return out
+
+
+def test_every_preset_names_distinct_arms(preset_arms):
+    assert {"cifar10-cpu", "quick-cpu", "he2015-table6", "he2015-shortcuts", "he2016-table1", "he2016-table2",
+            "seed-vgg", "seed-cats-vs-dogs"} <= set(preset_arms)
+    for name, arms in preset_arms.items():
+        assert len({arm.name for arm in arms}) == len(arms) > 1, name
+    assert len(preset_arms["he2015-table6"]) == 10 and len(preset_arms["he2016-table2"]) == 10
+
+
+@pytest.mark.parametrize("preset", [path.stem for path in PRESETS])
+def test_every_preset_builds_each_arm_and_trains_its_first_a_step(preset_arms, preset):
+    """Each arm's network built for each of its datasets (dry_run.arm_seconds builds
+    them), with an estimate; the first arm compiled with its recipe and trained one
+    step on a few images at its image size."""
+    import keras
+    for arm in preset_arms[preset]:
+        seconds, parts = dry_run.arm_seconds(arm, rate=1e12)
+        assert seconds is None or seconds > 0, arm.name
+        assert len(parts) == len(arm.params.datasets)
+    first = preset_arms[preset][0]
+    run = first.params.for_dataset(first.params.datasets[0])
+    net = models.build_model(run.model, (run.image_size, run.image_size, 3), 2)
+    net.compile(optimizer=make_optimizer(run.train, steps_per_epoch=1), loss="sparse_categorical_crossentropy")
+    loss = net.train_on_batch(np.zeros((2, run.image_size, run.image_size, 3), "float32"), np.array([0, 1]))
+    assert np.isfinite(loss)
+    keras.backend.clear_session()
+
+
+def test_dry_run_lists_every_experiment_and_queues_nothing():
+    refs = ["git", "for-each-ref", "refs/exps"]
+    before = subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
+                          "--grid", "model.weight_decay=0.0001,0.0005"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    listed = [line.split()[0] for line in lines if line.startswith(("resnet-", "plain-"))]
+    assert listed == [f"{family}-cifar{depth}-wd{wd}" for depth in (20, 32) for family in ("resnet", "plain")
+                      for wd in ("0.0001", "0.0005")]
+    assert "plain-cifar32-wd0.0005  model.depth=32 model.residual=false model.weight_decay=0.0005  ~" in out.stdout
+    assert "cifar10: 1 seed(s) x 5 epochs x 1,800 images" in out.stdout  # data.limit 2000, 10% validation
+    assert lines[-1].startswith("8 experiment(s), nothing queued; training ~")
+    assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
