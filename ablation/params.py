@@ -10,21 +10,22 @@ and `train.per_dataset.<name>` applied) as a `RunSettings`.
 
 Allowed names come from the tables that implement them (`models.ARCHITECTURES`,
 `recipe.OPTIMIZERS`, `inputs.AUGMENTATIONS`, ...), looked up by module name when a
-value is checked; see `_table`.
+value is checked; see `table`.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from ablation.errors import UserError
+from ablation.knobs import (boolean, dataset_names, fractions, grid_shape, key_of, knob, list_of, mapping, number, one_of,
+                            optional, path_value, per_dataset, subgrids, table)
 
 PARAMS_FILE = Path("params.yaml")
 MAX_IMAGE_SIZE = 1024  # data.image_size: a side past this is a typo (a batch of 64 at 1024 px is 800 MB of uint8)
@@ -94,119 +95,6 @@ class ParamsError(UserError):
     """A params.yaml value is unknown, of the wrong type, or impossible."""
 
 
-# --- checkers: each returns None when the value is fine, else what is allowed ------
-
-def _table(module: str, name: str) -> dict:
-    """The lookup table `name` of `ablation.<module>`, imported by name when a value
-    is checked. Every stage validates every knob, but fetch and split must not have
-    models.py or recipe.py as DVC deps (editing a model would re-fetch the data):
-    what they write never depends on these tables, only whether they start."""
-    return getattr(importlib.import_module(f"ablation.{module}"), name)
-
-
-def _one_of(*choices):
-    """Choices that no table of ours implements (Keras' dtype policy names)."""
-    return lambda value: None if value in choices else "one of " + ", ".join(map(repr, choices))
-
-
-def _key_of(module: str, name: str):
-    """A key of the implementing table `ablation.<module>.<name>`."""
-    def check(value):
-        return _one_of(*_table(module, name))(value)
-    check.table = (module, name)  # for tests/test_params.py
-    return check
-
-
-def _number(low=None, high=None, integer=False, open_low=False):
-    def check(value):
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return "an integer" if integer else "a number"
-        if low is not None and (value < low or (open_low and value == low)):
-            return f"a number {'>' if open_low else '>='} {low}"
-        if high is not None and value > high:
-            return f"a number <= {high}"
-        return None
-    return check
-
-
-def _boolean(value):
-    return None if isinstance(value, bool) else "true or false"
-
-
-def _optional(check):
-    return lambda value: None if value is None else check(value)
-
-
-def _list_of(check, min_len=1):
-    def checker(value):
-        if not isinstance(value, list) or len(value) < min_len or any(check(v) for v in value):
-            item = check(object()) or "values"
-            return f"a list of at least {min_len} ({item})"
-        return None
-    return checker
-
-
-def _fractions(value):
-    if not isinstance(value, list) or any(_number(0, 1, open_low=True)(v) for v in value) \
-            or value != sorted(value):
-        return "an increasing list of fractions in (0, 1]"
-    return None
-
-
-def _per_dataset(check):
-    """A mapping dataset name -> value; any dataset name is allowed."""
-    def checker(value):
-        if not isinstance(value, dict):
-            return "a mapping of dataset name to value"
-        bad = {k: problem for k, v in value.items() if (problem := check(v))}
-        return f"a mapping whose values are {next(iter(bad.values()))} (bad: {list(bad)})" if bad else None
-    checker.inner = check
-    return checker
-
-
-# A name that becomes a directory or file name (a dataset, an experiment): it can
-# never be absolute, hold a separator or `..`, or start with a dot or dash.
-NAME_RULE = "letters, digits, `_` and `-`, starting with a letter or digit, at most 64 characters"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def is_plain_name(value) -> bool:
-    return isinstance(value, str) and _NAME.fullmatch(value) is not None
-
-
-def _dataset_names(value):
-    return None if is_plain_name(value) else f"dataset names of {NAME_RULE} (e.g. cats_vs_dogs)"
-
-
-def _path(value):
-    return None if isinstance(value, str) else "a path"
-
-
-def _mapping(value):
-    return None if isinstance(value, dict) else "a mapping"
-
-
-def _grid_shape(value):
-    if isinstance(value, dict) or (isinstance(value, list) and value and all(isinstance(g, dict) for g in value)):
-        return None
-    return "a mapping of dotted param key -> list of values, or a list of such mappings"
-
-
-def subgrids(grid) -> list[dict]:
-    """study.grid as a list of mappings: the grid is one mapping (its product), or a
-    list of them (the union of their products: depth 110 with basic blocks and
-    164 with bottleneck ones, say, without the two other pairs)."""
-    return list(grid) if isinstance(grid, (list, tuple)) else [grid]
-
-
-def knob(check: Callable[[Any], str | None], tag: str | None = None):
-    """A params.yaml key: its value must pass `check`. `tag` names the key in a
-    study arm's name (`lr0.01`): default the key, `_` as `-`; "" where the values
-    name themselves (`mixed-bfloat16`)."""
-    return field(metadata={"check": check, "tag": tag})
-
-
 def _fail(key: str, value: Any, allowed: str, fix: str | None = None) -> None:
     fix = fix or f"set it in params.yaml or pass `-S {key}=<value>`"
     raise ParamsError(f"params: `{key}` is {value!r}; allowed: {allowed}. Fix: {fix}.")
@@ -244,13 +132,13 @@ def _checked_fields(cls, values: Any, prefix: str) -> dict:
 @dataclass(frozen=True)
 class DataParams:
     # Each knob's user: a table's module, or the function named after `#`.
-    source: str = knob(_key_of("fetching", "SOURCES"))
-    paths: dict[str, str | None] = knob(_per_dataset(_optional(_path)))  # fetching.SOURCES["folder"]
-    image_size: dict[str, int] = knob(_per_dataset(_number(8, MAX_IMAGE_SIZE, integer=True)))  # inputs.load_split
-    augment: dict[str, str] = knob(_per_dataset(_key_of("inputs", "AUGMENTATIONS")))
-    limit: int | None = knob(_optional(_number(1, integer=True)))  # splitting.split
-    max_file_mb: float = knob(_number(0, open_low=True))  # ingest.ReadLimits
-    max_image_megapixels: float = knob(_number(0, open_low=True))  # ingest.ReadLimits
+    source: str = knob(key_of("fetching", "SOURCES"))
+    paths: dict[str, str | None] = knob(per_dataset(optional(path_value)))  # fetching.SOURCES["folder"]
+    image_size: dict[str, int] = knob(per_dataset(number(8, MAX_IMAGE_SIZE, integer=True)))  # inputs.load_split
+    augment: dict[str, str] = knob(per_dataset(key_of("inputs", "AUGMENTATIONS")))
+    limit: int | None = knob(optional(number(1, integer=True)))  # splitting.split
+    max_file_mb: float = knob(number(0, open_low=True))  # ingest.ReadLimits
+    max_image_megapixels: float = knob(number(0, open_low=True))  # ingest.ReadLimits
 
     @classmethod
     def parse(cls, values, datasets: tuple[str, ...]) -> DataParams:
@@ -266,9 +154,9 @@ class DataParams:
 @dataclass(frozen=True)
 class SplitParams:
     # all three: splitting.split
-    test_fraction: float = knob(_number(0, 1, open_low=True))
-    val_fraction: float = knob(_number(0, 0.9))
-    seed: int = knob(_number(0, MAX_SEED, integer=True))
+    test_fraction: float = knob(number(0, 1, open_low=True))
+    val_fraction: float = knob(number(0, 0.9))
+    seed: int = knob(number(0, MAX_SEED, integer=True))
 
     @classmethod
     def parse(cls, values) -> SplitParams:
@@ -277,51 +165,51 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    arch: str = knob(_key_of("models", "ARCHITECTURES"))
-    depth: int = knob(_number(1, integer=True))  # per arch: models.ARCHITECTURES[arch].has_depth
-    residual: bool = knob(_boolean)  # models._Builder.block
-    shortcut: str = knob(_key_of("models", "SHORTCUT_PROJECTS"))
-    block: str = knob(_key_of("models", "BLOCK_CHOICES"), tag="")  # models.block_of
-    unit: str = knob(_key_of("models", "UNITS"), tag="")
-    norm: str = knob(_key_of("models", "NORMS"))
-    shortcut_form: str = knob(_key_of("models", "SHORTCUT_FORMS"), tag="")
-    shortcut_scale: float = knob(_number(0, 1), tag="scale")  # models._scaled_sum
-    scale_residual: bool = knob(_boolean)  # models._scaled_sum
-    gate_bias: float = knob(_number())  # models._gated_sum
-    shortcut_dropout: float = knob(_number(0, 0.99))  # models._dropout_sum
-    stem: str = knob(_key_of("models", "STEMS"))
-    fc_init: str = knob(_key_of("models", "FC_INITIALIZERS"))
-    weight_decay: float = knob(_number(0), tag="wd")  # models._Builder
-    dense_units: int = knob(_number(1, integer=True))  # models._vgg
-    dropout: float = knob(_number(0, 0.99))  # models._vgg
+    arch: str = knob(key_of("models", "ARCHITECTURES"))
+    depth: int = knob(number(1, integer=True))  # per arch: models.ARCHITECTURES[arch].has_depth
+    residual: bool = knob(boolean)  # models._Builder.block
+    shortcut: str = knob(key_of("models", "SHORTCUT_PROJECTS"))
+    block: str = knob(key_of("units", "BLOCK_CHOICES"), tag="")  # models.block_of
+    unit: str = knob(key_of("units", "UNITS"), tag="")
+    norm: str = knob(key_of("units", "NORMS"))
+    shortcut_form: str = knob(key_of("units", "SHORTCUT_FORMS"), tag="")
+    shortcut_scale: float = knob(number(0, 1), tag="scale")  # units._scaled_sum
+    scale_residual: bool = knob(boolean)  # units._scaled_sum
+    gate_bias: float = knob(number())  # units._gated_sum
+    shortcut_dropout: float = knob(number(0, 0.99))  # units._dropout_sum
+    stem: str = knob(key_of("models", "STEMS"))
+    fc_init: str = knob(key_of("models", "FC_INITIALIZERS"))
+    weight_decay: float = knob(number(0), tag="wd")  # models._Builder
+    dense_units: int = knob(number(1, integer=True))  # models._vgg
+    dropout: float = knob(number(0, 0.99))  # models._vgg
 
     @classmethod
     def parse(cls, values) -> ModelParams:
         model = cls(**_checked_fields(cls, values, "model."))
-        if problem := _table("models", "refusal")(model):  # a combination that cannot be built
+        if problem := table("models", "refusal")(model):  # a combination that cannot be built
             _fail(*problem)
         return model
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    seeds: tuple[int, ...] = knob(_list_of(_number(0, MAX_SEED, integer=True)))  # dvc.yaml's train matrix
-    epochs: int = knob(_number(1, integer=True))  # training.train
-    batch_size: int = knob(_number(1, integer=True), tag="batch")  # training.train
-    optimizer: str = knob(_key_of("recipe", "OPTIMIZERS"), tag="")
-    learning_rate: float = knob(_number(0, open_low=True), tag="lr")  # recipe.make_optimizer
-    momentum: float = knob(_number(0, 1))  # recipe.OPTIMIZERS["sgd"]
-    clipnorm: float | None = knob(_optional(_number(0, open_low=True)))  # recipe.OPTIMIZERS
-    schedule: str = knob(_key_of("recipe", "SCHEDULES"))
-    step_boundaries: tuple[float, ...] = knob(_fractions)  # recipe.SCHEDULES["step"]
-    warmup_epochs: int = knob(_number(0, integer=True))  # recipe.StudySchedule
-    mixed_precision: str = knob(_one_of("float32", "mixed_float16", "mixed_bfloat16"), tag="")  # training.train
-    jit_compile: bool = knob(_boolean)  # training.jit_compile
-    steps_per_execution: int = knob(_number(1, integer=True))  # training.train
-    threads: int = knob(_number(0, integer=True))  # training.set_threads
-    distribute: str = knob(_key_of("training", "DISTRIBUTIONS"))
+    seeds: tuple[int, ...] = knob(list_of(number(0, MAX_SEED, integer=True)))  # dvc.yaml's train matrix
+    epochs: int = knob(number(1, integer=True))  # training.train
+    batch_size: int = knob(number(1, integer=True), tag="batch")  # training.train
+    optimizer: str = knob(key_of("recipe", "OPTIMIZERS"), tag="")
+    learning_rate: float = knob(number(0, open_low=True), tag="lr")  # recipe.make_optimizer
+    momentum: float = knob(number(0, 1))  # recipe.OPTIMIZERS["sgd"]
+    clipnorm: float | None = knob(optional(number(0, open_low=True)))  # recipe.OPTIMIZERS
+    schedule: str = knob(key_of("recipe", "SCHEDULES"))
+    step_boundaries: tuple[float, ...] = knob(fractions)  # recipe.SCHEDULES["step"]
+    warmup_epochs: int = knob(number(0, integer=True))  # recipe.StudySchedule
+    mixed_precision: str = knob(one_of("float32", "mixed_float16", "mixed_bfloat16"), tag="")  # training.train
+    jit_compile: bool = knob(boolean)  # training.jit_compile
+    steps_per_execution: int = knob(number(1, integer=True))  # training.train
+    threads: int = knob(number(0, integer=True))  # training.set_threads
+    distribute: str = knob(key_of("training", "DISTRIBUTIONS"))
     # dataset -> {train key: value}: those keys for that dataset (see for_dataset).
-    per_dataset: dict[str, dict[str, Any]] = knob(_optional(_mapping))
+    per_dataset: dict[str, dict[str, Any]] = knob(optional(mapping))
 
     @classmethod
     def parse(cls, values) -> TrainParams:
@@ -356,7 +244,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class StudyParams:
     # dotted params key -> values, or a list of such mappings (subgrids); keys checked by Params
-    grid: dict[str, tuple] | tuple[dict, ...] = knob(_grid_shape)
+    grid: dict[str, tuple] | tuple[dict, ...] = knob(grid_shape)
 
 
 @dataclass(frozen=True)
@@ -514,7 +402,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
         if key not in raw:
             raise ParamsError(f"params: `{key}` is missing. Fix: add `{key}` under `the top level` in params.yaml "
                               "(see the shipped params.yaml).")
-    if allowed := _list_of(_dataset_names)(raw["datasets"]):
+    if allowed := list_of(dataset_names)(raw["datasets"]):
         _fail("datasets", raw["datasets"], allowed)
     datasets = tuple(raw["datasets"])
     data = DataParams.parse(raw["data"], datasets)
@@ -523,7 +411,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
     train = TrainParams.parse(raw["train"])
     study = StudyParams(**_checked_fields(StudyParams, raw["study"], "study."))
     _check_grid(raw)
-    min_side = _table("models", "ARCHITECTURES")[model.arch].min_side
+    min_side = table("models", "ARCHITECTURES")[model.arch].min_side
     for name in datasets:
         if data.image_size[name] < min_side:
             _fail(f"data.image_size.{name}", data.image_size[name], f">= {min_side} for {model.arch}")

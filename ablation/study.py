@@ -14,8 +14,9 @@ from pathlib import Path
 from ablation import layout, reporting, study_files
 from ablation.layout import StudyFiles
 from ablation.models import model_name
-from ablation.params import (NAME_RULE, Params, ParamsError, apply_overrides, from_dict, is_plain_name, load_params,
-                             name_tag, parse_params, parse_yaml_text, read_yaml_file, subgrids)
+from ablation.knobs import NAME_RULE, is_plain_name, subgrids
+from ablation.params import (Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params,
+                             parse_yaml_text, read_yaml_file)
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.study_files import Source
 

@@ -3,8 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ablation.models import (BLOCKS, RESNET_STAGES, SHORTCUT_FORMS, UNITS, VGG_BLOCKS, build_model, describe,
-                             response_layers)
+from ablation.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe, response_layers
+from ablation.units import BLOCKS, SHORTCUT_FORMS, UNITS
 from ablation.params import KNOBS_ADDED, ModelParams, ParamsError
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
