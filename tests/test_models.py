@@ -115,7 +115,7 @@ def cifar(model_params, **changes):
     return arm(model_params, **{"arch": "resnet_cifar", "shortcut": "A", "depth": 20, **changes})
 
 
-@pytest.mark.parametrize("block, depth", [("basic", 20), ("bottleneck", 29)])
+@pytest.mark.parametrize("block, depth", [("basic", 14), ("bottleneck", 11)])
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_every_unit_builds_with_its_plain_twin_the_same_layers_without_additions(model_params, unit, block, depth):
     residual = build_model(cifar(model_params, unit=unit, block=block, depth=depth), (32, 32, 3), 10)
@@ -148,7 +148,7 @@ def test_cifar_bottleneck_resnet164_has_the_papers_size(model_params):
     assert info["trainable_params"] == pytest.approx(1.7e6, rel=0.03)  # He et al. 2016, Table 2: 1.7M
 
 
-@pytest.mark.parametrize("block, depth", [("basic", 20), ("bottleneck", 29)])
+@pytest.mark.parametrize("block, depth", [("basic", 14), ("bottleneck", 11)])
 @pytest.mark.parametrize("form", sorted(SHORTCUT_FORMS))
 def test_every_shortcut_form_builds_and_trains_a_step(model_params, form, block, depth):
     net = build_model(cifar(model_params, shortcut_form=form, block=block, depth=depth), (32, 32, 3), 10)
@@ -187,3 +187,21 @@ def test_without_a_norm_there_is_no_batch_normalization(model_params):
 def test_combinations_that_cannot_be_built_are_refused_at_load(model_params, changes, message):
     with pytest.raises(ParamsError, match=message):
         ModelParams.parse(dataclasses.asdict(arm(model_params, **changes)))
+
+
+@pytest.mark.parametrize("block, depth", [("basic", 14), ("bottleneck", 11)])
+def test_evaluate_measures_the_layer_responses_of_every_unit(model_params, block, depth):
+    """evaluation.layer_responses (the evaluate stage's Fig. 7 numbers) on each unit's
+    net, normalization in front as the saved arm has it: one finite std per 3x3 layer."""
+    from ablation import evaluation, recipe
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3)).astype("uint8")
+    for unit in UNITS:
+        for residual in (True, False):
+            net = build_model(cifar(model_params, unit=unit, block=block, depth=depth, residual=residual),
+                              (32, 32, 3), 10)
+            model = recipe.with_normalization(net, np.zeros((32, 32, 3), "float32"), np.ones(3, "float32"))
+            responses = evaluation.layer_responses(model, [(images, np.zeros(4))])
+            assert responses["layers"] == [layer.name for layer in response_layers(net)]
+            assert len(responses["std"]) == 1 + 3 * (depth - 2) // (3 * len(BLOCKS[block])) * \
+                sum(kernel == 3 for kernel, _ in BLOCKS[block])
+            assert all(np.isfinite(v) and v > 0 for v in responses["std"]), (unit, residual)
