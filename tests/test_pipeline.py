@@ -184,7 +184,8 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert "| resnet-cifar8 " in study and "| plain-cifar8 " in study
     assert "## Accuracy gained by the residual connection" in study and "p (across seeds)" in study
     assert "### Degradation (the paper's Fig. 6)" in study and "### Layer responses (the paper's Fig. 7)" in study
-    for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses"):
+    assert "### Effect of each grid key" in study and "#### model.residual" in study  # any key's effect section
+    for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses", "effect_model_residual"):
         with Image.open(folder / "figures" / f"cats_vs_dogs_{figure_name}.png") as figure:
             assert figure.height > 200, figure_name
     shown = sh(root, "dvc", "exp", "show", "--csv").stdout
