@@ -2,10 +2,10 @@
 4.2) and VGG, each with its plain twin, built from blocks and driven by the
 `model` section of params.yaml.
 
-Layout follows torchvision's resnet.py and timm's variants-as-tables: the block
-types (`BLOCKS`), the units of He et al. 2016 (`UNITS`: where BN and ReLU sit),
-its shortcut forms (`SHORTCUT_FORMS`), one unit builder (`_Builder.block`), a
-stage builder (`make_stage`), and one entry point, `build_model`. The plain twin
+Layout follows torchvision's resnet.py and timm's variants-as-tables: the unit's
+variants in ablation.units (`BLOCKS`, He et al. 2016's `UNITS` and
+`SHORTCUT_FORMS`, `NORMS`), one unit builder (`_Builder.block`), a stage builder
+(`make_stage`), and one entry point, `build_model`. The plain twin
 (`residual: false`) is the same layers in the same order with no shortcut
 additions and no projections.
 """
