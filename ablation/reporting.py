@@ -21,6 +21,7 @@ from ablation.ingest import DataError
 from ablation.records import read_info
 from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
 from ablation.models import model_name
+from ablation.published import PAPER_CIFAR10_ERROR
 from ablation.params import ModelParams, Params
 from ablation.statistics import SeedSummary, summarize
 
@@ -30,10 +31,6 @@ Reader = Callable[[str], "str | None"]
 DVCLIVE_FILES = {"loss": "train/loss", "val_loss": "eval/loss", "accuracy": "train/accuracy",
                  "val_accuracy": "eval/accuracy", "learning_rate": "train/learning_rate"}
 HISTORY_COLUMNS = tuple(DVCLIVE_FILES)
-# The paper's test error (%) for rows our arms can match. Table 6 (CIFAR-10, option
-# A): single runs, except ResNet-110, whose 6.43 is the best of 5 runs; its mean
-# (6.61 ± 0.16) is what a mean over seeds compares with.
-PAPER_CIFAR10_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.61, 1202: 7.93}
 # ImageNet val, 10-crop top-1 error: Table 2 (plain nets; ResNets with option A)
 # and Table 3 (ResNet-34 with options A/B/C; 50/101/152 with option B).
 PAPER_IMAGENET_ERROR = {(18, False, None): (27.94, "Table 2"), (34, False, None): (28.54, "Table 2"),

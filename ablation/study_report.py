@@ -1,8 +1,8 @@
 """reports/NAME/study.md: every arm of a study side by side, each grid key's effect
-(study_effects), and, where the grid runs plain and residual twins at two depths
-or more, the residual gain per depth with its confidence interval and a test
-across seeds, the paper's degradation figure (Fig. 6) and layer responses
-(Fig. 7), and a verdict on each of the paper's three claims drawn from the numbers."""
+(study_effects), and, where the grid runs plain and residual twins, the residual
+gain with its confidence interval and a test across seeds, the paper's degradation
+figure (Fig. 6) and layer responses (Fig. 7), and, with two depths or more, a
+verdict on each of the paper's three claims drawn from the numbers."""
 from __future__ import annotations
 
 import csv
