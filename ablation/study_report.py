@@ -2,7 +2,8 @@
 (study_effects), and, where the grid runs plain and residual twins, the residual
 gain with its confidence interval and a test across seeds, the paper's degradation
 figure (Fig. 6) and layer responses (Fig. 7), and, with two depths or more, a
-verdict on each of the paper's three claims drawn from the numbers."""
+verdict on each of the paper's three claims drawn from the numbers, with the
+curves' evidence for why where one is not shown (curve_reading)."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures, files, machine, published, study_effects, study_files
+from ablation import curve_reading, figures, files, machine, published, study_effects, study_files
 from ablation.ingest import DataError
 from ablation.layout import StudyFiles
 from ablation.models import block_of
@@ -80,35 +81,53 @@ def _noise(p: float | None) -> str:
     return f"Welch p = {p:.3g}: " + ("beyond seed noise" if p < ALPHA else "within seed noise")
 
 
+def _curves(by_key: dict, dataset: str, depth: int, family: str) -> curve_reading.Curves:
+    errors = _error_curves(by_key[depth][family].runs[dataset])
+    return curve_reading.Curves(f"{family}-{depth}", errors["train_error"], errors["val_error"])
+
+
+def _explained(claim: str, mark: str, better: curve_reading.Curves, worse: curve_reading.Curves,
+               on_test: bool) -> str:
+    """A claim's line, with the curves' evidence for why where it was not shown."""
+    return claim if mark == "yes" else f"{claim} {curve_reading.why(better, worse, on_test)}"
+
+
 def verdicts(by_key: dict, dataset: str) -> list[str]:
     """Plain-language verdicts on the paper's claims (a) degradation, (b) residual
-    beats plain at the greatest depth, (c) the deeper residual net is no worse,
-    comparing the shallowest and deepest depths run in both families."""
+    beats plain at each depth both were run at, (c) the deeper residual net is no
+    worse, comparing the shallowest and deepest depths run in both families; each
+    one not shown says why, from the curves (curve_reading)."""
     depths = sorted(d for d, fams in by_key.items() if {"plain", "residual"} <= fams.keys())
     if len(depths) < 2:
         return ["- Needs a plain and a residual arm at two depths or more."]
     low, high = depths[0], depths[-1]
-    runs = {(d, f): by_key[d][f].runs[dataset] for d in (low, high) for f in ("plain", "residual")}
+    runs = {(d, f): by_key[d][f].runs[dataset] for d in depths for f in ("plain", "residual")}
+    curves = {(d, f): _curves(by_key, dataset, d, f) for d in depths for f in ("plain", "residual")}
     a = welch(_train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")]))
-    b = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(high, "plain")]))
     c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
     # (c) is a claim of no harm: a lower or equal error is a yes whatever its p.
     c_mark = "cannot tell" if c.difference is None else ("yes" if c.difference <= 0 else
                                                          "no" if c.p_value is not None and c.p_value < ALPHA else
                                                          "not shown")
-    return [
-        _claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}",
-               _mark(None if a.difference is None else a.difference > 0, a.p_value),
-               f"final training error difference {a.format_difference()} (plain-{high} minus plain-{low}, 95% CI); "
-               f"{_noise(a.p_value)}."),
-        _claim(f"(b) residual-{high} beats plain-{high} on test error beyond seed noise",
-               _mark(None if b.difference is None else b.difference < 0, b.p_value),
-               f"test error difference {b.format_difference()} (residual minus plain, 95% CI); {_noise(b.p_value)}."),
-        _claim(f"(c) residual-{high} is no worse than residual-{low}", c_mark,
-               f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, 95% CI); "
-               f"{_noise(c.p_value)}" + ("; a higher error that these seeds cannot separate from noise, so "
-                                         "not shown either way." if c_mark == "not shown" else ".")),
-    ]
+    a_mark = _mark(None if a.difference is None else a.difference > 0, a.p_value)
+    lines = [_explained(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", a_mark,
+                               f"final training error difference {a.format_difference()} (plain-{high} minus "
+                               f"plain-{low}, 95% CI); {_noise(a.p_value)}."),
+                        a_mark, curves[(low, "plain")], curves[(high, "plain")], on_test=False)]
+    for depth in reversed(depths):
+        b = welch(_test_errors(runs[(depth, "residual")]), _test_errors(runs[(depth, "plain")]))
+        b_mark = _mark(None if b.difference is None else b.difference < 0, b.p_value)
+        lines.append(_explained(_claim(f"(b) residual-{depth} beats plain-{depth} on test error beyond seed noise",
+                                       b_mark, f"test error difference {b.format_difference()} (residual minus "
+                                               f"plain, 95% CI); {_noise(b.p_value)}."),
+                                b_mark, curves[(depth, "residual")], curves[(depth, "plain")], on_test=True))
+    lines.append(_explained(_claim(
+        f"(c) residual-{high} is no worse than residual-{low}", c_mark,
+        f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, 95% CI); "
+        f"{_noise(c.p_value)}" + ("; a higher error that these seeds cannot separate from noise, so "
+                                  "not shown either way." if c_mark == "not shown" else ".")),
+        c_mark, curves[(high, "residual")], curves[(low, "residual")], on_test=True))
+    return lines
 
 
 def _error_curves(runs: dict) -> dict[str, list[float]]:

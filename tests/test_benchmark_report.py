@@ -1,5 +1,5 @@
 """benchmarks/report.py merges several pytest-benchmark JSON files into one report."""
-from benchmarks.report import render
+from benchmarks.report import render, update
 
 
 def backend_run(images_per_second: float) -> dict:
@@ -13,3 +13,24 @@ def test_a_benchmark_in_several_files_counts_once_from_the_last():
     text = render(first, [backend_run(222.0)])
     assert "222" in text and "111" not in text
     assert text.count("| jax ") == 1
+
+
+def sizing_run(rate: float) -> dict:
+    return {"fullname": "benchmarks/test_study_throughput.py::test_cats_vs_dogs_sizing[34-32px-b128]",
+            "extra_info": {"kind": "cats_vs_dogs_sizing", "depth": 34, "side": 32, "batch": 128,
+                           "residual_images_per_second": rate, "plain_images_per_second": rate + 1}}
+
+
+def test_update_replaces_only_the_sections_a_rerun_measured_and_says_where():
+    first = {"datetime": "2026-11-30T16:00:00", "benchmarks": [backend_run(111.0), sizing_run(50.0)],
+             "machine_info": {"ablation": {"cpu": "AMD EPYC", "cores": 2}}}
+    rerun = {"datetime": "2026-12-02T23:00:00", "benchmarks": [sizing_run(90.7)],
+             "machine_info": {"ablation": {"cpu": "Intel Xeon", "cores": 2, "bf16_instructions": ["amx_bf16"]}}}
+    before = render(first)
+    after = update(before, rerun)
+    sizing = after.split("## Sizing", 1)[1].split("\n## ", 1)[0]
+    assert "| jax " in after and "111" in after  # the backend section is kept
+    assert "90.7" in sizing and "50.0" not in sizing and " 50 " not in sizing
+    assert "Measured 2026-12-02 on Intel Xeon (2 cores, 0 GPUs)" in sizing and "amx_bf16" in sizing
+    assert after.startswith(before.split("\n## ", 1)[0])  # the header names the first run still
+    assert update(after, rerun) == after  # an update is idempotent

@@ -97,6 +97,10 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
     assert "**(a) degradation: plain-56 has a higher training error than plain-20: yes.**" in text
     assert "**(b) residual-56 beats plain-56 on test error beyond seed noise: yes.**" in text
     assert "**(c) residual-56 is no worse than residual-20: yes.**" in text
+    claims = [line for line in text.splitlines() if line.startswith("- **(")]
+    assert len(claims) == 4 and "(b) residual-20 beats plain-20" in claims[2]  # (b) at each depth, deepest first
+    for claim in claims:  # the curves' evidence comes with exactly the claims not shown
+        assert ("Why, from the curves" in claim) == (": yes.**" not in claim), claim
     for figure in ("degradation", "layer_responses", "accuracy_vs_depth", "curves"):
         with Image.open(tmp_path / "p" / "figures" / f"cifar10_{figure}.png") as image:
             assert image.width > 500, figure
@@ -149,6 +153,10 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
     assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
     assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
     assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text
+    claim_b = next(line for line in text.splitlines() if line.startswith("- **(b) residual-56"))
+    # the curves' evidence: mean training errors 0.375 and 0.34 after epoch 2, both still falling
+    assert "Why, from the curves: plain-56 fits its training images better than residual-56 (0.340 against 0.375)" \
+        in claim_b and "were still learning when training stopped" in claim_b
 
 
 def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_alike(tmp_path):

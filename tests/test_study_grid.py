@@ -56,7 +56,7 @@ def preset_arms():
 
 def test_every_preset_names_distinct_arms(preset_arms):
     assert {"cifar10-cpu", "quick-cpu", "he2015-table6", "he2015-shortcuts", "he2016-table1", "he2016-table2",
-            "seed-vgg", "seed-cats-vs-dogs"} <= set(preset_arms)
+            "seed-vgg", "seed-cats-vs-dogs", "cats-vs-dogs-cpu"} <= set(preset_arms)
     for name, arms in preset_arms.items():
         assert len({arm.name for arm in arms}) == len(arms) > 1, name
     assert len(preset_arms["he2015-table6"]) == 10 and len(preset_arms["he2016-table2"]) == 10
@@ -95,3 +95,13 @@ def test_dry_run_lists_every_experiment_and_queues_nothing():
     assert "cifar10: 1 seed(s) x 5 epochs x 1,800 images" in out.stdout  # data.limit 2000, 10% validation
     assert lines[-1].startswith("8 experiment(s), nothing queued; training ~")
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
+
+
+def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/seed-cats-vs-dogs.yaml",
+                          "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith(("resnet", "plain"))]
+    assert listed == ["resnet34", "plain34", "resnet50", "plain50"]
+    assert "cats_vs_dogs: 3 seed(s) x 20 epochs x " in out.stdout
+    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; training ~")

@@ -1,0 +1,102 @@
+"""Why a claim of the study report came out as it did, read from the arms'
+per-epoch curves (mean over seeds): was a net still learning when training
+stopped (underfitting: more epochs would move it), did its validation error
+climb while its training error fell (overfitting), or had it settled? And did a
+net that fits its training images better also do better on held-out ones?
+
+The training error is the fit loop's: a running mean over the epoch on
+augmented images, while the validation error is measured after the epoch on
+plain ones, so validation can sit below training without anything being wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STILL_LEARNING = 0.01  # the training error fell by more than this over the last epoch
+OVERFIT_RISE = 0.02  # the last validation error this far above its best epoch's
+CLOSE = 0.01  # two training errors within this are "as well"
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One arm's mean training and validation error per epoch."""
+    name: str
+    train_error: list[float]
+    val_error: list[float]
+
+    @property
+    def last_drop(self) -> float | None:
+        """How much the training error fell over the last epoch."""
+        return self.train_error[-2] - self.train_error[-1] if len(self.train_error) >= 2 else None
+
+    @property
+    def still_learning(self) -> bool:
+        return self.last_drop is not None and self.last_drop > STILL_LEARNING
+
+    @property
+    def best_val_epoch(self) -> int | None:
+        """1-based epoch of the lowest validation error."""
+        return min(range(len(self.val_error)), key=self.val_error.__getitem__) + 1 if self.val_error else None
+
+    @property
+    def overfitting(self) -> bool:
+        """The validation error rose from its best while the training error went on falling."""
+        if not self.val_error or self.best_val_epoch == len(self.val_error):
+            return False
+        best = self.val_error[self.best_val_epoch - 1]
+        later_train = self.train_error[self.best_val_epoch - 1:]
+        return self.val_error[-1] - best > OVERFIT_RISE and later_train[-1] < later_train[0]
+
+    def state(self) -> str:
+        """'name was still learning: training error 0.312 -> 0.281 over the last epoch; ...'."""
+        if not self.train_error:
+            return f"{self.name} has no training curve"
+        train = " -> ".join(f"{e:.3f}" for e in self.train_error)
+        text = f"{self.name}'s training error by epoch {train}"
+        if self.val_error:
+            best = self.best_val_epoch
+            text += (f", validation error {self.val_error[-1]:.3f} at the end (best {self.val_error[best - 1]:.3f}, "
+                     f"epoch {best})")
+        if self.overfitting:
+            return text + ": overfitting (validation error rising from its best while training error falls)"
+        if self.still_learning:
+            return text + f": still learning when training stopped (training error fell {self.last_drop:.3f} " \
+                          "in the last epoch)"
+        return text + ": settled (training error fell less than " \
+                      f"{STILL_LEARNING} in the last epoch)"
+
+
+def _fit(better: Curves, worse: Curves) -> str:
+    """How the two nets' final training errors compare, the fit the paper's claims are about."""
+    a, b = better.train_error[-1], worse.train_error[-1]
+    if abs(a - b) <= CLOSE:
+        return f"{better.name} and {worse.name} fit their training images about as well ({a:.3f} and {b:.3f})"
+    lower, higher = (better, worse) if a < b else (worse, better)
+    return (f"{lower.name} fits its training images better than {higher.name} "
+            f"({lower.train_error[-1]:.3f} against {higher.train_error[-1]:.3f})")
+
+
+def why(expected_better: Curves, expected_worse: Curves, on_test: bool) -> str:
+    """The curve evidence for a claim 'expected_better beats expected_worse' (on test
+    error when on_test, else on training error) that was not shown."""
+    if not expected_better.train_error or not expected_worse.train_error:
+        return "Why: one of the two has no training curve."
+    parts = [_fit(expected_better, expected_worse)]
+    train_gap = expected_worse.train_error[-1] - expected_better.train_error[-1]
+    if on_test and train_gap > CLOSE:
+        parts.append(f"so {expected_better.name} optimizes better, but that did not carry over to held-out images")
+    elif train_gap < -CLOSE:
+        parts.append(f"so the expected optimization advantage of {expected_better.name} is not there at this "
+                     "length of training")
+    # An overfitting net's falling training error is not a reason to train it longer.
+    learning = [c.name for c in (expected_better, expected_worse) if c.still_learning and not c.overfitting]
+    overfit = [c.name for c in (expected_better, expected_worse) if c.overfitting]
+    if learning:
+        parts.append(f"{' and '.join(learning)} {'was' if len(learning) == 1 else 'were'} still learning when "
+                     "training stopped, so a longer run (`-S train.epochs=N`) could still separate them")
+    if overfit:
+        parts.append(f"{' and '.join(overfit)} overfit: validation error rose after its best epoch")
+    if not learning and not overfit:
+        parts.append("both had settled, so more epochs at the last learning rate would not change this much")
+    return "Why, from the curves: " + "; ".join(parts) + ". " + "; ".join(
+        c.state() for c in (expected_better, expected_worse)) + "."
