@@ -1,8 +1,9 @@
 """Why a claim of the study report came out as it did, read from the arms'
-per-epoch curves (mean over seeds): was a net still learning when training
-stopped (underfitting: more epochs would move it), did its validation error
-climb while its training error fell (overfitting), or had it settled? And did a
-net that fits its training images better also do better on held-out ones?
+per-epoch curves (mean over seeds): did a net learn at all (its training error
+never left chance's), was it still learning when training stopped
+(underfitting: more epochs would move it), did its validation error climb while
+its training error fell (overfitting), or had it settled? And did a net that
+fits its training images better also do better on held-out ones?
 
 The training error is the fit loop's: a running mean over the epoch on
 augmented images, while the validation error is measured after the epoch on
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 STILL_LEARNING = 0.01  # the training error fell by more than this over the last epoch
 OVERFIT_RISE = 0.02  # the last validation error this far above its best epoch's
 CLOSE = 0.01  # two training errors within this are "as well"
+NEAR_CHANCE = 0.03  # a training error that never fell this far below chance's: the net did not learn
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,13 @@ class Curves:
     name: str
     train_error: list[float]
     val_error: list[float]
+    chance_error: float | None = None  # 1 - 1/classes: guessing's error on balanced classes
+
+    @property
+    def at_chance(self) -> bool:
+        """The training error never fell NEAR_CHANCE below guessing's: the net did not learn."""
+        return (self.chance_error is not None and bool(self.train_error)
+                and min(self.train_error) > self.chance_error - NEAR_CHANCE)
 
     @property
     def last_drop(self) -> float | None:
@@ -57,6 +66,8 @@ class Curves:
             best = self.best_val_epoch
             text += (f", validation error {self.val_error[-1]:.3f} at the end (best {self.val_error[best - 1]:.3f}, "
                      f"epoch {best})")
+        if self.at_chance:
+            return text + f": it never left chance (guessing's error is {self.chance_error:.3f}): it did not learn"
         if self.overfitting:
             return text + ": overfitting (validation error rising from its best while training error falls)"
         if self.still_learning:
@@ -76,27 +87,43 @@ def _fit(better: Curves, worse: Curves) -> str:
             f"({lower.train_error[-1]:.3f} against {higher.train_error[-1]:.3f})")
 
 
-def why(expected_better: Curves, expected_worse: Curves, on_test: bool) -> str:
+def chance_note(*curves: Curves) -> str:
+    """Where a claim was shown, what the curves add that its numbers hide: a net
+    that never left chance, so the difference is one of learning at all."""
+    stuck = [c for c in curves if c.at_chance]
+    return " ".join(["Note, from the curves:"] + [f"{c.state()}." for c in stuck]) if stuck else ""
+
+
+def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_way: bool = False) -> str:
     """The curve evidence for a claim 'expected_better beats expected_worse' (on test
-    error when on_test, else on training error) that was not shown."""
+    error when on_test, else on training error) that was not shown; `claimed_way`:
+    the difference went the claimed way, within seed noise."""
     if not expected_better.train_error or not expected_worse.train_error:
         return "Why: one of the two has no training curve."
     parts = [_fit(expected_better, expected_worse)]
     train_gap = expected_worse.train_error[-1] - expected_better.train_error[-1]
     if on_test and train_gap > CLOSE:
-        parts.append(f"so {expected_better.name} optimizes better, but that did not carry over to held-out images")
+        parts.append(f"so {expected_better.name} optimizes better, and held-out images show it too, by less than "
+                     "these seeds can confirm" if claimed_way else
+                     f"so {expected_better.name} optimizes better, but that did not carry over to held-out images")
     elif train_gap < -CLOSE:
         parts.append(f"so the expected optimization advantage of {expected_better.name} is not there at this "
                      "length of training")
-    # An overfitting net's falling training error is not a reason to train it longer.
-    learning = [c.name for c in (expected_better, expected_worse) if c.still_learning and not c.overfitting]
-    overfit = [c.name for c in (expected_better, expected_worse) if c.overfitting]
+    pair = (expected_better, expected_worse)
+    # A net at chance or overfitting: its training error's last move is no reason to train it longer.
+    stuck = [c.name for c in pair if c.at_chance]
+    learning = [c.name for c in pair if c.still_learning and not c.overfitting and not c.at_chance]
+    overfit = [c.name for c in pair if c.overfitting and not c.at_chance]
+    if stuck:
+        parts.append(f"{' and '.join(stuck)} never left chance: the optimizer did not train "
+                     f"{'it' if len(stuck) == 1 else 'them'} at this recipe (learning rate, epochs), a failure "
+                     "to optimize, not to generalize")
     if learning:
         parts.append(f"{' and '.join(learning)} {'was' if len(learning) == 1 else 'were'} still learning when "
                      "training stopped, so a longer run (`-S train.epochs=N`) could still separate them")
     if overfit:
         parts.append(f"{' and '.join(overfit)} overfit: validation error rose after its best epoch")
-    if not learning and not overfit:
+    if not stuck and not learning and not overfit:
         parts.append("both had settled, so more epochs at the last learning rate would not change this much")
     return "Why, from the curves: " + "; ".join(parts) + ". " + "; ".join(
-        c.state() for c in (expected_better, expected_worse)) + "."
+        c.state() for c in pair) + "."

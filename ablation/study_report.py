@@ -17,7 +17,7 @@ from ablation.ingest import DataError
 from ablation.layout import StudyFiles
 from ablation.models import block_of
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
-from ablation.statistics import mcnemar_p, summarize, welch
+from ablation.statistics import Comparison, mcnemar_p, summarize, welch
 from ablation.study import ArmResult
 
 ALPHA = 0.05  # "beyond seed noise" means Welch's p below this
@@ -81,15 +81,39 @@ def _noise(p: float | None) -> str:
     return f"Welch p = {p:.3g}: " + ("beyond seed noise" if p < ALPHA else "within seed noise")
 
 
+def _too_few_seeds(test: Comparison, *sides: list) -> str:
+    """For a difference that went the claimed way within seed noise: how little
+    Welch's test had to go on, and what would decide it."""
+    seeds = min(sum(v is not None for v in side) for side in sides)
+    if test.df is None:
+        return ""
+    return (f" The difference goes the claimed way, but {seeds} seeds per arm leave Welch's test "
+            f"{test.df:.1f} degrees of freedom, so only a gap many times the seeds' spread passes it: "
+            f"more seeds (`-S train.seeds=[{','.join(map(str, range(2 * seeds)))}]`) are the way to decide.")
+
+
+def _chance_error(runs: dict) -> float | None:
+    """Guessing's error: 1 - 1/classes, the classes those of the test split's per-class
+    accuracy (None with fewer than two: nothing to guess between)."""
+    classes = next((len(r["eval"]["per_class_accuracy"]) for r in runs.values()
+                    if r.get("eval") and r["eval"].get("per_class_accuracy")), 0)
+    return 1.0 - 1.0 / classes if classes >= 2 else None
+
+
 def _curves(by_key: dict, dataset: str, depth: int, family: str) -> curve_reading.Curves:
-    errors = _error_curves(by_key[depth][family].runs[dataset])
-    return curve_reading.Curves(f"{family}-{depth}", errors["train_error"], errors["val_error"])
+    runs = by_key[depth][family].runs[dataset]
+    errors = _error_curves(runs)
+    return curve_reading.Curves(f"{family}-{depth}", errors["train_error"], errors["val_error"], _chance_error(runs))
 
 
 def _explained(claim: str, mark: str, better: curve_reading.Curves, worse: curve_reading.Curves,
-               on_test: bool) -> str:
-    """A claim's line, with the curves' evidence for why where it was not shown."""
-    return claim if mark == "yes" else f"{claim} {curve_reading.why(better, worse, on_test)}"
+               on_test: bool, claimed_way: bool = False) -> str:
+    """A claim's line, with the curves' evidence for why where it was not shown (and,
+    where it was, for a net that never learned); `claimed_way`: the difference went
+    the claimed way, within seed noise."""
+    extra = curve_reading.chance_note(better, worse) if mark == "yes" else \
+        curve_reading.why(better, worse, on_test, claimed_way)
+    return f"{claim} {extra}" if extra else claim
 
 
 def verdicts(by_key: dict, dataset: str) -> list[str]:
@@ -103,7 +127,8 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     low, high = depths[0], depths[-1]
     runs = {(d, f): by_key[d][f].runs[dataset] for d in depths for f in ("plain", "residual")}
     curves = {(d, f): _curves(by_key, dataset, d, f) for d in depths for f in ("plain", "residual")}
-    a = welch(_train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")]))
+    a_sides = _train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")])
+    a = welch(*a_sides)
     c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
     # (c) is a claim of no harm: a lower or equal error is a yes whatever its p.
     c_mark = "cannot tell" if c.difference is None else ("yes" if c.difference <= 0 else
@@ -112,15 +137,20 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     a_mark = _mark(None if a.difference is None else a.difference > 0, a.p_value)
     lines = [_explained(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", a_mark,
                                f"final training error difference {a.format_difference()} (plain-{high} minus "
-                               f"plain-{low}, 95% CI); {_noise(a.p_value)}."),
-                        a_mark, curves[(low, "plain")], curves[(high, "plain")], on_test=False)]
+                               f"plain-{low}, 95% CI); {_noise(a.p_value)}."
+                               + (_too_few_seeds(a, *a_sides) if a_mark == "not shown" else "")),
+                        a_mark, curves[(low, "plain")], curves[(high, "plain")], on_test=False,
+                        claimed_way=a_mark == "not shown")]
     for depth in reversed(depths):
-        b = welch(_test_errors(runs[(depth, "residual")]), _test_errors(runs[(depth, "plain")]))
+        b_sides = _test_errors(runs[(depth, "residual")]), _test_errors(runs[(depth, "plain")])
+        b = welch(*b_sides)
         b_mark = _mark(None if b.difference is None else b.difference < 0, b.p_value)
         lines.append(_explained(_claim(f"(b) residual-{depth} beats plain-{depth} on test error beyond seed noise",
                                        b_mark, f"test error difference {b.format_difference()} (residual minus "
-                                               f"plain, 95% CI); {_noise(b.p_value)}."),
-                                b_mark, curves[(depth, "residual")], curves[(depth, "plain")], on_test=True))
+                                               f"plain, 95% CI); {_noise(b.p_value)}."
+                                               + (_too_few_seeds(b, *b_sides) if b_mark == "not shown" else "")),
+                                b_mark, curves[(depth, "residual")], curves[(depth, "plain")], on_test=True,
+                                claimed_way=b_mark == "not shown"))
     lines.append(_explained(_claim(
         f"(c) residual-{high} is no worse than residual-{low}", c_mark,
         f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, 95% CI); "

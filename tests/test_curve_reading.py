@@ -1,6 +1,6 @@
-"""The curves' evidence for a claim the study report could not show: still
-learning, overfitting or settled, and whether a better fit carried over."""
-from ablation.curve_reading import Curves, why
+"""The curves' evidence for a claim the study report could not show: at chance,
+still learning, overfitting or settled, and whether a better fit carried over."""
+from ablation.curve_reading import Curves, chance_note, why
 
 
 def test_a_net_still_learning_overfitting_or_settled_is_named_so():
@@ -27,3 +27,27 @@ def test_why_says_whether_a_better_fit_carried_over_to_held_out_images():
     assert "is not there at this length of training" in reversed_fit
     both_settled = why(Curves("a", [0.3, 0.299], []), Curves("b", [0.3, 0.2995], []), on_test=True)
     assert "about as well" in both_settled and "both had settled" in both_settled
+
+
+def test_a_net_that_never_left_chance_is_named_so_and_not_told_to_train_longer():
+    stuck = Curves("plain-50", [0.499, 0.494, 0.489, 0.488, 0.475], [0.50, 0.50, 0.498, 0.467, 0.507], 0.5)
+    learning = Curves("resnet-50", [0.477, 0.455, 0.445, 0.443, 0.43], [0.49, 0.43, 0.41, 0.48, 0.40], 0.5)
+    assert stuck.at_chance and stuck.still_learning  # its last drop is 0.013, yet it never learned
+    assert not learning.at_chance and learning.still_learning
+    assert not Curves("ten-class", [0.88, 0.86], [], 0.9).at_chance  # 0.86 is 0.04 below chance's 0.9
+    assert "it never left chance (guessing's error is 0.500): it did not learn" in stuck.state()
+    text = why(learning, stuck, on_test=True)
+    assert "plain-50 never left chance: the optimizer did not train it" in text
+    assert "resnet-50 was still learning when training stopped" in text  # and plain-50 is not among them
+    note = chance_note(learning, stuck)
+    assert note.startswith("Note, from the curves: plain-50's training error by epoch 0.499") and "resnet-50" not in note
+    assert chance_note(learning) == "" and not Curves("no classes known", [0.5, 0.5], []).at_chance
+
+
+def test_a_better_fit_that_held_on_test_within_seed_noise_is_not_called_lost():
+    residual = Curves("resnet-34", [0.43, 0.37, 0.31], [0.40, 0.35, 0.33])
+    plain = Curves("plain-34", [0.48, 0.46, 0.43], [0.45, 0.43, 0.41])
+    held = why(residual, plain, on_test=True, claimed_way=True)
+    assert "held-out images show it too, by less than these seeds can confirm" in held
+    assert "did not carry over" not in held
+    assert "did not carry over to held-out images" in why(residual, plain, on_test=True)

@@ -157,6 +157,28 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
     # the curves' evidence: mean training errors 0.375 and 0.34 after epoch 2, both still falling
     assert "Why, from the curves: plain-56 fits its training images better than residual-56 (0.340 against 0.375)" \
         in claim_b and "were still learning when training stopped" in claim_b
+    assert "The difference goes the claimed way, but 2 seeds per arm leave Welch's test" in claim_b
+    assert "`-S train.seeds=[0,1,2,3]`" in claim_b and "never left chance" not in text  # one class: no chance level
+
+
+def test_a_net_that_never_left_chance_is_named_in_the_claims_shown_and_not_shown(tmp_path):
+    """Two classes: plain-56 stays at 0.51 training accuracy (chance 0.5) in both seeds."""
+    def two_class(test_accuracy, train_accuracy, first_epoch):
+        result = run(test_accuracy, train_accuracy, [True])
+        result["eval"]["per_class_accuracy"] = {"cat": test_accuracy, "dog": test_accuracy}
+        result["history"]["accuracy"][0] = first_epoch
+        return result
+    results = [arm("resnet20", True, 20, [two_class(0.68, 0.69, 0.57), two_class(0.69, 0.69, 0.57)]),
+               arm("plain20", False, 20, [two_class(0.56, 0.57, 0.52), two_class(0.60, 0.58, 0.52)]),
+               arm("resnet56", True, 56, [two_class(0.66, 0.57, 0.53), two_class(0.54, 0.56, 0.53)]),
+               arm("plain56", False, 56, [two_class(0.52, 0.51, 0.505), two_class(0.53, 0.512, 0.505)])]
+    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
+    claims = {line[4:7]: line for line in text.splitlines() if line.startswith("- **(")}
+    assert ": yes.** " in claims["(a)"] and "Note, from the curves: plain-56's training error by epoch" in claims["(a)"]
+    assert "it never left chance (guessing's error is 0.500)" in claims["(a)"]
+    claim_b56 = next(line for line in text.splitlines() if line.startswith("- **(b) residual-56"))
+    assert ": not shown.** " in claim_b56  # residual-56's seeds spread 0.12
+    assert "plain-56 never left chance: the optimizer did not train it" in claim_b56
 
 
 def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_alike(tmp_path):
