@@ -81,12 +81,12 @@ def _noise(p: float | None) -> str:
     return f"Welch p = {p:.3g}: " + ("beyond seed noise" if p < ALPHA else "within seed noise")
 
 
-def _too_few_seeds(test: Comparison, *sides: list) -> str:
-    """For a difference that went the claimed way within seed noise: how little
-    Welch's test had to go on, and what would decide it."""
-    seeds = min(sum(v is not None for v in side) for side in sides)
-    if test.df is None:
+def _too_few_seeds(mark: str, test: Comparison, *sides: list) -> str:
+    """For a claim not shown (its difference went the claimed way, within seed
+    noise): how little Welch's test had to go on, and what would decide it."""
+    if mark != "not shown" or test.df is None:
         return ""
+    seeds = min(sum(v is not None for v in side) for side in sides)
     return (f" The difference goes the claimed way, but {seeds} seeds per arm leave Welch's test "
             f"{test.df:.1f} degrees of freedom, so only a gap many times the seeds' spread passes it: "
             f"more seeds (`-S train.seeds=[{','.join(map(str, range(2 * seeds)))}]`) are the way to decide.")
@@ -138,7 +138,7 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     lines = [_explained(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", a_mark,
                                f"final training error difference {a.format_difference()} (plain-{high} minus "
                                f"plain-{low}, 95% CI); {_noise(a.p_value)}."
-                               + (_too_few_seeds(a, *a_sides) if a_mark == "not shown" else "")),
+                               + _too_few_seeds(a_mark, a, *a_sides)),
                         a_mark, curves[(low, "plain")], curves[(high, "plain")], on_test=False,
                         claimed_way=a_mark == "not shown")]
     for depth in reversed(depths):
@@ -148,7 +148,7 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
         lines.append(_explained(_claim(f"(b) residual-{depth} beats plain-{depth} on test error beyond seed noise",
                                        b_mark, f"test error difference {b.format_difference()} (residual minus "
                                                f"plain, 95% CI); {_noise(b.p_value)}."
-                                               + (_too_few_seeds(b, *b_sides) if b_mark == "not shown" else "")),
+                                               + _too_few_seeds(b_mark, b, *b_sides)),
                                 b_mark, curves[(depth, "residual")], curves[(depth, "plain")], on_test=True,
                                 claimed_way=b_mark == "not shown"))
     lines.append(_explained(_claim(
