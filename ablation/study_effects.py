@@ -54,13 +54,13 @@ def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
                                               for s in shared) else None
 
 
-def compare(runs: dict, reference: dict) -> tuple[Comparison, str]:
-    """runs minus reference in test accuracy: paired by seed where the seeds pair
-    the runs (shared_start_seeds), else Welch's test."""
+def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Comparison, str]:
+    """runs minus reference in `value` of a run (test accuracy unless told): paired
+    by seed where the seeds pair the runs (shared_start_seeds), else Welch's test."""
     seeds = shared_start_seeds(runs, reference)
     if seeds:
-        return paired([test_accuracy(runs[s]) for s in seeds], [test_accuracy(reference[s]) for s in seeds]), PAIRED
-    return welch([test_accuracy(r) for r in runs.values()], [test_accuracy(r) for r in reference.values()]), WELCH
+        return paired([value(runs[s]) for s in seeds], [value(reference[s]) for s in seeds]), PAIRED
+    return welch([value(r) for r in runs.values()], [value(r) for r in reference.values()]), WELCH
 
 
 @dataclass(frozen=True)

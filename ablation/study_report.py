@@ -17,10 +17,11 @@ from ablation.ingest import DataError
 from ablation.layout import StudyFiles
 from ablation.models import block_of
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
-from ablation.statistics import Comparison, mcnemar_p, summarize, welch
+from ablation.statistics import Comparison, mcnemar_p, summarize
 from ablation.study import ArmResult
 
-ALPHA = 0.05  # "beyond seed noise" means Welch's p below this
+ALPHA = 0.05  # "beyond seed noise" means the test's p below this
+TEST_NAMES = {study_effects.PAIRED: "the paired t-test", study_effects.WELCH: "Welch's test"}
 
 
 def _family(arm: ArmResult) -> str:
@@ -53,8 +54,12 @@ def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
     return ", ".join(parts) or "n/a"
 
 
+def _test_error(run: dict) -> float | None:
+    return None if (accuracy := test_accuracy(run)) is None else 1.0 - accuracy
+
+
 def _test_errors(runs: dict) -> list:
-    return [None if (a := test_accuracy(r)) is None else 1.0 - a for r in runs.values()]
+    return [_test_error(r) for r in runs.values()]
 
 
 def _train_errors(runs: dict) -> list:
@@ -75,20 +80,21 @@ def _mark(direction_as_claimed: bool | None, p_value: float | None) -> str:
     return "yes" if p_value is not None and p_value < ALPHA else "not shown"
 
 
-def _noise(p: float | None) -> str:
-    if p is None:
+def _noise(comparison: Comparison, test: str) -> str:
+    if comparison.p_value is None:
         return "no test (fewer than 2 finite runs per side)"
-    return f"Welch p = {p:.3g}: " + ("beyond seed noise" if p < ALPHA else "within seed noise")
+    return f"{test} p = {comparison.p_value:.3g}: " + ("beyond seed noise" if comparison.p_value < ALPHA
+                                                       else "within seed noise")
 
 
-def _too_few_seeds(mark: str, test: Comparison, *sides: list) -> str:
+def _too_few_seeds(mark: str, comparison: Comparison, test: str, *sides: list) -> str:
     """For a claim not shown (its difference went the claimed way, within seed
-    noise): how little Welch's test had to go on, and what would decide it."""
-    if mark != "not shown" or test.df is None:
+    noise): how little the test had to go on, and what would decide it."""
+    if mark != "not shown" or comparison.df is None:
         return ""
     seeds = min(sum(v is not None for v in side) for side in sides)
-    return (f" The difference goes the claimed way, but {seeds} seeds per arm leave Welch's test "
-            f"{test.df:.1f} degrees of freedom, so only a gap many times the seeds' spread passes it: "
+    return (f" The difference goes the claimed way, but {seeds} seeds per arm leave {TEST_NAMES[test]} "
+            f"{comparison.df:.1f} degrees of freedom, so only a gap many times the seeds' spread passes it: "
             f"more seeds (`-S train.seeds=[{','.join(map(str, range(2 * seeds)))}]`) are the way to decide.")
 
 
@@ -120,7 +126,9 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     """Plain-language verdicts on the paper's claims (a) degradation, (b) residual
     beats plain at each depth both were run at, (c) the deeper residual net is no
     worse, comparing the shallowest and deepest depths run in both families; each
-    one not shown says why, from the curves (curve_reading)."""
+    one not shown says why, from the curves (curve_reading). Each is tested as the
+    gain table and the effects are (study_effects.compare): paired where a seed's two
+    runs started alike, else Welch."""
     depths = sorted(d for d, fams in by_key.items() if {"plain", "residual"} <= fams.keys())
     if len(depths) < 2:
         return ["- Needs a plain and a residual arm at two depths or more."]
@@ -128,8 +136,8 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     runs = {(d, f): by_key[d][f].runs[dataset] for d in depths for f in ("plain", "residual")}
     curves = {(d, f): _curves(by_key, dataset, d, f) for d in depths for f in ("plain", "residual")}
     a_sides = _train_errors(runs[(high, "plain")]), _train_errors(runs[(low, "plain")])
-    a = welch(*a_sides)
-    c = welch(_test_errors(runs[(high, "residual")]), _test_errors(runs[(low, "residual")]))
+    a, a_test = study_effects.compare(runs[(high, "plain")], runs[(low, "plain")], final_train_error)
+    c, c_test = study_effects.compare(runs[(high, "residual")], runs[(low, "residual")], _test_error)
     # (c) is a claim of no harm: a lower or equal error is a yes whatever its p.
     c_mark = "cannot tell" if c.difference is None else ("yes" if c.difference <= 0 else
                                                          "no" if c.p_value is not None and c.p_value < ALPHA else
@@ -137,24 +145,24 @@ def verdicts(by_key: dict, dataset: str) -> list[str]:
     a_mark = _mark(None if a.difference is None else a.difference > 0, a.p_value)
     lines = [_explained(_claim(f"(a) degradation: plain-{high} has a higher training error than plain-{low}", a_mark,
                                f"final training error difference {a.format_difference()} (plain-{high} minus "
-                               f"plain-{low}, 95% CI); {_noise(a.p_value)}."
-                               + _too_few_seeds(a_mark, a, *a_sides)),
+                               f"plain-{low}, 95% CI); {_noise(a, a_test)}."
+                               + _too_few_seeds(a_mark, a, a_test, *a_sides)),
                         a_mark, curves[(low, "plain")], curves[(high, "plain")], on_test=False,
                         claimed_way=a_mark == "not shown")]
     for depth in reversed(depths):
         b_sides = _test_errors(runs[(depth, "residual")]), _test_errors(runs[(depth, "plain")])
-        b = welch(*b_sides)
+        b, b_test = study_effects.compare(runs[(depth, "residual")], runs[(depth, "plain")], _test_error)
         b_mark = _mark(None if b.difference is None else b.difference < 0, b.p_value)
         lines.append(_explained(_claim(f"(b) residual-{depth} beats plain-{depth} on test error beyond seed noise",
                                        b_mark, f"test error difference {b.format_difference()} (residual minus "
-                                               f"plain, 95% CI); {_noise(b.p_value)}."
-                                               + _too_few_seeds(b_mark, b, *b_sides)),
+                                               f"plain, 95% CI); {_noise(b, b_test)}."
+                                               + _too_few_seeds(b_mark, b, b_test, *b_sides)),
                                 b_mark, curves[(depth, "residual")], curves[(depth, "plain")], on_test=True,
                                 claimed_way=b_mark == "not shown"))
     lines.append(_explained(_claim(
         f"(c) residual-{high} is no worse than residual-{low}", c_mark,
         f"test error difference {c.format_difference()} (residual-{high} minus residual-{low}, 95% CI); "
-        f"{_noise(c.p_value)}" + ("; a higher error that these seeds cannot separate from noise, so "
+        f"{_noise(c, c_test)}" + ("; a higher error that these seeds cannot separate from noise, so "
                                   "not shown either way." if c_mark == "not shown" else ".")),
         c_mark, curves[(high, "residual")], curves[(low, "residual")], on_test=True))
     return lines

@@ -232,3 +232,25 @@ def test_runs_recorded_without_start_keys_are_compared_by_welch():
     comparison, test = study_effects.compare(new, old)
     assert test == study_effects.WELCH
     assert comparison.p_value == pytest.approx(stats.ttest_ind([0.85, 0.7], [0.9, 0.8], equal_var=False).pvalue)
+
+
+def test_the_claims_test_each_contrast_as_the_gain_table_does():
+    """Option-A twins start alike per seed: claim (b) is the gain table's paired test
+    (beyond seed noise here, where Welch's p would be 0.069), while (a) and (c), which
+    compare depths, are Welch's."""
+    def runs(accuracies, weights):
+        return [run(a, a - 0.02, [True], start=(f"{weights}-s{seed}", f"order-s{seed}"))
+                for seed, a in enumerate(accuracies)]
+    results = [arm("resnet56", True, 56, runs([0.60, 0.50], "w56")), arm("plain56", False, 56, runs([0.35, 0.26], "w56")),
+               arm("resnet20", True, 20, runs([0.73, 0.71], "w20")), arm("plain20", False, 20, runs([0.68, 0.67], "w20"))]
+    by_key = {depth: {"residual" if r.params.model.residual else "plain": r for r in results
+                      if r.params.model.depth == depth} for depth in (20, 56)}
+    claims = {line.split(":")[0][4:]: line for line in study_report.verdicts(by_key, "cifar10")}
+    gain = stats.ttest_rel([0.60, 0.50], [0.35, 0.26])
+    assert f"paired t p = {gain.pvalue:.3g}: beyond seed noise" in claims["(b) residual-56 beats plain-56 on test error beyond seed noise"]
+    assert "difference -0.2450 [" in claims["(b) residual-56 beats plain-56 on test error beyond seed noise"]
+    claim_b20 = claims["(b) residual-20 beats plain-20 on test error beyond seed noise"]
+    assert "leave the paired t-test 1.0 degrees of freedom" in claim_b20  # gains 0.05 and 0.04: p = 0.07
+    welch_c = stats.ttest_ind([0.40, 0.50], [0.27, 0.29], equal_var=False)
+    assert f"Welch p = {welch_c.pvalue:.3g}" in claims["(c) residual-56 is no worse than residual-20"]
+    assert "Welch p = " in claims["(a) degradation"]
