@@ -5,3 +5,8 @@ that names the fix, and exit with code 2."""
 
 class UserError(ValueError):
     """An input the user can fix; the message says what is wrong and the fix."""
+
+
+class ParamsError(UserError):
+    """A params value (params.yaml, a preset, `-S`, `--grid`) is unknown, of the wrong type,
+    or impossible, or its file is not valid YAML."""

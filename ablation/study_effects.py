@@ -2,9 +2,11 @@
 seeds and its difference from the key's reference value (its first in the grid)
 within each combination of the other grid keys, with a 95% CI, a test across
 seeds and, with several contrasts, Holm-adjusted p-values; and one figure per
-key. Any grid works: the comparisons never assume which knob was varied."""
+key. Any grid works: the comparisons never assume which knob was varied. Also
+McNemar's test of two arms' models seed by seed, paired by test example."""
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from tabulate import tabulate
 from ablation import figures
 from ablation.layout import StudyFiles
 from ablation.reporting import test_accuracy
-from ablation.statistics import Comparison, holm, paired, summarize, welch
+from ablation.statistics import Comparison, holm, mcnemar_p, paired, summarize, welch
 from ablation.study import ArmResult
 
 PAIRED, WELCH = "paired t", "Welch"  # the report's names of the two tests
@@ -61,6 +63,23 @@ def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Compariso
     if seeds:
         return paired([value(runs[s]) for s in seeds], [value(reference[s]) for s in seeds]), PAIRED
     return welch([value(r) for r in runs.values()], [value(r) for r in reference.values()]), WELCH
+
+
+def _correct(predictions: str | None) -> dict[str, bool]:
+    return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader((predictions or "").splitlines())}
+
+
+def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
+    """'s0: 1.2e-05, s1: 0.31': exact McNemar p of the two trained models of each
+    shared seed, paired by test example."""
+    parts = []
+    for seed in sorted(residual_runs.keys() & plain_runs.keys()):
+        a, b = _correct(residual_runs[seed]["predictions"]), _correct(plain_runs[seed]["predictions"])
+        ids = sorted(a.keys() & b.keys())
+        if ids:
+            p_value = mcnemar_p([a[i] for i in ids], [b[i] for i in ids])
+            parts.append(f"s{seed}: {p_value:.2g}" if p_value > 0 else f"s{seed}: <1e-300")  # below float range
+    return ", ".join(parts) or "n/a"
 
 
 @dataclass(frozen=True)

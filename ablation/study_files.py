@@ -23,8 +23,9 @@ import yaml
 
 from ablation import files
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
-from ablation.params import Params, parse_yaml_text, with_added_knobs
+from ablation.params import Params, with_added_knobs
 from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
+from ablation.yaml_text import parse_yaml_text
 
 COMPRESS_OVER = 64 * 1024
 # Params that say where an input lives, not what a run computes: a clone with its

@@ -6,7 +6,6 @@ verdict on each of the paper's three claims drawn from the numbers, with the
 curves' evidence for why where one is not shown (curve_reading)."""
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -17,7 +16,7 @@ from ablation.ingest import DataError
 from ablation.layout import StudyFiles
 from ablation.models import block_of
 from ablation.reporting import final_train_error, mean_history, summarize_arm, test_accuracy
-from ablation.statistics import Comparison, mcnemar_p, summarize
+from ablation.statistics import Comparison, summarize
 from ablation.study import ArmResult
 
 ALPHA = 0.05  # "beyond seed noise" means the test's p below this
@@ -35,23 +34,6 @@ def _depth(arm: ArmResult) -> int:
 def _twin_key(arm: ArmResult) -> tuple:
     """What an arm shares with its twin: every grid value but model.residual."""
     return tuple(o for o in arm.overrides if not o.startswith("model.residual="))
-
-
-def _correct(predictions: str | None) -> dict[str, bool]:
-    return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader((predictions or "").splitlines())}
-
-
-def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
-    """'s0: 1.2e-05, s1: 0.31': exact McNemar p of the two trained models of each
-    shared seed, paired by test example."""
-    parts = []
-    for seed in sorted(residual_runs.keys() & plain_runs.keys()):
-        a, b = _correct(residual_runs[seed]["predictions"]), _correct(plain_runs[seed]["predictions"])
-        ids = sorted(a.keys() & b.keys())
-        if ids:
-            p_value = mcnemar_p([a[i] for i in ids], [b[i] for i in ids])
-            parts.append(f"s{seed}: {p_value:.2g}" if p_value > 0 else f"s{seed}: <1e-300")  # below float range
-    return ", ".join(parts) or "n/a"
 
 
 def _test_error(run: dict) -> float | None:
@@ -333,7 +315,7 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
                 res, plain = pair["residual"].runs[dataset], pair["plain"].runs[dataset]
                 gain, test = study_effects.compare(res, plain)
                 gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(), test,
-                              gain.format_p(), mcnemar_per_seed(res, plain)])
+                              gain.format_p(), study_effects.mcnemar_per_seed(res, plain)])
     if gains:
         lines += ["## Accuracy gained by the residual connection", "",
                   tabulate(gains, headers=["residual arm", "plain twin", "dataset", "gain [95% CI]", "test",

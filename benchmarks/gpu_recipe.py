@@ -36,8 +36,9 @@ from tabulate import tabulate
 
 from ablation import models
 from ablation.ingest import ImageFolder
-from ablation.params import ModelParams, TrainParams, parse_yaml
+from ablation.params import ModelParams, TrainParams
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
+from ablation.yaml_text import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_ITERATIONS = 64_000  # the paper's CIFAR-10 schedule: 64k iterations of batch 128
