@@ -76,7 +76,8 @@ def summarize(values) -> SeedSummary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Difference of means a - b across seeds, its 95% CI and Welch's two-sided p."""
+    """Difference of means a - b across seeds, its 95% CI and the two-sided p of the
+    test that made it (`welch` or `paired`)."""
     difference: float | None
     ci_low: float | None
     ci_high: float | None
