@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from statistics import mean, stdev
 
-from scipy import stats
+from scipy import integrate, stats
 
 CONFIDENCE = 0.95
 
@@ -76,13 +76,20 @@ def summarize(values) -> SeedSummary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Difference of means a - b across seeds, its 95% CI and the two-sided p of the
-    test that made it (`welch` or `paired`)."""
+    """A contrast of arm means across seeds (a - b, or a weighted sum of several
+    groups' means): its value, 95% CI, two-sided p and the test's degrees of
+    freedom, and what planning more seeds needs (seeds_needed): the pooled seed
+    std of its groups with that std's degrees of freedom, the number of groups
+    and the sum of the squared weights."""
     difference: float | None
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
     df: float | None
+    spread: float | None = None
+    spread_df: int | None = None
+    groups: int = 2
+    design: float = 2.0
 
     def format_difference(self, digits: int = 4) -> str:
         if self.difference is None:
@@ -94,42 +101,48 @@ class Comparison:
         return "n/a" if self.p_value is None else f"{self.p_value:.3g}"
 
 
-def welch(a, b) -> Comparison:
-    """Welch's t-test of the finite values of a against b (unequal variances).
-    Needs two finite values on each side for a CI and p; the difference of means
-    alone otherwise."""
-    a, b = _finite(a), _finite(b)
-    if not a or not b:
-        return Comparison(None, None, None, None, None)
-    difference = mean(a) - mean(b)
-    if len(a) < 2 or len(b) < 2:
-        return Comparison(difference, None, None, None, None)
-    va, vb = stdev(a) ** 2 / len(a), stdev(b) ** 2 / len(b)
-    if va + vb == 0:  # identical values on both sides: no spread to test against
-        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+def contrast(groups, weights) -> Comparison:
+    """The weighted sum of the groups' means (weights summing to zero compare arms:
+    [1, -1] is a - b; [1, -1, -1, 1] an interaction) over their finite values,
+    with Welch-Satterthwaite degrees of freedom: the 95% CI and two-sided p of
+    the t-test of zero. Needs two finite values in every group for a CI and p;
+    the contrast's value alone otherwise. scipy has Welch's test for two groups
+    only (ttest_ind), not for a contrast of several, hence this."""
+    groups = [_finite(g) for g in groups]
+    if any(not g for g in groups):
+        return Comparison(None, None, None, None, None, groups=len(groups))
+    design = float(sum(w * w for w in weights))
+    difference = sum(w * mean(g) for w, g in zip(weights, groups))
+    if any(len(g) < 2 for g in groups):
+        return Comparison(difference, None, None, None, None, groups=len(groups), design=design)
+    terms = [w * w * stdev(g) ** 2 / len(g) for w, g in zip(weights, groups)]
+    spread_df = sum(len(g) - 1 for g in groups)
+    spread = math.sqrt(sum((len(g) - 1) * stdev(g) ** 2 for g in groups) / spread_df)
+    planning = {"spread": spread, "spread_df": spread_df, "groups": len(groups), "design": design}
+    if sum(terms) == 0:  # identical values in every group: no spread to test against
+        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None, **planning)
+    se = math.sqrt(sum(terms))
+    df = sum(terms) ** 2 / sum(t * t / (len(g) - 1) for t, g in zip(terms, groups) if t)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
-    p_value = float(2 * stats.t.sf(abs(difference) / se, df))  # Welch's two-sided test
-    return Comparison(difference, difference - half, difference + half, p_value, df)
+    p_value = float(2 * stats.t.sf(abs(difference) / se, df))
+    return Comparison(difference, difference - half, difference + half, p_value, float(df), **planning)
+
+
+def welch(a, b) -> Comparison:
+    """Welch's t-test of the finite values of a against b (unequal variances)."""
+    return contrast([a, b], [1, -1])
+
+
+def paired_differences(a, b) -> list[float]:
+    """a - b by position (one pair per shared seed), where both are finite."""
+    return _finite(x - y for x, y in zip(a, b) if x is not None and y is not None)
 
 
 def paired(a, b) -> Comparison:
     """The paired t-test of a against b, pairs by position (one per shared seed),
-    over the pairs where both values are finite: the mean of the differences,
-    its t-based 95% CI and the two-sided p (scipy's ttest_rel)."""
-    differences = _finite(x - y for x, y in zip(a, b) if x is not None and y is not None)
-    if not differences:
-        return Comparison(None, None, None, None, None)
-    difference = mean(differences)
-    if len(differences) < 2:
-        return Comparison(difference, None, None, None, None)
-    if stdev(differences) == 0:  # every seed moved by the same amount: no spread to test against
-        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
-    result = stats.ttest_1samp(differences, 0.0)
-    interval = result.confidence_interval(CONFIDENCE)
-    return Comparison(difference, float(interval.low), float(interval.high), float(result.pvalue),
-                      float(result.df))
+    over the pairs where both values are finite: the one-sample t-test of the
+    differences (scipy's ttest_rel), as a contrast of one group."""
+    return contrast([paired_differences(a, b)], [1])
 
 
 def holm(p_values: list[float | None]) -> list[float | None]:
@@ -155,3 +168,49 @@ def mcnemar_p(a_correct, b_correct) -> float:
     if n == 0:
         return 1.0
     return float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue)
+
+
+POWER = 0.8  # the power seeds_needed plans for
+MAX_SEEDS = 1000  # seeds_needed gives up past this many seeds per arm
+
+
+def power(comparison: Comparison, effect: float, alpha: float, seeds: int) -> float:
+    """The chance that a two-sided t-test at `alpha` finds a true contrast of `effect`
+    with `seeds` per arm, its groups' seed std being the comparison's pooled one
+    (the pooled-variance test's degrees of freedom). The noncentral t's tails,
+    integrated over the chi-square of the estimated variance: scipy's nct.sf
+    returns nan for some of the parameters met here (large noncentrality)."""
+    df = comparison.groups * (seeds - 1)
+    shift = abs(effect) / (comparison.spread * math.sqrt(comparison.design / seeds))
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    def rejects(v):  # P(|Z + shift| > critical * sqrt(v / df)), weighted by v's chi-square density
+        bar = critical * math.sqrt(v / df)
+        return (stats.norm.sf(bar - shift) + stats.norm.cdf(-bar - shift)) * stats.chi2.pdf(v, df)
+    low, high = stats.chi2.ppf([1e-12, 1 - 1e-12], df)  # where the chi-square has its mass
+    return float(min(1.0, integrate.quad(rejects, low, high, limit=200)[0]))
+
+
+def seeds_needed(comparison: Comparison, effect: float | None, alpha: float, target: float = POWER) -> int | None:
+    """The fewest seeds per arm (2 or more) that give the test `target` power for a
+    true contrast of `effect`; None without a seed std or effect, or past MAX_SEEDS."""
+    if not comparison.spread or not effect:
+        return None
+    def enough(n):
+        return power(comparison, abs(effect), alpha, n) >= target
+    if not enough(MAX_SEEDS):
+        return None
+    low, high = 1, MAX_SEEDS  # enough(high), and 1 seed is never enough: bisect
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
+def spread_interval(comparison: Comparison) -> tuple[float, float] | None:
+    """The 95% CI of the pooled seed std (chi-square with its degrees of freedom):
+    how far the seeds' own spread, and so any seed count planned from it, may be off."""
+    if not comparison.spread or not comparison.spread_df:
+        return None
+    df = comparison.spread_df
+    return (comparison.spread * math.sqrt(df / stats.chi2.ppf(0.5 + CONFIDENCE / 2, df)),
+            comparison.spread * math.sqrt(df / stats.chi2.ppf(0.5 - CONFIDENCE / 2, df)))
