@@ -3,7 +3,9 @@ per-epoch curves (mean over seeds): did a net learn at all (its training error
 never left chance's), was it still learning when training stopped
 (underfitting: more epochs would move it), did its validation error climb while
 its training error fell (overfitting), or had it settled? And did a net that
-fits its training images better also do better on held-out ones?
+fits its training images better also do better on held-out ones? A reason is
+given only with the number behind it: the gap in training error with its test
+(decisions.Tested), the last epoch's learning rate, its fall in training error.
 
 The training error is the fit loop's: a running mean over the epoch on
 augmented images, while the validation error is measured after the epoch on
@@ -26,6 +28,7 @@ class Curves:
     train_error: list[float]
     val_error: list[float]
     chance_error: float | None = None  # 1 - 1/classes: guessing's error on balanced classes
+    learning_rate: tuple[float, ...] = ()  # per epoch, as logged at its end
 
     @property
     def at_chance(self) -> bool:
@@ -39,8 +42,17 @@ class Curves:
         return self.train_error[-2] - self.train_error[-1] if len(self.train_error) >= 2 else None
 
     @property
+    def at_lowest_rate(self) -> bool:
+        """The last epoch ran at the schedule's lowest learning rate, after a drop: its
+        fall in training error is the schedule's end (and partly the epoch's running
+        mean catching up with the drop), no sign that more epochs would help, since a
+        longer run moves the drops too."""
+        rates = self.learning_rate
+        return len(rates) >= 2 and rates[-1] == min(rates) and rates[0] > rates[-1]
+
+    @property
     def still_learning(self) -> bool:
-        return self.last_drop is not None and self.last_drop > STILL_LEARNING
+        return self.last_drop is not None and self.last_drop > STILL_LEARNING and not self.at_lowest_rate
 
     @property
     def best_val_epoch(self) -> int | None:
@@ -70,6 +82,10 @@ class Curves:
             return text + f": it never left chance (guessing's error is {self.chance_error:.3f}): it did not learn"
         if self.overfitting:
             return text + ": overfitting (validation error rising from its best while training error falls)"
+        if self.at_lowest_rate and self.last_drop is not None and self.last_drop > STILL_LEARNING:
+            return text + f": its training error fell {self.last_drop:.3f} in the last epoch, which ran at the " \
+                          f"schedule's lowest learning rate ({self.learning_rate[-1]:.3g}): the schedule's end, not " \
+                          "a sign that more epochs would help (a longer run moves the drops too)"
         if self.still_learning:
             return text + f": still learning when training stopped (training error fell {self.last_drop:.3f} " \
                           "in the last epoch)"
@@ -77,14 +93,16 @@ class Curves:
                       f"{STILL_LEARNING} in the last epoch)"
 
 
-def _fit(better: Curves, worse: Curves) -> str:
-    """How the two nets' final training errors compare, the fit the paper's claims are about."""
+def _fit(better: Curves, worse: Curves, gap) -> str:
+    """How the two nets' final training errors compare, the fit the paper's claims are
+    about, with the test of the gap (`gap`: decisions.Tested, or None)."""
     a, b = better.train_error[-1], worse.train_error[-1]
+    tested = f"; {gap.noise()}" if gap is not None else ""
     if abs(a - b) <= CLOSE:
-        return f"{better.name} and {worse.name} fit their training images about as well ({a:.3f} and {b:.3f})"
+        return f"{better.name} and {worse.name} fit their training images about as well ({a:.3f} and {b:.3f}{tested})"
     lower, higher = (better, worse) if a < b else (worse, better)
     return (f"{lower.name} fits its training images better than {higher.name} "
-            f"({lower.train_error[-1]:.3f} against {higher.train_error[-1]:.3f})")
+            f"({lower.train_error[-1]:.3f} against {higher.train_error[-1]:.3f}{tested})")
 
 
 def chance_note(*curves: Curves) -> str:
@@ -94,21 +112,27 @@ def chance_note(*curves: Curves) -> str:
     return " ".join(["Note, from the curves:"] + [f"{c.state()}." for c in stuck]) if stuck else ""
 
 
-def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_way: bool = False) -> str:
+def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_way: bool = False,
+        gap=None) -> str:
     """The curve evidence for a claim 'expected_better beats expected_worse' (on test
     error when on_test, else on training error) that was not shown; `claimed_way`:
-    the difference went the claimed way, within seed noise."""
+    the difference went the claimed way, within seed noise; `gap`: the test of their
+    final training errors (decisions.Tested), without which no optimization
+    difference is claimed."""
     if not expected_better.train_error or not expected_worse.train_error:
         return "Why: one of the two has no training curve."
-    parts = [_fit(expected_better, expected_worse)]
+    parts = [_fit(expected_better, expected_worse, gap)]
     train_gap = expected_worse.train_error[-1] - expected_better.train_error[-1]
-    if on_test and train_gap > CLOSE:
+    shown = gap is not None and gap.beyond_noise
+    if on_test and train_gap > CLOSE and shown:
         parts.append(f"so {expected_better.name} optimizes better, and held-out images show it too, by less than "
                      "these seeds can confirm" if claimed_way else
                      f"so {expected_better.name} optimizes better, but that did not carry over to held-out images")
-    elif train_gap < -CLOSE:
+    elif train_gap < -CLOSE and shown:
         parts.append(f"so the expected optimization advantage of {expected_better.name} is not there at this "
                      "length of training")
+    elif abs(train_gap) > CLOSE:
+        parts.append("a gap in training error that these seeds do not separate from noise either")
     pair = (expected_better, expected_worse)
     # A net at chance or overfitting: its training error's last move is no reason to train it longer.
     stuck = [c.name for c in pair if c.at_chance]
@@ -120,10 +144,11 @@ def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_
                      "to optimize, not to generalize")
     if learning:
         parts.append(f"{' and '.join(learning)} {'was' if len(learning) == 1 else 'were'} still learning when "
-                     "training stopped, so a longer run (`-S train.epochs=N`) could still separate them")
+                     "training stopped (at a learning rate above the schedule's lowest), so a longer run "
+                     "(`-S train.epochs=N`) could still separate them")
     if overfit:
         parts.append(f"{' and '.join(overfit)} overfit: validation error rose after its best epoch")
-    if not stuck and not learning and not overfit:
-        parts.append("both had settled, so more epochs at the last learning rate would not change this much")
+    if all(c.last_drop is not None and c.last_drop <= STILL_LEARNING and not c.at_chance for c in pair):
+        parts.append(f"both had settled (training error fell less than {STILL_LEARNING} in the last epoch)")
     return "Why, from the curves: " + "; ".join(parts) + ". " + "; ".join(
         c.state() for c in pair) + "."
