@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
+from ablation.errors import ParamsError
 from ablation.statistics import POWER, Comparison, holm, power, seeds_needed, spread_interval
 
 ALPHA = 0.05  # "beyond seed noise": Holm-adjusted p below this
@@ -36,6 +37,38 @@ class Design:
     max_seeds: int | None = None
     smoke_test: bool = False
     caveats: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value, where: str) -> Design:
+        """A preset's `report:` mapping, checked; ParamsError naming the key and the fix."""
+        if value is None:
+            return cls()
+        def fail(key, allowed):
+            raise ParamsError(f"{where}: report.{key} is {value.get(key)!r}; allowed: {allowed}. "
+                              "Fix: see studies/cifar10-cpu.yaml.")
+        if not isinstance(value, dict) or set(value) - set(REPORT_KEYS):
+            raise ParamsError(f"{where}: `report` must be a mapping of {', '.join(REPORT_KEYS)}. "
+                              "Fix: see studies/cifar10-cpu.yaml.")
+        primary, caveats = value.get("primary"), value.get("caveats", [])
+        if primary is not None and (not isinstance(primary, list) or not primary
+                                    or not all(isinstance(p, str) and p for p in primary)):
+            fail("primary", f"a list of `{CLAIMS}` and/or grid keys")
+        min_effect, max_seeds = value.get("min_effect"), value.get("max_seeds")
+        if min_effect is not None and (isinstance(min_effect, bool) or not isinstance(min_effect, (int, float))
+                                       or not 0 < min_effect < 1):
+            fail("min_effect", "a difference in accuracy between 0 and 1")
+        if max_seeds is not None and (isinstance(max_seeds, bool) or not isinstance(max_seeds, int)
+                                      or not 2 <= max_seeds <= 1000):
+            fail("max_seeds", "an integer from 2 to 1000")
+        if not isinstance(value.get("smoke_test", False), bool):
+            fail("smoke_test", "true or false")
+        if not isinstance(caveats, list) or not all(isinstance(c, str) and c.strip() for c in caveats):
+            fail("caveats", "a list of sentences")
+        return cls(tuple(primary) if primary else None, min_effect, max_seeds, value.get("smoke_test", False),
+                   tuple(caveats))
+
+
+REPORT_KEYS = ("primary", "min_effect", "max_seeds", "smoke_test", "caveats")
 
 
 @dataclass(frozen=True)

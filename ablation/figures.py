@@ -97,9 +97,11 @@ def plot_accuracy_vs_depth(points: dict[str, dict[int, tuple[float, float, float
     _save(fig, path)
 
 
-def plot_degradation(panels: dict[str, dict[int, dict[str, list[float]]]], path, title: str) -> None:
+def plot_degradation(panels: dict[str, dict[int, dict[str, list[float]]]], path, title: str,
+                     chance_error: float | None = None) -> None:
     """The paper's Fig. 6: one panel per family (plain, residual), same axes; per
-    depth, training error per epoch (bold) and validation error (thin), in %.
+    depth, training error per epoch (bold) and validation error (thin), in %, and
+    guessing's error as a dotted line where it is known (a net can sit there).
     panels: {family: {depth: {"train_error": [...], "val_error": [...]}}}."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -112,6 +114,8 @@ def plot_degradation(panels: dict[str, dict[int, dict[str, list[float]]]], path,
                 if values:
                     ax.plot(range(1, len(values) + 1), 100 * np.asarray(values), style, color=color, linewidth=width,
                             label=f"{family}-{depth} {'train' if key == 'train_error' else 'val'}")
+        if chance_error is not None:
+            ax.axhline(100 * chance_error, color="grey", linestyle=":", linewidth=1.2, label="chance (guessing)")
         ax.set(xlabel="epoch", ylabel="error (%)", title=f"{title}: {family}")
         _integer_ticks(ax)
         ax.legend(fontsize=8)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablation import layout, reporting, study_files
+from ablation.decisions import Design
 from ablation.layout import StudyFiles
 from ablation.models import model_name
 from ablation.knobs import NAME_RULE, is_plain_name, subgrids
@@ -152,7 +153,7 @@ def reproducing_command(argv: list[str]) -> str:
     return " ".join(["python -m stages.study", *kept])
 
 
-PRESET_KEYS = {"set", "grid", "jobs"}
+PRESET_KEYS = {"set", "grid", "jobs", "report"}
 
 
 def check_jobs(jobs, where: str = "--jobs") -> None:
@@ -165,7 +166,7 @@ def check_jobs(jobs, where: str = "--jobs") -> None:
 def load_preset(path) -> dict:
     """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
     {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
-    experiments at once}."""
+    experiments at once, "report": what its report decides (decisions.Design)}."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"study preset {path} not found. Fix: pass a file from studies/, e.g. "
@@ -183,7 +184,8 @@ def load_preset(path) -> dict:
                               "Fix: see studies/cifar10-cpu.yaml.")
     check_jobs(preset.get("jobs"), f"`jobs` in {path}")
     return {"set": [f"{k}={_format(v)}" for k, v in preset.get("set", {}).items()],
-            "grid": preset.get("grid", {}), "jobs": preset.get("jobs")}
+            "grid": preset.get("grid", {}), "jobs": preset.get("jobs"),
+            "report": Design.parse(preset.get("report"), f"study preset {path}")}
 
 
 def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

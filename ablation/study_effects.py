@@ -1,7 +1,7 @@
 """What each grid key of a study did: per dataset, each value's test accuracy over
 seeds and its difference from the key's reference value (its first in the grid)
 within each combination of the other grid keys, with a 95% CI, a test across
-seeds and, with several contrasts, Holm-adjusted p-values; and one figure per
+seeds and its Holm-adjusted p in its family (decisions); and one figure per
 key. Any grid works: the comparisons never assume which knob was varied. Also
 McNemar's test of two arms' models seed by seed, paired by test example."""
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from ablation import figures
+from ablation.decisions import Decisions
 from ablation.layout import StudyFiles
 from ablation.reporting import test_accuracy
-from ablation.statistics import Comparison, holm, mcnemar_p, paired, summarize, welch
+from ablation.statistics import Comparison, mcnemar_p, paired, summarize, welch
 from ablation.study import ArmResult
 
 PAIRED, WELCH = "paired t", "Welch"  # the report's names of the two tests
@@ -90,6 +91,7 @@ class Contrast:
     reference: str
     comparison: Comparison
     test: str
+    arms: frozenset  # the two arms' names: what identifies the contrast wherever the report prints it
 
 
 def contrasts(results: list[ArmResult], dataset: str) -> list[Contrast]:
@@ -108,27 +110,38 @@ def contrasts(results: list[ArmResult], dataset: str) -> list[Contrast]:
                 continue
             comparison, test = compare(result.runs[dataset], reference.runs[dataset])
             others = label({k: v for k, v in here.items() if k != key})
-            out.append(Contrast(key, others, here[key], values[0], comparison, test))
+            out.append(Contrast(key, others, here[key], values[0], comparison, test,
+                                frozenset((result.name, reference.name))))
     return out
 
 
-def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles) -> list[str]:
+def add(results: list[ArmResult], dataset: str, decisions: Decisions) -> None:
+    """Every grid key's contrasts on `dataset` into `decisions` (before its adjust)."""
+    for c in contrasts(results, dataset):
+        decisions.add(("test", c.arms), f"test accuracy, {c.key}={c.value} minus {c.key}={c.reference} ({c.others})",
+                      c.comparison, c.test, c.key)
+
+
+def numeric_order(values: list[str]) -> list[str]:
+    """Grid values in numeric order when all are numbers (a figure's axis), else as given."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return values
+
+
+def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles, decisions: Decisions) -> list[str]:
     """The report's "Effect of each grid key" part for `dataset`, and its figures."""
     done = [r for r in results if dataset in r.runs]
     grid = grid_values(results)
-    found = contrasts(done, dataset)
-    adjusted = holm([c.comparison.p_value for c in found]) if len(found) > 1 else [None] * len(found)
-    by_cell = {(c.key, c.others, c.value): (c, p) for c, p in zip(found, adjusted)}
-    tested = sum(p is not None for p in adjusted)
+    by_cell = {(c.key, c.others, c.value): c for c in contrasts(done, dataset)}
     lines = ["### Effect of each grid key", "",
              "For each grid key, each value's test accuracy (mean ± std [95% CI], n = finite runs) and its "
              "difference from the key's first value in the grid (the reference), within each combination of the "
-             "other grid keys, with its 95% CI and a two-sided test across seeds. Two arms whose runs of each "
-             "seed started from the same initial weights and saw the same batches are compared seed by seed "
-             "(paired t-test on the per-seed differences); any others by Welch's t-test."
-             + (f" The last column adjusts the {tested} p-values of this dataset's contrasts for multiple "
-                "comparisons (Holm); read it, not the raw p, when asking whether any of them is beyond seed "
-                "noise." if tested > 1 else ""), ""]
+             "other grid keys, with its 95% CI and a two-sided test across seeds, its degrees of freedom, its p "
+             "and its Holm-adjusted p in its family (the decision rule above). Two arms whose runs of each seed "
+             "started from the same initial weights and saw the same batches are compared seed by seed (paired "
+             "t-test on the per-seed differences); any others by Welch's t-test.", ""]
     for key, values in grid.items():
         rows, series = [], defaultdict(dict)
         for result in done:
@@ -141,18 +154,19 @@ def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles) -> 
             cell = by_cell.get((key, others, here[key]))
             if cell is None:  # the reference itself, or an arm whose grid has no reference value (a subgrid's)
                 what = "reference" if here[key] == values[0] else f"no arm with {key}={values[0]} to compare"
-                rows.append([others, here[key], summary.format(), what, "", "", ""])
+                rows.append([others, here[key], summary.format(), what, "", "", "", ""])
                 continue
-            contrast, holm_p = cell
-            rows.append([others, here[key], summary.format(), contrast.comparison.format_difference(),
-                         contrast.test, contrast.comparison.format_p(),
-                         "" if holm_p is None else f"{holm_p:.3g}"])
+            tested = decisions[("test", cell.arms)]
+            rows.append([others, here[key], summary.format(), cell.comparison.format_difference(),
+                         tested.test_label(), "" if not tested.tested else cell.comparison.format_p(),
+                         tested.format_holm(), tested.family])
         rows.sort(key=lambda row: (row[0], values.index(row[1])))
         kind = "effect_" + key.replace(".", "_")
-        figures.plot_knob_effect(dict(series), values, out.figure(dataset, kind), key, dataset)
+        figures.plot_knob_effect(dict(series), numeric_order(values), out.figure(dataset, kind), key, dataset)
         lines += [f"#### {key}", "",
                   tabulate(rows, headers=["other grid keys", key, "test accuracy",
-                                          f"difference from {key}={values[0]} [95% CI]", "test", "p", "Holm p"],
+                                          f"difference from {key}={values[0]} [95% CI]", "test", "p", "Holm p",
+                                          "family"],
                            tablefmt="github", disable_numparse=True), "",
                   f"![{key}](figures/{dataset}_{kind}.png)", ""]
     return lines

@@ -15,6 +15,7 @@ from stages import _cli  # first: it checks KERAS_BACKEND before anything loads 
 import sys
 
 from ablation import layout, study, study_report
+from ablation.decisions import Design
 
 
 def main():
@@ -45,7 +46,8 @@ def main():
     ray.add_argument("--resume", action="store_true", help="run only the runs that left no experiment")
     args = parser.parse_args()
     study.check_jobs(args.jobs)
-    preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None}
+    preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None,
+                                                                  "report": Design()}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = study.arms(params)
@@ -75,7 +77,8 @@ def main():
         print(f"raw results: {written}", flush=True)
     command = study.reproducing_command(sys.argv[1:])
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
-    print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report))
+    print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
+                                          design=preset["report"]))
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     missing = [name for r in results for name in r.missing]
     if missing:

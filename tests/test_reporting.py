@@ -7,7 +7,10 @@ from PIL import Image
 
 from scipy import stats
 
-from ablation import reporting, statistics, study_effects, study_report
+from statsmodels.stats.multitest import multipletests
+
+from ablation import claims, reporting, statistics, study_effects, study_report
+from ablation.decisions import Decisions, Design
 from ablation.ingest import DataError
 from ablation.layout import ReportFiles, StudyFiles
 from ablation.params import load_params
@@ -94,11 +97,15 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
     assert "+0.1200 [" in gain_row and "s0: 1.9e-06, s1: 1.9e-06" in gain_row
     assert "0.8050 ± 0.0071" in text and "(n=2; 1 diverged)" in text  # plain56: diverged run counted, not averaged
     assert "failed: see `dvc queue logs resnet110`" in text
-    assert "**(a) degradation: plain-56 has a higher training error than plain-20: yes.**" in text
-    assert "**(b) residual-56 beats plain-56 on test error beyond seed noise: yes.**" in text
-    assert "**(c) residual-56 is no worse than residual-20: yes.**" in text
+    # Primary family (Holm over 4): (a) interaction +0.10 (p 6e-4), (b) at 56 (p 0.004) beyond seed noise;
+    # (b) at 20 (p 0.07) and (c) (p 0.1) within it.
+    assert ("**(a) degradation: going from depth 20 to 56 raises plain nets' training error more than residual "
+            "nets': yes.** depth x residual interaction on final training error +0.1000 [") in text
+    assert "**(b) residual-56 has a lower test error than plain-56: yes.**" in text
+    assert "**(b) residual-20 has a lower test error than plain-20: not shown.**" in text
+    assert "**(c) residual-56 has a lower test error than residual-20: not shown.**" in text
     claims = [line for line in text.splitlines() if line.startswith("- **(")]
-    assert len(claims) == 4 and "(b) residual-20 beats plain-20" in claims[2]  # (b) at each depth, deepest first
+    assert len(claims) == 4 and "(b) residual-20 has" in claims[2]  # (b) at each depth, deepest first
     for claim in claims:  # the curves' evidence comes with exactly the claims not shown
         assert ("Why, from the curves" in claim) == (": yes.**" not in claim), claim
     for figure in ("degradation", "layer_responses", "accuracy_vs_depth", "curves"):
@@ -137,11 +144,11 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
     results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True]), run(0.91, 0.96, [True])]),
                arm("plain20", False, 20, [run(0.88, 0.80, [True]), run(0.87, 0.81, [True])]),
                arm("resnet56", True, 56, [run(0.70, 0.75, [True]), run(0.71, 0.74, [True])]),
-               arm("plain56", False, 56, [run(0.72, 0.90, [True]), run(0.74, 0.91, [True])])]
+               arm("plain56", False, 56, [run(0.80, 0.90, [True]), run(0.81, 0.91, [True])])]
     text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
-    assert "(a) degradation: plain-56 has a higher training error than plain-20: no.**" in text
-    assert "(b) residual-56 beats plain-56 on test error beyond seed noise: no.**" in text
-    assert "(c) residual-56 is no worse than residual-20: no.**" in text
+    assert "raises plain nets' training error more than residual nets': no.**" in text  # interaction -0.31
+    assert "(b) residual-56 has a lower test error than plain-56: no.**" in text
+    assert "(c) residual-56 has a lower test error than residual-20: no.**" in text
 
 
 def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
@@ -150,34 +157,39 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
                arm("resnet56", True, 56, [run(0.60, 0.65, [True]), run(0.67, 0.60, [True])]),
                arm("plain56", False, 56, [run(0.55, 0.70, [True]), run(0.70, 0.62, [True])])]
     text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
-    assert "(a) degradation: plain-56 has a higher training error than plain-20: not shown.**" in text
-    assert "(b) residual-56 beats plain-56 on test error beyond seed noise: not shown.**" in text
-    assert "(c) residual-56 is no worse than residual-20: not shown.**" in text and "not shown either way" in text
+    assert "raises plain nets' training error more than residual nets': not shown.**" in text
+    assert "(b) residual-56 has a lower test error than plain-56: not shown.**" in text
+    assert "(c) residual-56 has a lower test error than residual-20: not shown.**" in text
     claim_b = next(line for line in text.splitlines() if line.startswith("- **(b) residual-56"))
-    # the curves' evidence: mean training errors 0.375 and 0.34 after epoch 2, both still falling
-    assert "Why, from the curves: plain-56 fits its training images better than residual-56 (0.340 against 0.375)" \
-        in claim_b and "were still learning when training stopped" in claim_b
-    assert "The difference goes the claimed way, but 2 seeds per arm leave Welch's test" in claim_b
-    assert "`-S train.seeds=[0,1,2,3]`" in claim_b and "never left chance" not in text  # one class: no chance level
+    # the curves' evidence: mean training errors 0.375 and 0.34 after epoch 2, both still falling, and its test
+    assert ("Why, from the curves: plain-56 fits its training images better than residual-56 (0.340 against 0.375; "
+            "Welch (df 1.7) p = 0.548, Holm p = 1 (5 secondary contrasts): within seed noise)") in claim_b and "were still learning when training stopped" in claim_b
+    assert "optimizes better" not in text and "never left chance" not in text  # one class: no chance level
+    how = text[text.index("### How to decide"):]
+    assert "--until-decided --max-seeds" in how and "| (b) test error, residual-56 minus plain-56 " in how
 
 
 def test_a_net_that_never_left_chance_is_named_in_the_claims_shown_and_not_shown(tmp_path):
-    """Two classes: plain-56 stays at 0.51 training accuracy (chance 0.5) in both seeds."""
+    """Two classes: plain-56 stays at 0.51 training accuracy (chance 0.5) in all three seeds."""
     def two_class(test_accuracy, train_accuracy, first_epoch):
         result = run(test_accuracy, train_accuracy, [True])
         result["eval"]["per_class_accuracy"] = {"cat": test_accuracy, "dog": test_accuracy}
         result["history"]["accuracy"][0] = first_epoch
         return result
-    results = [arm("resnet20", True, 20, [two_class(0.68, 0.69, 0.57), two_class(0.69, 0.69, 0.57)]),
-               arm("plain20", False, 20, [two_class(0.56, 0.57, 0.52), two_class(0.60, 0.58, 0.52)]),
-               arm("resnet56", True, 56, [two_class(0.66, 0.57, 0.53), two_class(0.54, 0.56, 0.53)]),
-               arm("plain56", False, 56, [two_class(0.52, 0.51, 0.505), two_class(0.53, 0.512, 0.505)])]
+    results = [arm("resnet20", True, 20, [two_class(0.68, 0.69, 0.57), two_class(0.69, 0.69, 0.57),
+                                          two_class(0.69, 0.70, 0.57)]),
+               arm("plain20", False, 20, [two_class(0.56, 0.57, 0.52), two_class(0.60, 0.58, 0.52),
+                                          two_class(0.58, 0.575, 0.52)]),
+               arm("resnet56", True, 56, [two_class(0.66, 0.67, 0.53), two_class(0.54, 0.67, 0.53),
+                                          two_class(0.60, 0.668, 0.53)]),
+               arm("plain56", False, 56, [two_class(0.52, 0.51, 0.505), two_class(0.53, 0.512, 0.505),
+                                          two_class(0.52, 0.511, 0.505)])]
     text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
     claims = {line[4:7]: line for line in text.splitlines() if line.startswith("- **(")}
     assert ": yes.** " in claims["(a)"] and "Note, from the curves: plain-56's training error by epoch" in claims["(a)"]
     assert "it never left chance (guessing's error is 0.500)" in claims["(a)"]
     claim_b56 = next(line for line in text.splitlines() if line.startswith("- **(b) residual-56"))
-    assert ": not shown.** " in claim_b56  # residual-56's seeds spread 0.12
+    assert ": not shown.** " in claim_b56  # residual-56's test accuracy spreads 0.12 over its seeds
     assert "plain-56 never left chance: the optimizer did not train it" in claim_b56
 
 
@@ -208,16 +220,17 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
     paired_row = row("model.residual", "model.shortcut=A", "false")
     expected = stats.ttest_rel(plain_a, residual_a)
     differences = [p - r for p, r in zip(plain_a, residual_a)]
-    assert paired_row[3].startswith(f"{sum(differences) / 3:+.4f} [") and paired_row[4].startswith("paired t")
+    assert paired_row[3].startswith(f"{sum(differences) / 3:+.4f} [") and paired_row[4] == "paired t, df 2.0"
     assert paired_row[5] == f"{expected.pvalue:.3g}"
     # Within shortcut B the residual arm's weights differ (projections): Welch.
-    assert row("model.residual", "model.shortcut=B", "false")[4] == "Welch"
-    assert row("model.shortcut", "model.residual=true", "B")[4] == "Welch"
+    assert row("model.residual", "model.shortcut=B", "false")[4].startswith("Welch, df ")
+    assert row("model.shortcut", "model.residual=true", "B")[4].startswith("Welch, df ")
     # B against A among the plain arms: same start, paired.
     assert row("model.shortcut", "model.residual=false", "B")[4].startswith("paired t")
     assert row("model.shortcut", "model.residual=true", "A")[3] == "reference"
     found = study_effects.contrasts(results, "cifar10")
-    assert len(found) == 4 and "adjusts the 4 p-values of this dataset's contrasts" in text
+    # No claims here, so every grid contrast is primary: one Holm family of 4.
+    assert len(found) == 4 and "(cifar10: 4 primary, 0 secondary)" in text and paired_row[7] == "primary"
     adjusted = statistics.holm([c.comparison.p_value for c in found])
     assert paired_row[6] == f"{adjusted[[(c.key, c.others) for c in found].index(('model.residual', 'model.shortcut=A'))]:.3g}"
     for key in ("model_shortcut", "model_residual"):
@@ -236,8 +249,8 @@ def test_runs_recorded_without_start_keys_are_compared_by_welch():
 
 def test_the_claims_test_each_contrast_as_the_gain_table_does():
     """Option-A twins start alike per seed: claim (b) is the gain table's paired test
-    (beyond seed noise here, where Welch's p would be 0.069), while (a) and (c), which
-    compare depths, are Welch's."""
+    (p 0.026 here, where Welch's p would be 0.069), (a) is Welch's test of the per-seed
+    twin differences at the two depths, and (c), which compares depths, is Welch's."""
     def runs(accuracies, weights):
         return [run(a, a - 0.02, [True], start=(f"{weights}-s{seed}", f"order-s{seed}"))
                 for seed, a in enumerate(accuracies)]
@@ -245,12 +258,19 @@ def test_the_claims_test_each_contrast_as_the_gain_table_does():
                arm("resnet20", True, 20, runs([0.73, 0.71], "w20")), arm("plain20", False, 20, runs([0.68, 0.67], "w20"))]
     by_key = {depth: {"residual" if r.params.model.residual else "plain": r for r in results
                       if r.params.model.depth == depth} for depth in (20, 56)}
-    claims = {line.split(":")[0][4:]: line for line in study_report.verdicts(by_key, "cifar10")}
+    tests = Decisions(Design(), True, ("model.residual", "model.depth"))
+    claims.add(by_key, "cifar10", tests)
+    tests.adjust()
+    lines = {line.split(":")[0][4:]: line for line in claims.lines(by_key, "cifar10", tests)}
     gain = stats.ttest_rel([0.60, 0.50], [0.35, 0.26])
-    assert f"paired t p = {gain.pvalue:.3g}: beyond seed noise" in claims["(b) residual-56 beats plain-56 on test error beyond seed noise"]
-    assert "difference -0.2450 [" in claims["(b) residual-56 beats plain-56 on test error beyond seed noise"]
-    claim_b20 = claims["(b) residual-20 beats plain-20 on test error beyond seed noise"]
-    assert "leave the paired t-test 1.0 degrees of freedom" in claim_b20  # gains 0.05 and 0.04: p = 0.07
+    claim_b56 = lines["(b) residual-56 has a lower test error than plain-56"]
+    assert f"paired t (df 1.0) p = {gain.pvalue:.3g}, Holm p = " in claim_b56 and "difference -0.2450 [" in claim_b56
     welch_c = stats.ttest_ind([0.40, 0.50], [0.27, 0.29], equal_var=False)
-    assert f"Welch p = {welch_c.pvalue:.3g}" in claims["(c) residual-56 is no worse than residual-20"]
-    assert "Welch p = " in claims["(a) degradation"]
+    assert f"p = {welch_c.pvalue:.3g}, Holm p" in lines["(c) residual-56 has a lower test error than residual-20"]
+    # (a): the per-seed twin differences in training error (plain minus residual) at 56 against those at 20
+    twins = stats.ttest_ind([0.25, 0.24], [0.05, 0.04], equal_var=False)
+    assert (f"interaction on final training error +0.2000 [" in lines["(a) degradation"]
+            and f"Welch on twin differences (df 2.0) p = {twins.pvalue:.3g}" in lines["(a) degradation"])
+    assert "(4 primary contrasts)" in claim_b56
+    assert [t.holm_p for t in tests.family("primary")] == pytest.approx(
+        list(multipletests([t.comparison.p_value for t in tests.family("primary")], method="holm")[1]))
