@@ -116,7 +116,7 @@ class Tested:
         return seeds_needed(self.comparison, effect, self.alpha())
 
     def power_now(self, seeds: int) -> float | None:
-        if not self.comparison.spread or not self.comparison.difference:
+        if not any(self.comparison.variance_terms) or not self.comparison.difference:
             return None
         return power(self.comparison, self.comparison.difference, self.alpha(), seeds)
 
@@ -162,6 +162,9 @@ class Decisions:
 
     def all(self) -> list[Tested]:
         return list(self._tested.values())
+
+    def items(self):
+        return self._tested.items()
 
     def family(self, family: str) -> list[Tested]:
         return [t for t in self._tested.values() if t.family == family]

@@ -78,9 +78,9 @@ def summarize(values) -> SeedSummary:
 class Comparison:
     """A contrast of arm means across seeds (a - b, or a weighted sum of several
     groups' means): its value, 95% CI, two-sided p and the test's degrees of
-    freedom, and what planning more seeds needs (seeds_needed): the pooled seed
-    std of its groups with that std's degrees of freedom, the number of groups
-    and the sum of the squared weights."""
+    freedom; the pooled seed std of its groups with that std's degrees of
+    freedom; and what planning more seeds needs (seeds_needed): each group's
+    squared weight times its seed variance."""
     difference: float | None
     ci_low: float | None
     ci_high: float | None
@@ -88,8 +88,7 @@ class Comparison:
     df: float | None
     spread: float | None = None
     spread_df: int | None = None
-    groups: int = 2
-    design: float = 2.0
+    variance_terms: tuple[float, ...] = ()
 
     def format_difference(self, digits: int = 4) -> str:
         if self.difference is None:
@@ -110,15 +109,15 @@ def contrast(groups, weights) -> Comparison:
     only (ttest_ind), not for a contrast of several, hence this."""
     groups = [_finite(g) for g in groups]
     if any(not g for g in groups):
-        return Comparison(None, None, None, None, None, groups=len(groups))
-    design = float(sum(w * w for w in weights))
+        return Comparison(None, None, None, None, None)
     difference = sum(w * mean(g) for w, g in zip(weights, groups))
     if any(len(g) < 2 for g in groups):
-        return Comparison(difference, None, None, None, None, groups=len(groups), design=design)
+        return Comparison(difference, None, None, None, None)
     terms = [w * w * stdev(g) ** 2 / len(g) for w, g in zip(weights, groups)]
     spread_df = sum(len(g) - 1 for g in groups)
     spread = math.sqrt(sum((len(g) - 1) * stdev(g) ** 2 for g in groups) / spread_df)
-    planning = {"spread": spread, "spread_df": spread_df, "groups": len(groups), "design": design}
+    planning = {"spread": spread, "spread_df": spread_df,
+                "variance_terms": tuple(float(w * w * stdev(g) ** 2) for w, g in zip(weights, groups))}
     if sum(terms) == 0:  # identical values in every group: no spread to test against
         return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None, **planning)
     se = math.sqrt(sum(terms))
@@ -175,13 +174,14 @@ MAX_SEEDS = 1000  # seeds_needed gives up past this many seeds per arm
 
 
 def power(comparison: Comparison, effect: float, alpha: float, seeds: int) -> float:
-    """The chance that a two-sided t-test at `alpha` finds a true contrast of `effect`
-    with `seeds` per arm, its groups' seed std being the comparison's pooled one
-    (the pooled-variance test's degrees of freedom). The noncentral t's tails,
-    integrated over the chi-square of the estimated variance: scipy's nct.sf
-    returns nan for some of the parameters met here (large noncentrality)."""
-    df = comparison.groups * (seeds - 1)
-    shift = abs(effect) / (comparison.spread * math.sqrt(comparison.design / seeds))
+    """The chance that the report's two-sided t-test at `alpha` finds a true contrast
+    of `effect` with `seeds` per arm, each group's seed variance as observed (so the
+    Welch-Satterthwaite degrees of freedom the test will have). The noncentral t's
+    tails, integrated over the chi-square of the estimated variance: scipy's
+    nct.sf returns nan for some of the parameters met here (large noncentrality)."""
+    terms = comparison.variance_terms
+    df = (seeds - 1) * sum(terms) ** 2 / sum(t * t for t in terms)
+    shift = abs(effect) / math.sqrt(sum(terms) / seeds)
     critical = stats.t.ppf(1 - alpha / 2, df)
     def rejects(v):  # P(|Z + shift| > critical * sqrt(v / df)), weighted by v's chi-square density
         bar = critical * math.sqrt(v / df)
@@ -193,7 +193,7 @@ def power(comparison: Comparison, effect: float, alpha: float, seeds: int) -> fl
 def seeds_needed(comparison: Comparison, effect: float | None, alpha: float, target: float = POWER) -> int | None:
     """The fewest seeds per arm (2 or more) that give the test `target` power for a
     true contrast of `effect`; None without a seed std or effect, or past MAX_SEEDS."""
-    if not comparison.spread or not effect:
+    if not comparison.spread or not effect or not any(comparison.variance_terms):
         return None
     def enough(n):
         return power(comparison, abs(effect), alpha, n) >= target

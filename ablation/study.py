@@ -137,7 +137,8 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
 
 # Flags that say how a study runs, not what it computes (with how many values they take):
 # left out of the command its report names, so --report-only writes the same bytes.
-HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--jobs": 1}
+HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--jobs": 1, "--until-decided": 0,
+                "--max-seeds": 1, "--seed-step": 1, "--dry-run": 0}
 
 
 def reproducing_command(argv: list[str]) -> str:
@@ -248,19 +249,33 @@ def locate(name: str, expected: Params, commits: dict[str, str], out: StudyFiles
     return None
 
 
+def added_seeds(arm: Arm, commits: dict[str, str], out: StudyFiles) -> list[int]:
+    """Seeds run for the arm after its first experiment, each an experiment of its own
+    (`NAME-sSEED`, as --until-decided adds them), found among this checkout's
+    experiments and the study's raw results."""
+    names = set(commits) | ({p.name for p in out.runs.iterdir() if p.is_dir()} if out.runs.is_dir() else set())
+    prefix = f"{arm.name}-s"
+    return sorted(int(seed) for n in names if n.startswith(prefix) and (seed := n[len(prefix):]).isdigit()
+                  and int(seed) not in arm.params.train.seeds)
+
+
 def collect(study_arms: list[Arm], out: StudyFiles, per_seed: bool = False,
             experiments: bool = True) -> list[ArmResult]:
     """Each arm with its params (validated as every stage validates them) and its
     runs, read from its experiments (or their raw results, `locate`), or `failed`
     when none left results. With `per_seed` (the Ray engine), each seed is an
     experiment of its own (`NAME-sSEED`) and the arm gathers the seeds that
-    finished; `missing` names the others."""
+    finished; `missing` names the others. Without it, the arm's experiment holds
+    its seeds, and any seeds added since (added_seeds) join them."""
     commits = experiment_commits()
     results = []
     for arm in study_arms:
         seeds = arm.params.train.seeds
-        wanted = [(run_name(arm.name, seed), arm.params.with_overrides([f"train.seeds=[{seed}]"]))
-                  for seed in seeds] if per_seed else [(arm.name, arm.params)]
+        per_seed_names = [(run_name(arm.name, seed), arm.params.with_overrides([f"train.seeds=[{seed}]"]))
+                          for seed in seeds]
+        wanted = per_seed_names if per_seed else [(arm.name, arm.params)] + [
+            (run_name(arm.name, seed), arm.params.with_overrides([f"train.seeds=[{seed}]"]))
+            for seed in added_seeds(arm, commits if experiments else {}, out)]
         runs, missing, sources = {}, [], []
         for name, expected in wanted:
             source = locate(name, expected, commits, out, experiments)
@@ -275,6 +290,7 @@ def collect(study_arms: list[Arm], out: StudyFiles, per_seed: bool = False,
         if runs:  # the seeds its experiments left
             collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
             params = params.with_overrides([f"train.seeds={collected}"])
+            runs = {dataset: dict(sorted(by_seed.items())) for dataset, by_seed in runs.items()}
         results.append(ArmResult(arm.name, arm.overrides, params, runs, tuple(missing), tuple(sources)))
     return results
 

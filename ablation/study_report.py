@@ -234,7 +234,7 @@ def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> lis
             "whether those two sets of weights differ, not whether the architectures do.", ""]
 
 
-def _decisions(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design) -> Decisions:
+def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design) -> Decisions:
     """Every contrast the report tests on `dataset`, claims first (their labels name them), adjusted."""
     groups = residual_groups(done)
     has_claims = any(sum({"plain", "residual"} <= f.keys() for f in by_key.values()) >= 2 for by_key in groups.values())
@@ -248,6 +248,17 @@ def _decisions(results: list[ArmResult], done: list[ArmResult], dataset: str, de
     study_effects.add(done, dataset, tests)
     tests.adjust()
     return tests
+
+
+def seeds_plan(results: list[ArmResult], design: Design, command: str) -> list[str]:
+    """The "How to decide" part of each dataset, for a study's committed results (--dry-run)."""
+    done = [r for r in results if not r.failed]
+    lines = []
+    for dataset in dict.fromkeys(d for r in done for d in r.runs):
+        seeds_now = min(len(by_seed) for r in done if (by_seed := r.runs.get(dataset)))
+        lines += [f"How to decide, {dataset} (from the committed results):", "",
+                  *decisions.how_to_decide(decisions_for(results, done, dataset, design), seeds_now, command)]
+    return lines
 
 
 def write_study_report(results: list[ArmResult], out: StudyFiles, command: str = "python -m stages.study",
@@ -274,7 +285,7 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     summaries = {r.name: summarize_arm(r.runs) for r in done}
     datasets = list(dict.fromkeys(d for r in done for d in r.runs))
     headers, rows = _arm_rows(results, summaries, log_hint)
-    all_tests = {dataset: _decisions(results, done, dataset, design) for dataset in datasets}
+    all_tests = {dataset: decisions_for(results, done, dataset, design) for dataset in datasets}
     lines = [f"# Study: {title(results)}", ""]
     if design.smoke_test:
         lines += ["**A smoke test of the machinery: too few steps for its numbers to say anything about the "

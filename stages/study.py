@@ -10,12 +10,14 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
     python -m stages.study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
     python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
     python -m stages.study --preset studies/cifar10-cpu.yaml --dry-run   # list and check the arms, run nothing
+    python -m stages.study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 import sys
 
 from ablation import layout, study, study_report
 from ablation.decisions import Design
+from ablation.errors import ParamsError
 
 
 def main():
@@ -33,6 +35,12 @@ def main():
                         help="check and build every arm, print its experiments with estimated times, run nothing")
     parser.add_argument("--replace-report", action="store_true",
                         help="write the study's study.md even when arms that have results there left none here")
+    parser.add_argument("--until-decided", action="store_true",
+                        help="add seeds in rounds until the primary contrasts are decided (group-sequential, "
+                             "ablation/sequential.py) or the seed budget is spent")
+    parser.add_argument("--max-seeds", type=int, help="the seed budget per arm of --until-decided "
+                                                      "(default: the preset's report.max_seeds)")
+    parser.add_argument("--seed-step", type=int, default=1, help="seeds added per arm each round (default 1)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
@@ -57,6 +65,10 @@ def main():
     if args.dry_run:
         from ablation import dry_run
         print("\n".join(dry_run.plan(arms, per_seed=on_ray, jobs=args.jobs or preset["jobs"] or 1)))
+        if out.runs.is_dir():  # a study with committed results: what more seeds would decide
+            committed = study.collect(arms, out, per_seed=on_ray, experiments=False)
+            print("\n" + "\n".join(study_report.seeds_plan(committed, preset["report"],
+                                                           study.reproducing_command(sys.argv[1:]))))
         return
     if args.verify:
         from ablation import verify
@@ -65,16 +77,24 @@ def main():
         if not all(v.agrees for v in verdicts):
             raise SystemExit(1)
         return
-    if not args.report_only and on_ray:
+    if args.until_decided:
+        from ablation import until_decided
+        if on_ray or args.report_only or args.seed_step < 1:
+            raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more. "
+                              "Fix: drop --engine ray and --report-only, or --until-decided.")
+        results = until_decided.run(arms, overrides, out, preset["report"], args.max_seeds, args.seed_step,
+                                    args.jobs or preset["jobs"] or 1)
+    elif not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used
         ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,
                              num_gpus=args.num_gpus, num_cpus=args.num_cpus, retries=args.retries,
                              resume=args.resume, logs_dir=out.logs)
     elif not args.report_only:
         study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
-    results = study.collect(arms, out, per_seed=on_ray)
-    for written in study.save_raw(results, out):
-        print(f"raw results: {written}", flush=True)
+    if not args.until_decided:
+        results = study.collect(arms, out, per_seed=on_ray)
+        for written in study.save_raw(results, out):
+            print(f"raw results: {written}", flush=True)
     command = study.reproducing_command(sys.argv[1:])
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
     print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,

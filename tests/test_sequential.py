@@ -53,3 +53,28 @@ def test_the_bounds_match_the_spending_function():
     assert levels[0] == pytest.approx(2 - 2 * stats.norm.cdf(1.959964 / 0.5), rel=1e-4)
     assert list(levels) == sorted(levels) and levels[-1] < 0.05
     assert sequential.looks(2, 2, 7) == [2, 4, 6, 7] and sequential.looks(3, 3, 3) == [3]
+
+
+def test_a_round_adds_seeds_only_to_the_arms_of_undecided_primary_contrasts():
+    """Twins at depths 20 and 56 with two seeds each: the depth-56 gain is huge and the
+    depth-20 one is noise. At the first look of a 2-then-6 seed plan nothing in the
+    primary family clears its early bound, so every arm goes on; with six seeds per
+    arm (the budget), the depth-56 gain and (c) are decided, and only the arms of the
+    contrasts still open would get more."""
+    from ablation.decisions import Design
+    from ablation.until_decided import next_round
+    from tests.test_reporting import arm, run
+
+    def runs(accuracies):
+        return [run(a, a + 0.05, [True]) for a in accuracies]
+    two = {"resnet20": [0.71, 0.72], "plain20": [0.72, 0.70], "resnet56": [0.80, 0.81], "plain56": [0.30, 0.31]}
+    six = {"resnet20": [0.71, 0.72, 0.70, 0.73, 0.69, 0.72], "plain20": [0.72, 0.70, 0.71, 0.72, 0.70, 0.73],
+           "resnet56": [0.80, 0.81, 0.80, 0.82, 0.79, 0.81], "plain56": [0.30, 0.31, 0.30, 0.32, 0.29, 0.31]}
+    def results(accuracy):
+        return [arm(name, name.startswith("resnet"), int(name[-2:]), runs(values)) for name, values in accuracy.items()]
+    decided, open_arms = next_round(results(two), [2, 4, 6], Design())
+    assert decided == {} and sorted(open_arms) == ["plain20", "plain56", "resnet20", "resnet56"]
+    decided, open_arms = next_round(results(six), [2, 4, 6], Design())
+    labels = {key[1]: look for (_, key), look in decided.items()}
+    assert labels.get(frozenset({"resnet56", "plain56"})) is not None  # the depth-56 gain
+    assert frozenset({"resnet20", "plain20"}) not in labels and {"resnet20", "plain20"} <= set(open_arms)

@@ -105,3 +105,26 @@ def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():
     assert listed == ["resnet34", "plain34", "resnet50", "plain50"]
     assert "cats_vs_dogs: 3 seed(s) x 20 epochs x " in out.stdout
     assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; training ~")
+
+
+def test_dry_run_of_a_study_with_committed_results_says_how_many_seeds_decide_it():
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "How to decide, cifar10 (from the committed results):" in out.stdout
+    assert "| (b) test error, residual-20 minus plain-20 " in out.stdout
+    assert "`python -m stages.study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds " in out.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "--until-decided needs a seed budget. Fix: pass --max-seeds N"),
+    (["--max-seeds", "1"], "--max-seeds 1 is no more than the 1 seed(s) each arm runs first. Fix: pass --max-seeds 2"),
+    (["--max-seeds", "3", "--engine", "ray"], "--until-decided runs seeds in rounds on DVC's queue"),
+])
+def test_until_decided_is_refused_before_anything_runs_without_a_budget_or_on_ray(flags, message):
+    refs = ["git", "for-each-ref", "refs/exps"]
+    before = subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--until-decided",
+                          *flags], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before

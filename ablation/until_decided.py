@@ -1,0 +1,110 @@
+"""`--until-decided`: a study that adds seeds in rounds until its primary
+contrasts are decided or its seed budget is spent (the design and its
+false-positive control: ablation/sequential.py).
+
+The arms' own seeds are the first look; each round adds `step` seeds, as
+experiments of their own (`NAME-sSEED`), to every arm still in an undecided
+primary contrast, then tests every primary contrast again on the seeds so far.
+An arm stops getting seeds once every primary contrast it is in is decided.
+The raw results are written after every round, so a study cut short keeps what
+finished, and a rerun of the same command goes on from them.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ablation import sequential, study
+from ablation.decisions import ALPHA, PRIMARY, Design
+from ablation.errors import ParamsError
+from ablation.ingest import DataError
+from ablation.layout import StudyFiles
+from ablation.ray_engine import run_name
+from ablation.study import Arm, ArmResult
+
+
+def budget(max_seeds: int | None, design: Design, first: int) -> int:
+    """The seeds per arm the study may reach: --max-seeds, else the preset's report.max_seeds."""
+    chosen = max_seeds if max_seeds is not None else design.max_seeds
+    if chosen is None:
+        raise ParamsError("--until-decided needs a seed budget. Fix: pass --max-seeds N (the report's \"How to "
+                          "decide\" says how many would decide each contrast), or set report.max_seeds in the preset.")
+    if chosen <= first:
+        raise ParamsError(f"--max-seeds {chosen} is no more than the {first} seed(s) each arm runs first. "
+                          f"Fix: pass --max-seeds {first + 1} or more.")
+    return chosen
+
+
+def _first(results: list[ArmResult], seeds: int) -> list[ArmResult]:
+    """The arms as they were at a look: each arm's seeds below `seeds`."""
+    return [replace(r, runs={d: {s: run for s, run in by_seed.items() if s < seeds} for d, by_seed in r.runs.items()})
+            for r in results]
+
+
+def primary_p_values(results: list[ArmResult], seeds: int, design: Design) -> dict[tuple, tuple[float, set]]:
+    """{(dataset, contrast key): (p, the arms it compares)} of every tested primary contrast
+    on each arm's first `seeds` seeds: the raw p, which sequential.decide adjusts."""
+    from ablation.study_report import decisions_for  # the report's contrasts, exactly as it tests them
+    at_look = _first(results, seeds)
+    done = [r for r in at_look if any(r.runs.values())]
+    out = {}
+    for dataset in dict.fromkeys(d for r in done for d in r.runs):
+        for key, tested in decisions_for(at_look, done, dataset, design).items():
+            if tested.family == PRIMARY and tested.tested:
+                out[(dataset, key)] = (tested.comparison.p_value, set(key[1]))
+    return out
+
+
+def next_round(results: list[ArmResult], looks: list[int], design: Design) -> tuple[dict, list[str]]:
+    """(decided, arms to add seeds to): `decided` maps each decided primary contrast to
+    the look that decided it, over the looks the results reach; the arms are those in
+    a primary contrast not yet decided."""
+    reached = max(max((s for by_seed in r.runs.values() for s in by_seed), default=-1) + 1 for r in results)
+    done_looks = [n for n in looks if n <= reached]
+    by_look = [primary_p_values(results, n, design) for n in done_looks]
+    fractions = [n / looks[-1] for n in done_looks]
+    decided = sequential.decide([{k: p for k, (p, _) in at.items()} for at in by_look], fractions, ALPHA)
+    latest = by_look[-1] if by_look else {}
+    open_arms = {arm for key, (_, arms) in latest.items() if key not in decided for arm in arms}
+    untested = not latest  # no contrast testable yet (one seed): every arm needs more
+    return decided, [r.name for r in results if untested or r.name in open_arms]
+
+
+def _seeds(result: ArmResult) -> int:
+    return max((s for by_seed in result.runs.values() for s in by_seed), default=-1) + 1
+
+
+def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, max_seeds: int | None,
+        step: int, jobs: int) -> list[ArmResult]:
+    """Runs the study's arms (where they have no results yet), then adds seeds in
+    rounds until every primary contrast is decided or the budget is spent; writes the
+    raw results after every round. Returns the arms as study.collect reads them."""
+    first = min(len(arm.params.train.seeds) for arm in arms)
+    if any(arm.params.train.seeds != tuple(range(first)) for arm in arms):
+        raise ParamsError("--until-decided adds seeds after the arms' own, which must be 0, 1, ... Fix: pass "
+                          f"-S 'train.seeds=[{','.join(map(str, range(max(first, 2))))}]'.")
+    looks = sequential.looks(first, step, budget(max_seeds, design, first))
+    results = study.collect(arms, out)
+    if missing := [arm for arm, r in zip(arms, results) if r.failed]:
+        study.run(missing, overrides, jobs)
+        results = study.collect(arms, out)
+    while True:
+        for written in study.save_raw(results, out):
+            print(f"raw results: {written}", flush=True)
+        if failed := [r.name for r in results if r.failed or r.missing]:
+            raise DataError(f"runs of {failed} left no results, so no contrast can be decided. Fix: read "
+                                  "`dvc queue logs NAME`, fix the cause, then rerun the same command (finished "
+                                  "runs are kept).")
+        decided, open_arms = next_round(results, looks, design)
+        have = max(_seeds(r) for r in results)
+        upcoming = next((n for n in looks if n > have), None)
+        print(f"until decided: {len(decided)} primary contrast(s) decided at {have} seeds per arm (budget "
+              f"{looks[-1]}, looks at {looks}); " + (f"adding seeds up to {upcoming} to {', '.join(open_arms)}"
+                                                     if open_arms and upcoming else "done"), flush=True)
+        if not open_arms or upcoming is None:
+            return results
+        by_name = {r.name: r for r in results}
+        added = [Arm(run_name(arm.name, seed), (*arm.overrides, f"train.seeds=[{seed}]"),
+                     arm.params.with_overrides([f"train.seeds=[{seed}]"]))
+                 for arm in arms if arm.name in open_arms for seed in range(_seeds(by_name[arm.name]), upcoming)]
+        study.run(added, overrides, jobs)
+        results = study.collect(arms, out)
