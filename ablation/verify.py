@@ -5,7 +5,10 @@ backend, threads) training is bit-for-bit deterministic, so every number must
 be identical: anything else is named. On another kind the kernels round
 differently and the rerun is one more draw of the arm: it agrees when its test
 accuracy lies inside the arm's 95% prediction interval for a new seed, from
-the committed seeds (t-based: mean ± t(n-1) · std · sqrt(1 + 1/n))."""
+the committed seeds other than the rerun's own (t-based: mean ± t(n-1) · std
+· sqrt(1 + 1/n)). With fewer than MIN_SEEDS of them that interval is many seed
+stds wide (±15.6 with two), so a regression would pass it: the check then
+says it is uninformative, with the half-width, and verifies nothing."""
 from __future__ import annotations
 
 import csv
@@ -24,11 +27,14 @@ from ablation.statistics import CONFIDENCE, summarize
 NOT_RESULTS = ("train_seconds", "validation_seconds", "images_per_second", "epochs_run_here", "machine")
 # train.json fields that runs recorded before these were added lack: compared only where recorded.
 RECORDED_SINCE = ("initial_weights", "data_order")
+MIN_SEEDS = 5  # other seeds a cross-machine check needs: then ±t(4) · sqrt(1.2) = ±3.0 seed stds at most
+
+
 
 
 @dataclass(frozen=True)
 class Verdict:
-    agrees: bool
+    agrees: bool | None  # None: the check could not tell (too few other seeds)
     lines: tuple[str, ...]
 
     def __str__(self) -> str:
@@ -66,19 +72,24 @@ def _predicted(text: str | None) -> dict[str, str]:
     return {row["id"]: row["predicted"] for row in csv.DictReader((text or "").splitlines())}
 
 
+def half_width_in_stds(n: int) -> float:
+    """The 95% prediction interval's half-width, in seed stds, from n seeds."""
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * math.sqrt(1 + 1 / n))
+
+
 def prediction_interval(values: list[float]) -> tuple[float, float] | None:
     """The 95% interval a new seed's value falls in, from n >= 2 seeds (normal, t-based)."""
     summary = summarize(values)
     if summary.std is None:
         return None
-    n = summary.finite
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * summary.std * math.sqrt(1 + 1 / n)
+    half = half_width_in_stds(summary.finite) * summary.std
     return summary.mean - half, summary.mean + half
 
 
 def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
     """recorded, rerun: one run each (reporting.collect_runs' form); arm_runs: the
-    committed runs of the arm, every seed."""
+    committed runs of the arm, every seed (the rerun's own is left out of the
+    cross-machine check: the rerun is no new draw against itself)."""
     old_machine, new_machine = recorded["train"].get("machine"), rerun["train"].get("machine")
     lines = [f"recorded: {machine.summary(old_machine)}", f"rerun:    {machine.summary(new_machine)}"]
     old_accuracy, new_accuracy = reporting.test_accuracy(recorded), reporting.test_accuracy(rerun)
@@ -98,24 +109,28 @@ def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
            "another machine kind (" + "; ".join(machine.differences(old_machine, new_machine)[:4]) + ")")
     lines.append(f"{why}: bit-for-bit equality is not expected, so the rerun is judged against the arm's spread "
                  "across seeds." + (" It is identical anyway." if not differences else ""))
-    accuracies = [a for r in arm_runs.values() if (a := reporting.test_accuracy(r)) is not None]
-    interval = prediction_interval(accuracies)
+    others = [a for r in arm_runs.values() if r is not recorded and (a := reporting.test_accuracy(r)) is not None]
     if new_accuracy is None:
         return Verdict(False, (*lines, f"{name}: the rerun diverged (no test accuracy)."))
-    summary = summarize(accuracies)
-    if interval is None:
-        agrees = not differences
-        return Verdict(agrees, (*lines, f"{name}: the arm has {len(accuracies)} finite seed(s), too few for a "
-                                        f"spread; the rerun is {new_accuracy - old_accuracy:+.4f} off the record."))
-    low, high = interval
+    if len(others) < MIN_SEEDS:
+        width = (f"their 95% prediction interval for a new seed is ±{half_width_in_stds(len(others)):.1f} seed "
+                 "standard deviations wide, so a clear regression would still fall inside it"
+                 if len(others) >= 2 else "they give no spread to judge against")
+        return Verdict(None, (*lines, f"{name}: INCONCLUSIVE: the record has {len(others)} other seed(s) of the arm "
+                                      f"(a check needs {MIN_SEEDS}), and {width}; the rerun is "
+                                      f"{new_accuracy - old_accuracy:+.4f} off its own seed's record. Fix: verify on "
+                                      "the machine kind the record ran on (exact), or add seeds to the study "
+                                      "(--until-decided)."))
+    summary = summarize(others)
+    low, high = prediction_interval(others)
     z = (new_accuracy - summary.mean) / summary.std
     inside = low <= new_accuracy <= high
     return Verdict(inside, (*lines,
-                            f"arm {summary.format()} over {len(accuracies)} seeds, range "
-                            f"[{min(accuracies):.4f}, {max(accuracies):.4f}]; 95% prediction interval for a new "
-                            f"seed [{low:.4f}, {high:.4f}]",
+                            f"the arm's other seeds {summary.format()}, range [{min(others):.4f}, {max(others):.4f}]; "
+                            f"95% prediction interval for a new seed [{low:.4f}, {high:.4f}] "
+                            f"(±{half_width_in_stds(len(others)):.1f} seed standard deviations)",
                             f"{name}: {'agrees statistically' if inside else 'does NOT agree'}: the rerun is "
-                            f"{z:+.2f} seed standard deviations from the arm's mean, "
+                            f"{z:+.2f} seed standard deviations from their mean, "
                             f"{'inside' if inside else 'outside'} the prediction interval."))
 
 

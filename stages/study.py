@@ -74,7 +74,7 @@ def main():
         from ablation import verify
         verdicts = verify.rerun_and_judge(arms, overrides, out, args.verify)
         print("\n\n".join(map(str, verdicts)))
-        if not all(v.agrees for v in verdicts):
+        if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell
             raise SystemExit(1)
         return
     if args.until_decided:
