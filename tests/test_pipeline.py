@@ -182,7 +182,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert name.startswith("grid-residual-")  # an ad-hoc grid gets a folder of its own
     study = (folder / "study.md").read_text()
     assert "| resnet-cifar8 " in study and "| plain-cifar8 " in study
-    assert "## Accuracy gained by the residual connection" in study and "p (across seeds)" in study
+    assert "## Accuracy gained by the residual connection" in study and "| one seed: no test |" in study
     assert "### Degradation (the paper's Fig. 6)" in study and "### Layer responses (the paper's Fig. 7)" in study
     assert "### Effect of each grid key" in study and "#### model.residual" in study  # any key's effect section
     for figure_name in ("accuracy_vs_depth", "degradation", "layer_responses", "effect_model_residual"):
@@ -197,7 +197,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     machine = read_json(raw / "results" / "cats_vs_dogs" / "seed0" / "train.json")["machine"]
     assert machine["cores"] == os.cpu_count() and machine["versions"]["keras"] and machine["backend"] == "tensorflow"
     assert (raw / "results" / "cats_vs_dogs" / "seed0" / "eval" / "predictions.csv").exists()
-    assert f"Ran on: {machine['cpu']}" in study
+    assert f"Ran on: `{machine['cpu']}" in study
     written = {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file() and "runs" not in
                path.relative_to(folder).parts}
     assert len(written) >= 9  # study.md, 4 figures, metrics.json, dvc.yaml, 2 plots
@@ -223,3 +223,13 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     took = next(line for line in verified.stdout.splitlines() if "training took" in line)
     recorded, rerun = took.split("training took ")[1].split(" s, rerun ")
     assert recorded != rerun.removesuffix(" s"), took  # trained again, not restored from DVC's cache
+
+    # Seeds in rounds: with one seed nothing can be tested, so each arm gets its second seed as an
+    # experiment of its own, its raw results are written, and the report counts both seeds.
+    grown = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--until-decided", "--max-seeds", "2")
+    assert "until decided: 0 primary contrast(s) decided at 1 seeds per arm (budget 2, looks at [1, 2]); " \
+           "adding seeds up to 2 to resnet-cifar8, plain-cifar8" in grown.stdout
+    assert read_json(folder / "runs" / "plain-cifar8-s1" / "experiment.json")["arm"] == "plain-cifar8"
+    assert "0 primary contrast(s) decided at 2 seeds per arm" in grown.stdout and "; done" in grown.stdout
+    grown_study = (folder / "study.md").read_text()
+    assert "| plain-cifar8 " in grown_study and "(n=2)" in grown_study and "| plain-cifar8-s1 " not in grown_study

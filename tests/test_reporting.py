@@ -274,3 +274,42 @@ def test_the_claims_test_each_contrast_as_the_gain_table_does():
     assert "(4 primary contrasts)" in claim_b56
     assert [t.holm_p for t in tests.family("primary")] == pytest.approx(
         list(multipletests([t.comparison.p_value for t in tests.family("primary")], method="holm")[1]))
+
+
+def test_one_seed_prints_no_interval_test_or_verdict_and_a_smoke_test_says_so(tmp_path):
+    results = [arm("resnet20", True, 20, [run(0.30, 0.35, [True])]), arm("plain20", False, 20, [run(0.25, 0.3, [True])]),
+               arm("resnet32", True, 32, [run(0.28, 0.33, [True])]), arm("plain32", False, 32, [run(0.2, 0.3, [True])])]
+    text = study_report.write_study_report(results, StudyFiles("quick", tmp_path), design=Design(smoke_test=True))
+    assert text.splitlines()[2].startswith("**A smoke test of the machinery")
+    gain_row = next(line for line in text.splitlines() if line.startswith("| resnet32 ") and "plain32" in line)
+    assert "+0.0800 " in gain_row and "[" not in gain_row and "one seed: no test" in gain_row
+    assert "| Welch" not in text and "paired t," not in text and "beyond seed noise:" not in text
+    claims = [line for line in text.splitlines() if line.startswith("- **(")]
+    assert len(claims) == 4 and all(": cannot tell.**" in claim for claim in claims)
+    assert "With 1 seed per arm no contrast can be tested" in text
+
+
+def test_a_preset_report_section_is_checked():
+    from ablation.params import ParamsError
+    design = Design.parse({"primary": ["claims", "model.depth"], "min_effect": 0.01, "max_seeds": 8}, "p.yaml")
+    assert design.primary == ("claims", "model.depth") and design.max_seeds == 8
+    for bad, key in (({"primary": "claims"}, "report.primary"), ({"min_effect": 2}, "report.min_effect"),
+                     ({"max_seeds": 1}, "report.max_seeds"), ({"colour": 1}, "`report` must be a mapping")):
+        with pytest.raises(ParamsError, match=key):
+            Design.parse(bad, "p.yaml")
+
+
+def test_runs_on_two_machine_kinds_are_named_per_arm_and_record_text_cannot_become_markup(tmp_path):
+    def on(machine_record, accuracies):
+        runs = [run(a, a, [True]) for a in accuracies]
+        for r in runs:
+            r["train"]["machine"] = machine_record
+        return runs
+    xeon = {"cpu": "Intel Xeon", "cpu_flags": ["amx_bf16"], "gpus": [], "backend": "tensorflow", "threads": 1}
+    hostile = {**xeon, "cpu": "# Owned [click](javascript:alert(1)) <b>x</b>\n`code`"}
+    results = [arm("resnet20", True, 20, on(xeon, [0.7, 0.72])), arm("plain20", False, 20, on(hostile, [0.6, 0.62]))]
+    text = study_report.write_study_report(results, StudyFiles("mixed", tmp_path))
+    ran_on = next(line for line in text.splitlines() if line.startswith("Ran on: "))
+    assert "more than one machine kind" in ran_on and "resnet20 on `Intel Xeon" in ran_on
+    assert "plain20 on `# Owned [click](javascript:alert(1)) <b>x</b> 'code'" in ran_on  # one code span, one line
+    assert ran_on.count("`") % 2 == 0 and "\n#" not in text.split("Ran on: ")[1].split("\n\n")[0]
