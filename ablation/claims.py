@@ -149,26 +149,27 @@ def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
                  _reason(a_mark, curve[(low, "plain")], curve[(high, "plain")], False,
                          a_mark == "not shown" and (a.comparison.difference or 0) > 0, plain_depth))]
     for depth in reversed(depths):
-        res, plain = arm[(depth, "residual")], arm[(depth, "plain")]
-        b = decisions[("test", _pair(res, plain))]
-        difference, _ = study_effects.compare(res.runs[dataset], plain.runs[dataset], test_error)
-        b_mark = _mark(difference.difference, b, -1)
-        out.append(_line(f"(b) residual-{depth} has a lower test error than plain-{depth}", b_mark,
-                         f"test error difference {difference.format_difference()} (residual minus plain, 95% CI); "
-                         f"{b.noise()}.",
-                         _reason(b_mark, curve[(depth, "residual")], curve[(depth, "plain")], True,
-                                 b_mark == "not shown" and (difference.difference or 0) < 0,
-                                 decisions[("train", _pair(res, plain))])))
-    res_high, res_low = arm[(high, "residual")], arm[(low, "residual")]
-    c = decisions[("test", _pair(res_high, res_low))]
-    difference, _ = study_effects.compare(res_high.runs[dataset], res_low.runs[dataset], test_error)
-    c_mark = _mark(difference.difference, c, -1)
-    out.append(_line(f"(c) residual-{high} has a lower test error than residual-{low}", c_mark,
-                     f"test error difference {difference.format_difference()} (residual-{high} minus "
-                     f"residual-{low}, 95% CI); {c.noise()}.",
-                     _reason(c_mark, curve[(high, "residual")], curve[(low, "residual")], True,
-                             c_mark == "not shown" and (difference.difference or 0) < 0, res_depth)))
+        out.append(_test_error_claim(f"(b) residual-{depth} has a lower test error than plain-{depth}",
+                                     "residual minus plain", arm[(depth, "residual")], arm[(depth, "plain")],
+                                     curve[(depth, "residual")], curve[(depth, "plain")], dataset, decisions))
+    out.append(_test_error_claim(f"(c) residual-{high} has a lower test error than residual-{low}",
+                                 f"residual-{high} minus residual-{low}", arm[(high, "residual")],
+                                 arm[(low, "residual")], curve[(high, "residual")], curve[(low, "residual")], dataset,
+                                 decisions))
     return out
+
+
+def _test_error_claim(label: str, order: str, better, worse, better_curve, worse_curve, dataset: str,
+                      decisions: Decisions) -> str:
+    """A claim that `better` has a lower test error than `worse` ((b) and (c)), its reason
+    citing the test of their final training errors."""
+    tested = decisions[("test", _pair(better, worse))]
+    difference, _ = study_effects.compare(better.runs[dataset], worse.runs[dataset], test_error)
+    mark = _mark(difference.difference, tested, -1)
+    return _line(label, mark, f"test error difference {difference.format_difference()} ({order}, 95% CI); "
+                              f"{tested.noise()}.",
+                 _reason(mark, better_curve, worse_curve, True, mark == "not shown" and (difference.difference or 0) < 0,
+                         decisions[("train", _pair(better, worse))]))
 
 
 def _both_worse(plain_depth, res_depth, low: int, high: int) -> str:
