@@ -52,11 +52,11 @@ class Evaluation(NamedTuple):
 def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluation:
     """Writes the run's eval metrics, predictions and layer responses (layout.RunFiles),
     each renamed into place once all three are computed."""
+    splitting.check_manifest(fetched_dir, split_dir)  # first: a leaking split makes any model's test moot
     if not run.model.exists():
         raise ingest.DataError(f"{run.model} is missing. Fix: train first (`dvc repro train`, or "
                              f"`python -m stages.train DATASET SEED`).")
     classes = records.read_info(fetched_dir)["classes"]
-    splitting.check_manifest(fetched_dir, split_dir)
     cached, rows = inputs.load_split(fetched_dir, split_dir, "test", image_size)
     if not rows:
         raise ingest.DataError(f"the test split in {split_dir} is empty. Fix: raise split.test_fraction or data.limit.")

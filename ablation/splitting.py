@@ -143,10 +143,24 @@ def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
 
 
 def check_manifest(fetched_dir: str | Path, split_dir: str | Path) -> None:
-    """Every example the manifest names is in the fetched data with the same label:
-    a manifest of another fetch would train and test on fewer images than it says."""
+    """The splits do not share an example and name none twice (an image trained on and
+    tested on would inflate the test accuracy), and every example the manifest names is
+    in the fetched data with the same label: a manifest of another fetch would train
+    and test on fewer images than it says."""
+    manifest = read_manifest(split_dir)
+    seen: dict[str, str] = {}
+    leaked = []
+    for split, split_rows in manifest.items():
+        for example_id, _ in split_rows:
+            if example_id in seen:
+                leaked.append(f"{example_id!r} ({seen[example_id]}, {split})")
+            seen.setdefault(example_id, split)
+    if leaked:
+        raise DataError(f"{Path(split_dir) / MANIFEST_FILE} names {len(leaked)} example(s) twice, in two splits or "
+                        f"one: {', '.join(leaked[:3])}{', ...' if len(leaked) > 3 else ''}; training on a test image "
+                        "would inflate its accuracy. Fix: re-run the split stage (`dvc repro -f split`).")
     fetched = {example_id: label for example_id, label, _ in read_labels(fetched_dir)}
-    rows = [row for split_rows in read_manifest(split_dir).values() for row in split_rows]
+    rows = [row for split_rows in manifest.values() for row in split_rows]
     foreign = [example_id for example_id, label in rows if fetched.get(example_id) != label]
     if foreign:
         raise DataError(f"{Path(split_dir) / MANIFEST_FILE} names {len(foreign)} of its {len(rows)} examples that "

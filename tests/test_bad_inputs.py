@@ -377,6 +377,13 @@ def test_unreadable_files_in_an_image_folder_are_skipped_and_counted(project, tm
     assert "PetImages/Cat/caf\\xe9.jpg" in info["skipped_files"]
 
 
+def leak(manifest: Path) -> None:
+    """Three training images appended as test rows: a split that leaks."""
+    rows = manifest.read_text().splitlines()
+    train = [row for row in rows[1:] if row.endswith(",train")][:3]
+    manifest.write_text("\n".join([*rows, *(row.rsplit(",", 1)[0] + ",test" for row in train)]) + "\n")
+
+
 def cut_mid_line(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:data.index(b",", len(data) // 2)])  # ends inside a row, after its id
@@ -390,11 +397,15 @@ def cut_mid_line(path: Path) -> None:
      ["stages.train", DATASET, "0"], "manifest.csv line"),
     (lambda root: (root / "data" / "split" / DATASET / "manifest.csv").open("a").write("PetImages/Cat/ghost.jpg,0,train\n"),
      ["stages.train", DATASET, "0"], "the fetched data lacks"),
+    (lambda root: leak(root / "data" / "split" / DATASET / "manifest.csv"), ["stages.train", DATASET, "0"],
+     "names 3 example(s) twice, in two splits or one"),
+    (lambda root: leak(root / "data" / "split" / DATASET / "manifest.csv"), ["stages.evaluate", DATASET, "0"],
+     "(train, test)"),
     (lambda root: (root / "params.yaml").write_bytes(b"datasets: [caf\xe9]\n"), ["stages.describe"], "not UTF-8"),
     (lambda root: (root / "bad.yaml").write_text("set: {model.depth: [unclosed\n"),
      ["stages.study", "--preset", "bad.yaml", "--report-only"], "bad.yaml is not valid YAML"),
-], ids=["truncated info.json", "truncated manifest", "manifest of another fetch", "non-UTF-8 params.yaml",
-        "malformed preset"])
+], ids=["truncated info.json", "truncated manifest", "manifest of another fetch", "split leak at train",
+        "split leak at evaluate", "non-UTF-8 params.yaml", "malformed preset"])
 def test_damaged_files_are_one_line_errors(project, tmp_path, damage, args, fragment):
     work = tmp_path / "work"
     subprocess.run(["cp", "-r", str(project), str(work)], check=True)
