@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from tabulate import tabulate
 
-from ablation import figures, files
+from ablation import figures, files, run_records
 from ablation.ingest import DataError
 from ablation.records import read_info
 from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
@@ -50,49 +50,68 @@ def workspace_reader(root: str | Path = ".") -> Reader:
     return read
 
 
-def read_history(read: Reader, live_dir: str) -> dict[str, list[float]]:
-    """Per-epoch values dvclive logged (plots/metrics/<name>.tsv)."""
+def read_history(read: Reader, live_dir: str, where=str) -> dict[str, list[float]]:
+    """Per-epoch values dvclive logged (plots/metrics/<name>.tsv); `where` names a file in errors."""
     history = {}
     for name, file in DVCLIVE_FILES.items():
-        text = read(f"{live_dir}/plots/metrics/{file}.tsv")
+        path = f"{live_dir}/plots/metrics/{file}.tsv"
+        text = read(path)
         if text:
             column = file.split("/")[-1]
-            history[name] = [float(row[column]) for row in csv.DictReader(text.splitlines(), delimiter="\t")]
+            try:
+                history[name] = [float(row[column]) for row in csv.DictReader(text.splitlines(), delimiter="\t")]
+            except (KeyError, TypeError, ValueError):
+                raise run_records.RecordError(f"{where(path)}: not a `step, {column}` table of numbers") from None
     return history
 
 
-def _json(read: Reader, path: str, missing: str) -> dict:
+def _json(read: Reader, path: str, missing: str, where=str) -> dict:
     text = read(path)
     if text is None:
-        raise DataError(f"{path} is missing. Fix: {missing}")
-    return files.parse_json(text, path, missing)
+        raise DataError(f"{where(path)} is missing. Fix: {missing}")
+    return files.parse_json(text, where(path), missing)
 
 
-def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir=RESULTS) -> dict:
+def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir=RESULTS, origin: str | None = None,
+                 fix: str | None = None) -> dict:
     """{dataset: {seed: run}}, each run {"train", "eval", "history", "responses",
-    "predictions"} as its stages wrote them."""
+    "predictions"} as its stages wrote them, each record checked (run_records)
+    before it is used. `origin` (a study's raw folder, an experiment) and `fix`
+    replace the pipeline's paths and stages in the errors."""
+    def where(path: str) -> str:
+        return f"{origin}/{path}" if origin else path
     runs = {}
     for dataset in datasets:
         runs[dataset] = {}
         for seed in seeds:
             run = run_files(dataset, seed, results_dir)
-            train = f"train first (`dvc repro train@{dataset}-{seed}`)."
-            evaluate = f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."
-            train_metrics = _json(read, run.train_metrics.as_posix(), train)
-            eval_metrics = _json(read, run.eval_metrics.as_posix(), evaluate)
-            history = read_history(read, run.live.as_posix())
-            if not history.get("loss"):
-                raise DataError(f"the training logs in {run.live.as_posix()} are missing or empty, so the report "
-                                f"would draw no curve. Fix: train again (`dvc repro -f train@{dataset}-{seed}`).")
+            rerun = fix or f"rerun it (`dvc repro -f train@{dataset}-{seed} evaluate@{dataset}-{seed}`)."
+            train_metrics = _json(read, run.train_metrics.as_posix(), fix or f"train first (`dvc repro "
+                                  f"train@{dataset}-{seed}`).", where)
+            evaluate = fix or f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."
+            eval_metrics = _json(read, run.eval_metrics.as_posix(), evaluate, where)
             responses = read(run.layer_responses.as_posix())
-            runs[dataset][seed] = {
-                "train": train_metrics,
-                "eval": eval_metrics,
-                "history": history,
-                "responses": files.parse_json(responses, run.layer_responses.as_posix(), evaluate)
-                if responses else None,
-                "predictions": read(run.predictions.as_posix()),
-            }
+            responses = files.parse_json(responses, where(run.layer_responses.as_posix()), evaluate) \
+                if responses else None
+            predictions = read(run.predictions.as_posix())
+            try:
+                run_records.check_train(train_metrics, where(run.train_metrics.as_posix()))
+                diverged = train_metrics["diverged"]
+                run_records.check_eval(eval_metrics, diverged, where(run.eval_metrics.as_posix()))
+                history = read_history(read, run.live.as_posix(), where)
+                for name, values in history.items():
+                    run_records.check_history(values, diverged, where(f"{run.live.as_posix()} {name}"))
+                if responses is not None:
+                    run_records.check_responses(responses, where(run.layer_responses.as_posix()))
+                if predictions is not None:
+                    run_records.check_predictions(predictions, where(run.predictions.as_posix()))
+            except run_records.RecordError as error:
+                raise DataError(f"{error}: damaged or edited. Fix: {rerun}") from None
+            if not history.get("loss"):
+                raise DataError(f"the training logs in {where(run.live.as_posix())} are missing or empty, so the "
+                                f"report would draw no curve. Fix: {fix or f'train again (`dvc repro -f train@{dataset}-{seed}`).'}")
+            runs[dataset][seed] = {"train": train_metrics, "eval": eval_metrics, "history": history,
+                                   "responses": responses, "predictions": predictions}
     return runs
 
 

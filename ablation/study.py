@@ -282,7 +282,10 @@ def collect(study_arms: list[Arm], out: StudyFiles, per_seed: bool = False,
             if source is None:
                 missing.append(name)
                 continue
-            found = reporting.collect_runs(expected.datasets, expected.train.seeds, source.read)
+            fix = (f"restore it (`git checkout -- {source.origin}`), or rerun the arm (the study without "
+                   "--report-only)." if not source.commit else f"rerun the arm (experiment {name} is damaged).")
+            found = reporting.collect_runs(expected.datasets, expected.train.seeds, source.read,
+                                           origin=source.origin, fix=fix)
             for dataset, by_seed in found.items():
                 runs.setdefault(dataset, {}).update(by_seed)
             sources.append(source)

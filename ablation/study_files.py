@@ -22,6 +22,8 @@ from pathlib import Path
 import yaml
 
 from ablation import files
+from ablation.ingest import DataError
+from ablation.run_records import RAW_FILE_LIMIT
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
 from ablation.params import Params, with_added_knobs
 from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
@@ -60,9 +62,23 @@ def raw_reader(directory: Path) -> Reader:
     def read(path: str) -> str | None:
         full = inside(directory, path)
         if full.is_file():
+            if full.stat().st_size > RAW_FILE_LIMIT:
+                raise DataError(f"{full} is {full.stat().st_size:,} bytes, over the {RAW_FILE_LIMIT:,} a raw result "
+                                f"may hold. Fix: restore it (`git checkout -- {full}`).")
             return full.read_text()
         packed = inside(directory, path + ".gz")
-        return gzip.decompress(packed.read_bytes()).decode() if packed.is_file() else None
+        if not packed.is_file():
+            return None
+        with gzip.open(packed) as handle:  # inflated with a bound: a gzip bomb stops here
+            try:
+                data = handle.read(RAW_FILE_LIMIT + 1)
+            except (OSError, EOFError) as error:
+                raise DataError(f"{packed} is not a readable gzip file ({error}). Fix: restore it "
+                                f"(`git checkout -- {packed}`).") from None
+        if len(data) > RAW_FILE_LIMIT:
+            raise DataError(f"{packed} inflates to over {RAW_FILE_LIMIT:,} bytes, more than a raw result holds. "
+                            f"Fix: restore it (`git checkout -- {packed}`).")
+        return data.decode(errors="replace")
     return read
 
 

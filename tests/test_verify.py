@@ -122,3 +122,44 @@ def test_the_report_names_the_study_not_how_it_was_run():
     assert reproducing_command(["--preset", "p.yaml", "--jobs", "2", "-S", "train.epochs=5"]) == expected
     assert reproducing_command(["--report-only", "--preset", "p.yaml", "--jobs=1", "-S", "train.epochs=5",
                                 "--replace-report"]) == expected
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("results/cifar10/seed0/eval/metrics.json", "accuracy", 5.0), "`accuracy` is '5.0', not a number in [0, 1]"),
+    (("results/cifar10/seed0/eval/metrics.json", "accuracy", 1e308), "`accuracy` is '1e+308', not a number in"),
+    (("results/cifar10/seed0/eval/metrics.json", "accuracy", "0.7"), "`accuracy` is '0.7', not a number in"),
+    (("results/cifar10/seed0/train.json", "diverged", None), "`diverged` is 'None', not true or false"),
+    (("results/cifar10/seed0/train.json", "train_accuracy", float("nan")), "`train_accuracy` is 'nan'"),
+])
+def test_a_tampered_committed_record_is_refused_naming_its_runs_path(tmp_path, edit, message):
+    import json
+    import shutil
+
+    from ablation import reporting
+    from ablation.ingest import DataError
+    target = tmp_path / "resnet-cifar20"
+    shutil.copytree(ROOT / "reports" / "cifar10-cpu" / "runs" / "resnet-cifar20", target)
+    path, field, value = edit
+    record = json.loads((target / path).read_text())
+    if value is None:
+        del record[field]
+    else:
+        record[field] = value
+    (target / path).write_text(json.dumps(record))
+    with pytest.raises(DataError) as raised:
+        reporting.collect_runs(["cifar10"], [0, 1], study_files.raw_reader(target), origin=str(target),
+                               fix=f"restore it (`git checkout -- {target}`).")
+    text = str(raised.value)
+    assert message in text and f"{target}/{path}" in text and "git checkout --" in text
+
+
+def test_a_gzip_bomb_among_raw_results_is_inflated_only_up_to_the_bound(tmp_path, monkeypatch):
+    from ablation.ingest import DataError
+    monkeypatch.setattr(study_files, "RAW_FILE_LIMIT", 1024 * 1024)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "predictions.csv.gz").write_bytes(gzip.compress(b"0" * (3 * 1024 * 1024)))
+    with pytest.raises(DataError, match="inflates to over 1,048,576 bytes"):
+        study_files.raw_reader(tmp_path)("eval/predictions.csv")
+    (tmp_path / "eval" / "predictions.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        study_files.raw_reader(tmp_path)("eval/predictions.csv")
