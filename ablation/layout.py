@@ -191,6 +191,11 @@ class StudyFiles:
         return self.dir / "study.md"
 
     @property
+    def owner(self) -> Path:
+        """study.json: the definition of the study the folder holds."""
+        return self.dir / "study.json"
+
+    @property
     def figures(self) -> Path:
         return self.dir / "figures"
 

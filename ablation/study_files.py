@@ -25,7 +25,7 @@ from ablation import files
 from ablation.ingest import DataError
 from ablation.run_records import RAW_FILE_LIMIT
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
-from ablation.params import Params, with_added_knobs
+from ablation.params import Params, ParamsError, with_added_knobs
 from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
 from ablation.yaml_text import parse_yaml_text
 
@@ -170,3 +170,47 @@ def write_dvc_view(done, out: StudyFiles) -> None:
                       for plot in PLOTS]}
     files.write_text(out.dvc_yaml, "# Written by python -m stages.study: this study's numbers for DVC.\n"
                      + yaml.safe_dump(view, sort_keys=False))
+
+
+def arms_with_results(text: str) -> set[str]:
+    """The arms of a study report's first table (arm x dataset) with a result, not "failed"."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|--")), None)
+    arms = set()
+    for line in lines[start + 1:] if start is not None else []:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 3 and not cells[3].startswith("failed"):
+            arms.add(cells[1])
+    return arms
+
+
+def check_owner(out: StudyFiles, definition: dict, replace: bool) -> None:
+    """A study writes only a folder of its own: one that holds another study (another
+    definition in its study.json, or, for a folder from before study.json, a report of
+    other arms) is refused, unless `replace`, before anything runs."""
+    if replace or not out.report.exists():
+        return
+    if out.owner.exists():
+        recorded = files.read_json(out.owner, "", f"restore it (`git checkout -- {out.owner}`).")
+        theirs = recorded.get("definition") if isinstance(recorded, dict) else None
+    else:
+        theirs = {"arms": sorted(arms_with_results(out.report.read_text()))}
+        definition = {"arms": sorted(definition["arms"])}
+    if theirs != definition:
+        raise ParamsError(f"{out.dir} holds another study ({_describe(theirs)}), not this one "
+                          f"({_describe(definition)}), and a study never replaces another's folder. Fix: pass --name "
+                          "with a folder of its own, or --replace-report to replace that study.")
+
+
+def _describe(definition) -> str:
+    if not isinstance(definition, dict):
+        return "an unreadable definition"
+    arms = ", ".join(definition.get("arms", []))
+    return f"arms {arms}" + (f"; -S {' '.join(definition['set'])}" if definition.get("set") else "")
+
+
+def record_owner(out: StudyFiles, definition: dict) -> None:
+    """study.json: which study the folder holds (check_owner)."""
+    files.write_json(out.owner, {"definition": definition})

@@ -151,20 +151,6 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
             f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\").", ""]
 
 
-def arms_with_results(text: str) -> set[str]:
-    """The arms of a study report's first table (arm x dataset) with a result, not "failed"."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("|--")), None)
-    arms = set()
-    for line in lines[start + 1:] if start is not None else []:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.split("|")]
-        if len(cells) > 3 and not cells[3].startswith("failed"):
-            arms.add(cells[1])
-    return arms
-
-
 def _markdown(text: str) -> str:
     """Text from a record as a Markdown code span on one line: shown as written, never
     read as markup, a link or HTML."""
@@ -276,7 +262,7 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
                         "the checkout that holds its experiments (`dvc exp show`).")
     # Arms of this study that the report there holds results for but that left none now
     # (their experiments are not in this checkout, say): replacing it would lose them.
-    lost = sorted(arms_with_results(out.report.read_text()) & {r.name for r in results if r.failed}) \
+    lost = sorted(study_files.arms_with_results(out.report.read_text()) & {r.name for r in results if r.failed}) \
         if out.report.exists() else []
     if lost and not replace:
         raise DataError(f"{out.report} has results for arm(s) {lost} that left none here, so it is left as it is. "

@@ -15,7 +15,7 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 import sys
 
-from ablation import layout, study, study_report
+from ablation import layout, study, study_files, study_report
 from ablation.decisions import Design
 from ablation.errors import ParamsError
 
@@ -77,6 +77,8 @@ def main():
         if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell
             raise SystemExit(1)
         return
+    owner = study.definition(arms, overrides)
+    study_files.check_owner(out, owner, args.replace_report)
     if args.until_decided:
         from ablation import until_decided
         if on_ray or args.report_only or args.seed_step < 1:
@@ -99,6 +101,7 @@ def main():
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
     print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
                                           design=preset["report"]))
+    study_files.record_owner(out, owner)
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     missing = [name for r in results for name in r.missing]
     if missing:

@@ -128,3 +128,48 @@ def test_until_decided_is_refused_before_anything_runs_without_a_budget_or_on_ra
                           *flags], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
+
+
+def test_a_study_never_replaces_another_studys_folder_or_its_name_a_pipeline_output(tmp_path):
+    from ablation import study_files
+    from ablation.layout import StudyFiles
+    out = StudyFiles("mine", tmp_path)
+    out.dir.mkdir()
+    out.report.write_text("| arm | dataset | test accuracy |\n|--|--|--|\n| resnet-cifar20 | cifar10 | 0.7 |\n")
+    ours = {"set": ["train.epochs=5"], "arms": {"resnet-cifar20": ["model.depth=20"]}}
+    study_files.check_owner(out, ours, replace=False)  # a folder from before study.json: its report's arms match
+    with pytest.raises(ParamsError, match="holds another study \\(arms resnet-cifar20\\), not this one"):
+        study_files.check_owner(out, {"set": [], "arms": {"resnet-cifar8": []}}, replace=False)
+    study_files.record_owner(out, ours)
+    study_files.check_owner(out, ours, replace=False)
+    with pytest.raises(ParamsError, match="-S train.epochs=6\\).*--replace-report"):
+        study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=False)
+    study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=True)
+    assert study.definition(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]},
+                                                               [])), ["train.seeds=[0,1,2]", "train.epochs=5"]) \
+        == {"set": ["train.epochs=5"], "arms": {"resnet-cifar20": ["model.depth=20"]}}  # more seeds: the same study
+    assert "figures" in study.pipeline_report_outputs(ROOT / "dvc.yaml")
+    with pytest.raises(ParamsError, match="an output of the pipeline's report stage"):
+        study.study_name("figures", None, {}, [])
+
+
+def test_the_committed_study_cannot_be_overwritten_by_another_grid_of_its_name():
+    folder = ROOT / "reports" / "cifar10-cpu"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "cifar10-cpu", "-S", "model.arch=resnet_cifar",
+                          "--grid", "model.residual=true,false", "--grid", "model.depth=8", "-S", "train.seeds=[0,1]",
+                          "--report-only"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "reports/cifar10-cpu holds another study" in out.stderr, out.stderr[-2000:]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_an_experiment_of_another_study_with_the_same_name_is_never_removed(monkeypatch):
+    arm = study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]}, []))[0]
+    other = (ROOT / "params.yaml").read_text().replace("seeds: [0]", "seeds: [5, 6]")
+    called = []
+    monkeypatch.setattr(study, "experiment_commits", lambda: {arm.name: "abc1234"})
+    monkeypatch.setattr(study, "read_file", lambda commit, path: other)
+    monkeypatch.setattr(study, "_dvc", lambda *args, **kw: called.append(args))
+    with pytest.raises(ParamsError, match=f"experiment {arm.name} already exists and ran with other params"):
+        study.run([arm], [], jobs=1)
+    assert called == []  # nothing removed, nothing queued
