@@ -5,6 +5,7 @@ implement them, looked up by module name when a value is checked (`table`)."""
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from dataclasses import field
 from typing import Any, Callable
@@ -34,8 +35,8 @@ def key_of(module: str, name: str):
 def number(low=None, high=None, integer=False, open_low=False):
     def check(value):
         kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return "an integer" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            return "an integer" if integer else "a finite number"
         if low is not None and (value < low or (open_low and value == low)):
             return f"a number {'>' if open_low else '>='} {low}"
         if high is not None and value > high:
@@ -52,11 +53,14 @@ def optional(check):
     return lambda value: None if value is None else check(value)
 
 
-def list_of(check, min_len=1):
+def list_of(check, min_len=1, distinct=False):
+    """A list of at least min_len values that each pass `check`; with `distinct`, none twice
+    (a seed or dataset named twice would run, and count, the same runs twice)."""
     def checker(value):
-        if not isinstance(value, list) or len(value) < min_len or any(check(v) for v in value):
+        if not isinstance(value, list) or len(value) < min_len or any(check(v) for v in value) \
+                or (distinct and len({repr(v) for v in value}) < len(value)):
             item = check(object()) or "values"
-            return f"a list of at least {min_len} ({item})"
+            return f"a list of at least {min_len} ({item}{', each once' if distinct else ''})"
         return None
     return checker
 

@@ -23,7 +23,7 @@ from typing import Any
 from ablation.errors import ParamsError
 from ablation.knobs import (boolean, dataset_names, fractions, grid_shape, key_of, knob, list_of, mapping, number, one_of,
                             optional, path_value, per_dataset, subgrids, table)
-from ablation.yaml_text import parse_yaml_text, read_yaml_file
+from ablation.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
 
 PARAMS_FILE = Path("params.yaml")
 MAX_IMAGE_SIZE = 1024  # data.image_size: a side past this is a typo (a batch of 64 at 1024 px is 800 MB of uint8)
@@ -128,7 +128,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    seeds: tuple[int, ...] = knob(list_of(number(0, MAX_SEED, integer=True)))  # dvc.yaml's train matrix
+    seeds: tuple[int, ...] = knob(list_of(number(0, MAX_SEED, integer=True), distinct=True))  # dvc.yaml's train matrix
     epochs: int = knob(number(1, integer=True))  # training.train
     batch_size: int = knob(number(1, integer=True), tag="batch")  # training.train
     optimizer: str = knob(key_of("recipe", "OPTIMIZERS"), tag="")
@@ -290,7 +290,7 @@ def _check_overrides_win(train: TrainParams, datasets: tuple[str, ...], override
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply DVC-style `key.sub=value` overrides; values are parsed as YAML."""
+    """Apply DVC-style `key.sub=value` overrides, each value read as DVC's -S reads it."""
     raw = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
@@ -302,7 +302,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
-        node[leaf] = parse_yaml_text(text, f"-S {item!r}")
+        node[leaf] = parse_override_value(key, text, f"-S {item!r}")
     return raw
 
 
@@ -337,7 +337,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
         if key not in raw:
             raise ParamsError(f"params: `{key}` is missing. Fix: add `{key}` under `the top level` in params.yaml "
                               "(see the shipped params.yaml).")
-    if allowed := list_of(dataset_names)(raw["datasets"]):
+    if allowed := list_of(dataset_names, distinct=True)(raw["datasets"]):
         _fail("datasets", raw["datasets"], allowed)
     datasets = tuple(raw["datasets"])
     data = DataParams.parse(raw["data"], datasets)

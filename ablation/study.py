@@ -19,7 +19,7 @@ from ablation.knobs import NAME_RULE, is_plain_name, subgrids
 from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.study_files import Source
-from ablation.yaml_text import parse_yaml_text, read_yaml_file
+from ablation.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
 
 
 def _format(value) -> str:
@@ -96,11 +96,11 @@ def arms(params: Params) -> list[Arm]:
 
 
 def parse_grid_item(item: str) -> tuple[str, list]:
-    """`KEY=V1,V2` -> (KEY, [V1, V2]), values parsed as YAML."""
+    """`KEY=V1,V2` -> (KEY, [V1, V2]), each value read as DVC's -S reads it."""
     key, sep, values = item.partition("=")
     if not sep or not values:
         raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
-    return key, [parse_yaml_text(v, f"--grid {item!r}") for v in values.split(",")]
+    return key, [parse_override_value(key, v, f"--grid {item!r}") for v in values.split(",")]
 
 
 def load_study_params(params_file, overrides: list[str], grid: dict | list | None, grid_items: list[str]) -> Params:
@@ -112,6 +112,11 @@ def load_study_params(params_file, overrides: list[str], grid: dict | list | Non
     raw = apply_overrides(raw, overrides) if isinstance(raw, dict) else {}
     grids = subgrids(grid or (raw.get("study") or {}).get("grid") or {})
     items = dict(parse_grid_item(item) for item in grid_items)
+    if len(items) < len(grid_items):
+        keys = [parse_grid_item(item)[0] for item in grid_items]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        raise ParamsError(f"params: --grid names {', '.join(repeated)} more than once. Fix: give each key's values "
+                          f"once, e.g. --grid {repeated[0]}=V1,V2,V3.")
     grids = [{**g, **items} if isinstance(g, dict) else g for g in grids]
     first = grids[0] if isinstance(grids[0], dict) else {}
     firsts = [f"{key}={_format(values[0])}" for key, values in first.items() if isinstance(values, list) and values]
@@ -241,10 +246,29 @@ def experiment_commits() -> dict[str, str]:
             if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
 
 
+def busy_queue() -> list[str]:
+    """The experiments DVC's queue still has queued or running: another study's, or this
+    one's left running by a driver that was killed (its queue workers go on)."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    try:
+        with Repo(".") as repo:
+            return [task.get("name") or task["rev"][:7] for task in repo.experiments.celery_queue.status()
+                    if task["status"] in ("Queued", "Running")]
+    except NotDvcRepoError:
+        return []
+
+
 def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
     """Queues every arm (replacing earlier experiments of the same name) and runs the
     queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
-    neither the baseline's lock nor DVC's run-cache may stand in for it)."""
+    neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
+    while the queue still runs anything: queuing beside it would race or remove it."""
+    if busy := busy_queue():
+        raise ParamsError(f"DVC's queue still has {', '.join(busy)} queued or running (another study's, or this "
+                          "one's from a start that was interrupted), and a study never races or replaces them. Fix: "
+                          "wait for them (`dvc queue status`) or stop them (`dvc queue kill NAME`), then rerun with "
+                          "--resume.")
     commits = experiment_commits()
     existing = set(commits) & {arm.name for arm in study_arms}
     by_name = {arm.name: arm for arm in study_arms}

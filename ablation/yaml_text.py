@@ -12,9 +12,9 @@ from ablation.errors import ParamsError
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML reads YAML 1.1, where `1e-4` is a string; DVC (YAML 1.2) reads a float.
-    Resolve exponent floats as DVC does, so `-S train.learning_rate=1e-3` means 0.001.
-    Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
+    """PyYAML reads YAML 1.1, where `1e-4` is a string, `010` is 8 and `yes` is true;
+    DVC (YAML 1.2) reads a float, 10 and a string. Resolve floats, integers and
+    booleans as DVC does, so `train.learning_rate: 1e-3` means 0.001 to both. Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
     laughs" file of a few hundred bytes), and no params or study file needs them."""
 
     def compose_node(self, parent, index):
@@ -36,6 +36,22 @@ def _mapping_without_duplicates(loader, node, deep=False):
     return loader.construct_mapping(node, deep=deep)
 
 
+def _yaml12_int(loader, node):
+    """YAML 1.2's core integers: decimal (a leading zero is no octal), 0o octal, 0x hex."""
+    text = loader.construct_scalar(node).replace("_", "")  # 1_000: 1000, as DVC's reader has it
+    sign, digits = (-1, text[1:]) if text[0] == "-" else (1, text.lstrip("+"))
+    base = {"0o": 8, "0x": 16}.get(digits[:2])
+    return sign * (int(digits[2:], base) if base else int(digits, 10))
+
+
+_INT, _BOOL = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (_INT, _BOOL)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                    list("-+0123456789"))
+_Yaml12Loader.add_constructor(_INT, _yaml12_int)
 _Yaml12Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -68,3 +84,21 @@ def parse_yaml_text(text: str, origin: str):
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
                           "(each key once per section, no aliases).") from None
+
+
+def parse_override_value(key: str, text: str, origin: str):
+    """The value of `-S key=text` (or a --grid value) exactly as DVC will read it when the
+    experiment runs: DVC parses -S with Hydra's override grammar and writes the result
+    into params.yaml, so `010`, `0x10` and `.nan` are strings there, `nan` and `inf`
+    floats. A sweep (`a,b`) is no single value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+    try:
+        override = OverridesParser.create().parse_overrides([f"{key}={text}"])[0]
+    except OverrideParseException as error:
+        raise ParamsError(f"params: {origin} is not a value DVC's -S can read ({str(error).splitlines()[0]}). Fix: "
+                          "quote a string ('...'), or write a number, true/false, or a [list].") from None
+    if override.is_sweep_override():
+        raise ParamsError(f"params: {origin} is several values (a sweep), not one. Fix: pass one value with -S, and "
+                          "vary a key with --grid KEY=V1,V2.")
+    return override.value()

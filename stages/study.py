@@ -51,7 +51,8 @@ def main():
     ray.add_argument("--num-gpus", type=float, help="GPUs per run (default: 1 where the cluster has GPUs, else 0)")
     ray.add_argument("--num-cpus", type=float, default=1, help="CPUs per run (default 1)")
     ray.add_argument("--retries", type=int, default=1, help="reruns of a failed run before it counts as failed")
-    ray.add_argument("--resume", action="store_true", help="run only the runs that left no experiment")
+    parser.add_argument("--resume", action="store_true", help="run only the arms (Ray: the runs) that left no "
+                                                              "results: finished experiments and raw results are kept")
     args = parser.parse_args()
     study.check_jobs(args.jobs)
     preset = study.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None,
@@ -92,7 +93,13 @@ def main():
                              num_gpus=args.num_gpus, num_cpus=args.num_cpus, retries=args.retries,
                              resume=args.resume, logs_dir=out.logs)
     elif not args.report_only:
-        study.run(arms, overrides, args.jobs or preset["jobs"] or 1)
+        todo = arms
+        if args.resume:  # finished experiments and committed raw results are kept
+            todo = [arm for arm, r in zip(arms, study.collect(arms, out)) if r.failed]
+            print(f"resume: {len(arms) - len(todo)} of {len(arms)} arm(s) have results; running "
+                  f"{', '.join(a.name for a in todo) or 'none'}", flush=True)
+        if todo:
+            study.run(todo, overrides, args.jobs or preset["jobs"] or 1)
     if not args.until_decided:
         results = study.collect(arms, out, per_seed=on_ray)
         for written in study.save_raw(results, out):
@@ -106,7 +113,7 @@ def main():
     missing = [name for r in results for name in r.missing]
     if missing:
         where = f"{out.logs}/NAME.log" if on_ray else "`dvc queue logs NAME`"
-        rerun = "rerun with --resume" if on_ray else "rerun"
+        rerun = "rerun with --resume"
         raise SystemExit(f"error: runs {missing} left no results. Fix: read {where}, fix the cause, then {rerun}.")
 
 

@@ -1,7 +1,10 @@
+import re
+
 import pytest
 import yaml
 
 from ablation.params import ParamsError, apply_overrides, from_dict, load_params
+from tests.conftest import ROOT
 
 
 def write(tmp_path, params):
@@ -116,3 +119,45 @@ def test_a_new_table_entry_is_a_valid_choice(monkeypatch, default_params):
         depths=lambda block: "18", has_depth=lambda depth, block: depth == 18))
     with pytest.raises(ParamsError, match="18 for resnet"):
         from_dict(default_params)  # params.yaml's depth 34
+
+
+TRICKY = ["010", "0x10", "0o17", "1_000", ".nan", "nan", "inf", ".inf", "-.inf", "1e-4", "1.0e-4", "5", "[0,1]",
+          "true", "True", "yes", "on", "off", "null", "0.1", "+5", "-0", "1.", "abc", "'5'", "1:30", "08", "-010"]
+
+
+@pytest.mark.parametrize("literal", TRICKY)
+def test_every_value_means_what_dvc_will_read(tmp_path, literal):
+    """A params or preset file read as DVC's YAML reader reads it, and an -S value as DVC's
+    own override parser writes it into params.yaml for the experiment to read."""
+    from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+    from dvc.utils.serialize import load_yaml
+
+    from ablation.yaml_text import parse_override_value, parse_yaml_text
+    path = tmp_path / "params.yaml"
+    path.write_text(f"k: {literal}\n")
+    assert repr(parse_yaml_text(path.read_text(), "file")["k"]) == repr(load_yaml(path)["k"])
+    path.write_text("k: 0\n")
+    dvc_apply_overrides(path, [f"k={literal}"])
+    assert repr(parse_override_value("k", literal, "-S")) == repr(load_yaml(path)["k"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=010", "`train.epochs` is '010'; allowed: an integer"),  # DVC writes the string '010'
+    ("train.batch_size=0x10", "`train.batch_size` is '0x10'; allowed: an integer"),
+    ("data.max_file_mb=nan", "`data.max_file_mb` is nan; allowed: a finite number"),
+    ("split.val_fraction=.nan", "`split.val_fraction` is '.nan'; allowed: a finite number"),
+    ("train.learning_rate=inf", "`train.learning_rate` is inf; allowed: a finite number"),
+    ("train.step_boundaries=[0.5,nan]", "an increasing list of fractions"),
+    ("train.seeds=[0,0]", "each once"),
+    ("datasets=[cifar10,cifar10]", "each once"),
+    ("model.depth=20,32", "several values (a sweep)"),
+])
+def test_numbers_dvc_would_read_otherwise_and_non_finite_ones_are_refused(override, message):
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        load_params(ROOT / "params.yaml", [override])
+
+
+def test_a_repeated_grid_key_is_refused():
+    from ablation import study
+    with pytest.raises(ParamsError, match="--grid names model.depth more than once"):
+        study.load_study_params(ROOT / "params.yaml", [], None, ["model.depth=20", "model.depth=32"])

@@ -233,3 +233,48 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert "0 primary contrast(s) decided at 2 seeds per arm" in grown.stdout and "; done" in grown.stdout
     grown_study = (folder / "study.md").read_text()
     assert "| plain-cifar8 " in grown_study and "(n=2)" in grown_study and "| plain-cifar8-s1 " not in grown_study
+
+
+def _experiments(root: Path) -> set[str]:
+    """The study's finished experiments (DVC's queue keeps temporary refs beside them)."""
+    refs = sh(root, "git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    return {ref.rsplit("/", 1)[-1] for ref in refs} & {"resnet-cifar8", "plain-cifar8"}
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_on_dvc_s_queue_without_retraining(project_copy):
+    """kill -9 of the study driver after its first arm: the queue it started runs on;
+    --resume while it does is refused in one line, and once it is done --resume keeps
+    both finished arms and trains nothing."""
+    require_shared()
+    root = project_copy
+    set_params(root, {**TINY, "datasets": ["cats_vs_dogs"]})
+    for command in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],
+                    ["git", "config", "user.name", "CI"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "project"]):
+        sh(root, *command)
+    driver = subprocess.Popen([sys.executable, "-m", "stages.study", "--name", "killed"], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 600
+    while not _experiments(root) and time.time() < deadline:
+        time.sleep(2)
+    first = _experiments(root)
+    assert len(first) == 1, first
+    driver.kill()  # kill -9: the queue's workers are not its children to take down
+    driver.wait()
+    refused = stage(root, "study", "--name", "killed", "--resume", check=False)
+    if _experiments(root) != {"resnet-cifar8", "plain-cifar8"}:  # the orphaned queue still ran the second arm
+        assert refused.returncode == 2 and "DVC's queue still has" in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr and _experiments(root) >= first
+    while _experiments(root) != {"resnet-cifar8", "plain-cifar8"} and time.time() < deadline:
+        time.sleep(2)
+    idle = [sys.executable, "-c", "from ablation.study import busy_queue; print(busy_queue())"]
+    while sh(root, *idle).stdout.strip() != "[]" and time.time() < deadline:  # the workers' last clean-up
+        time.sleep(2)
+    commits = sh(root, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").stdout
+    resumed = stage(root, "study", "--name", "killed", "--resume")
+    assert "resume: 2 of 2 arm(s) have results; running none" in resumed.stdout
+    assert "$ dvc exp run" not in resumed.stdout and "$ dvc exp remove" not in resumed.stdout
+    assert sh(root, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").stdout == commits
+    assert "| plain-cifar8 " in (root / "reports" / "killed" / "study.md").read_text()
