@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablation.errors import UserError
+from ablation.yaml_text import read_yaml_file
 
 FETCHED = Path("data/fetched")
 SPLIT = Path("data/split")
@@ -227,3 +228,25 @@ class StudyFiles:
     @property
     def logs(self) -> Path:  # the Ray engine's logs of failed runs
         return self.dir / "logs"
+
+
+def pipeline_report_outputs(dvc_file: str | Path = "dvc.yaml") -> set[str]:
+    """The names directly under reports/ that a stage of dvc.yaml declares as an output,
+    metric or plot (reports/figures: `figures`)."""
+    path = Path(dvc_file)
+    if not path.exists():
+        return set()
+    found: set[str] = set()
+    def walk(node, in_outputs=False):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if in_outputs and isinstance(key, str):
+                    found.add(key)
+                walk(value, in_outputs or key in ("outs", "metrics", "plots"))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, in_outputs)
+        elif in_outputs and isinstance(node, str):
+            found.add(node)
+    walk(read_yaml_file(path, str(path)))
+    return {Path(p).parts[1] for p in found if Path(p).parts[:1] == ("reports",) and len(Path(p).parts) > 1}

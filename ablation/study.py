@@ -137,43 +137,11 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
     if not is_plain_name(name):
         raise ParamsError(f"params: the study name {name!r} is not a plain name ({NAME_RULE}); it names the "
                           "study's folder in reports/. Fix: pass --name with one, e.g. --name depth-sweep.")
-    if name in pipeline_report_outputs():
+    if name in layout.pipeline_report_outputs():
         raise ParamsError(f"params: the study name {name!r} would put the study in reports/{name}, an output of "
                           "the pipeline's report stage, which `dvc repro` deletes and rewrites. Fix: pass --name "
                           "with another name, e.g. --name depth-sweep.")
     return name
-
-
-def pipeline_report_outputs(dvc_file: str | Path = "dvc.yaml") -> set[str]:
-    """The names directly under reports/ that a stage of dvc.yaml declares as an output,
-    metric or plot (reports/figures: `figures`)."""
-    path = Path(dvc_file)
-    if not path.exists():
-        return set()
-    found: set[str] = set()
-    def walk(node, in_outputs=False):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if in_outputs and isinstance(key, str):
-                    found.add(key)
-                walk(value, in_outputs or key in ("outs", "metrics", "plots"))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, in_outputs)
-        elif in_outputs and isinstance(node, str):
-            found.add(node)
-    walk(read_yaml_file(path, str(path)))
-    return {Path(p).parts[1] for p in found if Path(p).parts[:1] == ("reports",) and len(Path(p).parts) > 1}
-
-
-def definition(study_arms: list[Arm], overrides: list[str]) -> dict:
-    """What makes a study this study: its arms (names and grid values) and the -S values
-    every arm shares, less the seeds (more seeds extend a study) and where data lives."""
-    def what(override: str) -> bool:
-        key = override.partition("=")[0]
-        return key != "train.seeds" and not key.startswith("data.paths")
-    return {"set": sorted(o for o in overrides if what(o)),
-            "arms": {arm.name: [o for o in arm.overrides if what(o)] for arm in study_arms}}
 
 
 # Flags that say how a study runs, not what it computes (with how many values they take):

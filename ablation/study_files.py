@@ -186,6 +186,16 @@ def arms_with_results(text: str) -> set[str]:
     return arms
 
 
+def definition(study_arms: list, overrides: list[str]) -> dict:
+    """What makes a study this study: its arms (names and grid values) and the -S values
+    every arm shares, less the seeds (more seeds extend a study) and where data lives."""
+    def what(override: str) -> bool:
+        key = override.partition("=")[0]
+        return key != "train.seeds" and not key.startswith("data.paths")
+    return {"set": sorted(o for o in overrides if what(o)),
+            "arms": {arm.name: [o for o in arm.overrides if what(o)] for arm in study_arms}}
+
+
 def check_owner(out: StudyFiles, definition: dict, replace: bool) -> None:
     """A study writes only a folder of its own: one that holds another study (another
     definition in its study.json, or, for a folder from before study.json, a report of

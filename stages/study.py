@@ -78,7 +78,7 @@ def main():
         if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell
             raise SystemExit(1)
         return
-    owner = study.definition(arms, overrides)
+    owner = study_files.definition(arms, overrides)
     study_files.check_owner(out, owner, args.replace_report)
     if args.until_decided:
         from ablation import until_decided

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from ablation import dry_run, models, study
+from ablation import dry_run, layout, models, study
 from ablation.params import ParamsError
 from ablation.recipe import make_optimizer
 from tests.conftest import ROOT
@@ -145,10 +145,10 @@ def test_a_study_never_replaces_another_studys_folder_or_its_name_a_pipeline_out
     with pytest.raises(ParamsError, match="-S train.epochs=6\\).*--replace-report"):
         study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=False)
     study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=True)
-    assert study.definition(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]},
+    assert study_files.definition(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]},
                                                                [])), ["train.seeds=[0,1,2]", "train.epochs=5"]) \
         == {"set": ["train.epochs=5"], "arms": {"resnet-cifar20": ["model.depth=20"]}}  # more seeds: the same study
-    assert "figures" in study.pipeline_report_outputs(ROOT / "dvc.yaml")
+    assert "figures" in layout.pipeline_report_outputs(ROOT / "dvc.yaml")
     with pytest.raises(ParamsError, match="an output of the pipeline's report stage"):
         study.study_name("figures", None, {}, [])
 
