@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import stat
 import tarfile
 import time
 import zipfile
@@ -122,6 +123,13 @@ def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, Reader]]:
         raise corrupt(error) from None
 
 
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+# An image's decoded size is bounded by data.max_image_megapixels; its shape too: a
+# 300,000 x 1 PNG is 0.3 megapixels, yet resizing it to a square takes gigabytes.
+MAX_ASPECT = 16  # longer side over shorter side
+MAX_SIDE = 16384  # pixels
+
+
 def _is_utf8(name: str) -> bool:
     try:
         name.encode("utf-8")  # os.walk turns undecodable bytes into surrogates
@@ -134,11 +142,25 @@ def _printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def _read_or_none(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, None past `limit` (what is read is bounded, whatever its stat
+    said) or when it cannot be read."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except OSError:  # vanished, dangling or looping symlink, unreadable
         return None
+    return data if len(data) <= limit else None
+
+
+def _regular_size(path: Path) -> int | None:
+    """The size of a regular file (a symlink's target checked, not the link); None for
+    a device, FIFO or socket (a `.jpg` link to /dev/zero never ends), or a dangling link."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, int | None, Callable[[], bytes]]]:
@@ -147,28 +169,35 @@ def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, int | None, Callabl
     if path.is_dir():
         for root, dirs, files in os.walk(path):
             dirs.sort()
+            # os.walk does not enter a linked folder (a loop would never end): it is counted, not read.
+            for linked in [d for d in dirs if (Path(root) / d).is_symlink()]:
+                yield (Path(root) / linked).relative_to(path).as_posix() + "/", None, lambda: None
             for file in sorted(files):
                 full = Path(root) / file
                 relative = full.relative_to(path).as_posix()
                 if _is_listed(relative):
-                    try:
-                        size = full.stat().st_size
-                    except OSError:  # a dangling or looping symlink
-                        size = None
-                    yield relative, size, lambda full=full: _read_or_none(full)
+                    size = _regular_size(full)
+                    yield relative, size, lambda full=full, size=size: _read_or_none(full, size or 0)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(path) as archive:
             for member in archive:
-                if member.isfile() and _is_listed(member.name):
-                    # Read while the stream is at this member (the caller reads before the next one).
-                    yield (member.name.lstrip("./"), member.size,
-                           lambda member=member: archive.extractfile(member).read())
+                if not _is_listed(member.name) or member.isdir():
+                    continue
+                if not member.isfile():  # a link, device or FIFO member: counted, not followed
+                    yield member.name.lstrip("./"), None, lambda: None
+                    continue
+                # Read while the stream is at this member (the caller reads before the next one).
+                yield (member.name.lstrip("./"), member.size,
+                       lambda member=member: archive.extractfile(member).read())
     elif name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
                 # ZipFile stops decompressing at the declared file_size, so it bounds the read.
                 if not info.is_dir() and _is_listed(info.filename):
-                    yield info.filename, info.file_size, lambda info=info: archive.read(info)
+                    # An encrypted member, or one of a compression zipfile cannot undo: counted, not read.
+                    readable = not info.flag_bits & 0x1 and info.compress_type in ZIP_METHODS
+                    yield (info.filename, info.file_size if readable else None,
+                           lambda info=info: archive.read(info))
     else:
         raise DataError(f"{path} is neither a directory nor a .tar.gz/.tgz/.zip archive. "
                         "Fix: point data.paths.<dataset> at an image folder or archive.")
@@ -218,7 +247,8 @@ def _clean_image(data: bytes | None, max_pixels: int) -> tuple[bytes, str] | Non
         return None
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > max_pixels:
+            if image.width * image.height > max_pixels or max(image.size) > MAX_SIDE \
+                    or max(image.size) > MAX_ASPECT * max(1, min(image.size)):
                 return None
             image.load()  # raises on truncated or corrupt data
             if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
@@ -260,6 +290,12 @@ class ImageFolder:
         strays = set(strays)
         folder_classes = sorted({name.split("/")[self._class_index] for name in images if name not in strays})
         known = tfds_class_names(dataset)
+        by_case = {}
+        for name in folder_classes:
+            by_case.setdefault(name.lower(), []).append(name)
+        if twins := [names for names in by_case.values() if len(names) > 1]:
+            raise DataError(f"class folders {twins[0]} in {path} differ only in case, and classes are matched "
+                            "case-insensitively. Fix: merge them into one folder.")
         if known is None:
             self.classes = folder_classes
         else:

@@ -248,3 +248,62 @@ def test_split_too_large_for_memory_is_decoded_each_epoch(tmp_path, pets_fetched
     dataset, rows = inputs.load_split(pets_fetched, tmp_path / "s", "train", 8)
     assert "does not fit in memory" in capsys.readouterr().err
     assert sum(1 for _ in dataset) == len(rows) == 80
+
+
+def png(size) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", size, 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_special_files_links_and_extreme_shapes_are_counted_never_read(tmp_path):
+    """A `.jpg` link to /dev/zero (stat size 0, endless to read) and a FIFO are skipped
+    and counted, a linked class folder is counted, not entered, and a 300,000 x 1 PNG
+    (0.3 megapixels, under the limit) is skipped for its shape."""
+    root = make_tree(tmp_path / "pets", {**pets_files(), "PetImages/Dog/long.png": png((300_000, 1))})
+    os.symlink("/dev/zero", root / "PetImages" / "Cat" / "zero.jpg")
+    os.mkfifo(root / "PetImages" / "Dog" / "pipe.jpg")
+    os.symlink(root / "PetImages" / "Dog", root / "PetImages" / "Cat" / "linked")
+    info = fetch_folder(tmp_path, "cats_vs_dogs", root)
+    assert info["splits"] == {"train": 20}
+    assert {"PetImages/Cat/zero.jpg", "PetImages/Dog/pipe.jpg", "PetImages/Dog/long.png"} <= set(info["skipped_files"])
+    assert "PetImages/Cat/linked/" in info["ignored_files"]
+
+
+def test_tar_links_and_encrypted_or_unknown_zip_members_are_counted(tmp_path):
+    source = make_tree(tmp_path / "src", pets_files())
+    archive = tmp_path / "pets.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / "PetImages", arcname="PetImages")
+        link = tarfile.TarInfo("PetImages/Cat/hard.jpg")
+        link.type, link.linkname = tarfile.LNKTYPE, "PetImages/Cat/1.jpg"
+        tar.addfile(link)
+    info = fetch_folder(tmp_path / "t", "cats_vs_dogs", archive)
+    assert info["splits"] == {"train": 20} and "PetImages/Cat/hard.jpg" in info["skipped_files"]
+    packed = tmp_path / "pets.zip"
+    with zipfile.ZipFile(packed, "w") as archive_zip:
+        for name, data in pets_files().items():
+            archive_zip.writestr(name, data)
+        archive_zip.writestr("PetImages/Cat/secret.jpg", jpeg((9, 9, 9)))
+    data = bytearray(packed.read_bytes())
+    with zipfile.ZipFile(packed) as check:
+        secret = next(i for i in check.infolist() if i.filename.endswith("secret.jpg"))
+    # Mark the member encrypted (bit 0 of its flags) in the local and the central header.
+    data[secret.header_offset + 6] |= 0x1
+    central = data.rfind(b"PK\x01\x02", 0, len(data))
+    while central != -1:
+        name_length = int.from_bytes(data[central + 28:central + 30], "little")
+        if data[central + 46:central + 46 + name_length] == b"PetImages/Cat/secret.jpg":
+            data[central + 8] |= 0x1
+            break
+        central = data.rfind(b"PK\x01\x02", 0, central)
+    packed.write_bytes(bytes(data))
+    info = fetch_folder(tmp_path / "z", "cats_vs_dogs", packed)
+    assert info["splits"] == {"train": 20} and "PetImages/Cat/secret.jpg" in info["skipped_files"]
+
+
+def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):
+    root = make_tree(tmp_path / "mine", {f"{folder}/{i}.jpg": jpeg((i, 0, 0)) for folder in ("Cat", "cat", "dog")
+                                         for i in range(3)})
+    with pytest.raises(ingest.DataError, match=r"class folders \['Cat', 'cat'\] .* differ only in case"):
+        fetch_folder(tmp_path, "my_pets", root)
