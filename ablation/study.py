@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablation import layout, reporting, study_files
 from ablation.decisions import Design
+from ablation.ingest import Progress
+from ablation.repo import busy_queue, check_repository, experiment_commits, read_file
+from ablation.repo import dvc as _dvc
+from ablation.repo import git as _git
 from ablation.layout import StudyFiles
 from ablation.models import model_name
 from ablation.knobs import NAME_RULE, is_plain_name, subgrids
@@ -72,13 +75,23 @@ def arm_name(params: Params, grid_point: dict) -> str:
     return "-".join([model_name(params.model), *extra]).replace("_", "-")
 
 
-def arms(params: Params) -> list[Arm]:
+MAX_ARMS = 256  # a study's arms unless --max-arms says otherwise: each is an experiment to train
+
+
+def arms(params: Params, max_arms: int = MAX_ARMS) -> list[Arm]:
     """Each point of the grid, named by arm_name; refused, before anything runs, when
-    a name is not a plain name or two points get the same one."""
-    points = [dict(zip(grid, values)) for grid in subgrids(params.study.grid)
-              for values in itertools.product(*grid.values())]
+    the grid makes more than `max_arms` points (counted before any is built), a name
+    is not a plain name or two points get the same one."""
+    grids = subgrids(params.study.grid)
+    count = sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+    if count > max_arms:
+        raise ParamsError(f"params: the grid makes {count:,} arms, more than --max-arms {max_arms}; each is a run to "
+                          "train. Fix: grid over fewer keys or values, or pass --max-arms with a larger number.")
+    points = [dict(zip(grid, values)) for grid in grids for values in itertools.product(*grid.values())]
     out, seen = [], {}
+    progress = Progress("arms checked", every=50)
     for point in points:
+        progress.step()
         overrides = [f"{key}={_format(value)}" for key, value in point.items()]
         arm_params = params.with_overrides(overrides)
         name = arm_name(arm_params, point)
@@ -178,8 +191,8 @@ def load_preset(path) -> dict:
     {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
     experiments at once, "report": what its report decides (decisions.Design)}."""
     path = Path(path)
-    if not path.exists():
-        raise ParamsError(f"study preset {path} not found. Fix: pass a file from studies/, e.g. "
+    if not path.is_file():
+        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. Fix: pass a file from studies/, e.g. "
                           "--preset studies/cifar10-cpu.yaml.")
     preset = read_yaml_file(path, f"study preset {path}")
     if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
@@ -198,40 +211,12 @@ def load_preset(path) -> dict:
             "report": Design.parse(preset.get("report"), f"study preset {path}")}
 
 
-def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    print("$ dvc " + " ".join(args), flush=True)
-    return subprocess.run([sys.executable, "-m", "dvc", *args], check=check)
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
-
-
-def experiment_commits() -> dict[str, str]:
-    """Experiment name -> commit, from DVC's refs (refs/exps/<baseline>/<name>)."""
-    lines = _git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").splitlines()
-    return {ref.rsplit("/", 1)[-1]: sha for ref, sha in (line.split() for line in lines)
-            if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
-
-
-def busy_queue() -> list[str]:
-    """The experiments DVC's queue still has queued or running: another study's, or this
-    one's left running by a driver that was killed (its queue workers go on)."""
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-    try:
-        with Repo(".") as repo:
-            return [task.get("name") or task["rev"][:7] for task in repo.experiments.celery_queue.status()
-                    if task["status"] in ("Queued", "Running")]
-    except NotDvcRepoError:
-        return []
-
-
 def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
     """Queues every arm (replacing earlier experiments of the same name) and runs the
     queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
     neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
     while the queue still runs anything: queuing beside it would race or remove it."""
+    check_repository()
     if busy := busy_queue():
         raise ParamsError(f"DVC's queue still has {', '.join(busy)} queued or running (another study's, or this "
                           "one's from a start that was interrupted), and a study never races or replaces them. Fix: "
@@ -253,13 +238,6 @@ def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: t
         settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
         _dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
     _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
-
-
-def read_file(commit: str, path: str) -> str | None:
-    try:
-        return _git("show", f"{commit}:{path}")
-    except subprocess.CalledProcessError:
-        return None
 
 
 def locate(name: str, expected: Params, commits: dict[str, str], out: StudyFiles,

@@ -25,6 +25,13 @@ def check_backend(name: str) -> str | None:
     return None
 
 
+# Keras (keras.json), matplotlib (its font cache) and DVC (its site cache, /var/tmp/dvc)
+# write files of their own: into the project's ignored .cache/, never under HOME or /var/tmp.
+_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache")
+for _variable, _folder in (("KERAS_HOME", "keras"), ("MPLCONFIGDIR", "matplotlib"), ("DVC_SITE_CACHE_DIR", "dvc")):
+    os.environ.setdefault(_variable, os.path.join(_CACHE, _folder))
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")  # its analytics would write a user id under HOME
+
 if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))) is not None:
     print(_backend_error, file=sys.stderr)
     sys.exit(2)

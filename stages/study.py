@@ -41,6 +41,8 @@ def main():
     parser.add_argument("--max-seeds", type=int, help="the seed budget per arm of --until-decided "
                                                       "(default: the preset's report.max_seeds)")
     parser.add_argument("--seed-step", type=int, default=1, help="seeds added per arm each round (default 1)")
+    parser.add_argument("--max-arms", type=int, default=study.MAX_ARMS,
+                        help=f"refuse a grid of more arms than this (default {study.MAX_ARMS})")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
@@ -59,7 +61,7 @@ def main():
                                                                   "report": Design()}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = study.load_study_params(args.params, overrides, preset["grid"], args.grid)
-    arms = study.arms(params)
+    arms = study.arms(params, args.max_arms)
     out = layout.StudyFiles(study.study_name(args.name, args.preset, params.study.grid, overrides))
     print(f"study {out.name} ({out.dir}/), arms: " + ", ".join(a.name for a in arms), flush=True)
     on_ray = args.engine == "ray"

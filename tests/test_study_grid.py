@@ -173,3 +173,45 @@ def test_an_experiment_of_another_study_with_the_same_name_is_never_removed(monk
     with pytest.raises(ParamsError, match=f"experiment {arm.name} already exists and ran with other params"):
         study.run([arm], [], jobs=1)
     assert called == []  # nothing removed, nothing queued
+
+
+def _copy_without_git(tmp_path):
+    import shutil
+    for name in ("ablation", "stages", "studies", "params.yaml", "dvc.yaml", "reports/cifar10-cpu"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_outside_a_git_repository_report_only_works_and_a_run_is_one_line(tmp_path):
+    """A copy of the project (`git archive`, a tarball): the committed report regenerates
+    byte for byte, with HOME unusable and untouched; a run says what it needs."""
+    root = _copy_without_git(tmp_path / "copy")
+    home = tmp_path / "home"
+    home.mkdir()
+    before = (root / "reports" / "cifar10-cpu" / "study.md").read_bytes()
+    env = {**__import__("os").environ, "HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--report-only"],
+                          cwd=root, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (root / "reports" / "cifar10-cpu" / "study.md").read_bytes() == before
+    assert list(home.iterdir()) == []  # Keras, matplotlib and DVC wrote into the project's .cache/
+    run = subprocess.run([sys.executable, "-m", "stages.study", "--name", "fresh", "-S", "model.arch=resnet_cifar",
+                          "--grid", "model.depth=8"], cwd=root, capture_output=True, text=True, env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "not a git repository" in run.stderr
+
+
+def test_a_preset_that_is_a_folder_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies", "--dry-run"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "study preset studies is a folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_huge_grid_is_refused_before_any_arm_is_built():
+    grid = {"model.depth": [8, 14, 20, 26, 32, 38, 44, 50, 56, 62], "model.residual": [True, False],
+            "train.learning_rate": [0.01 * i for i in range(1, 11)], "train.epochs": list(range(1, 11)),
+            "train.batch_size": [16, 32, 64, 128, 256], "model.weight_decay": [0.0001 * i for i in range(1, 21)]}
+    params = study.load_study_params(ROOT / "params.yaml", CIFAR20, grid, [])
+    with pytest.raises(ParamsError, match="the grid makes 200,000 arms, more than --max-arms 256"):
+        study.arms(params)
+    assert len(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20, 32]}, []),
+                          max_arms=2)) == 2
