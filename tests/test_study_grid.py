@@ -215,3 +215,18 @@ def test_a_huge_grid_is_refused_before_any_arm_is_built():
         study.arms(params)
     assert len(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20, 32]}, []),
                           max_arms=2)) == 2
+
+
+def test_a_damaged_dvc_lock_stops_a_study_in_one_line(project_copy):
+    root = project_copy
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: [unclosed\n")
+    for command in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],
+                    ["git", "config", "user.name", "CI"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    ["git", "add", "-A"], ["git", "commit", "-qm", "damaged lock"]):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "locked", "-S", "model.arch=resnet_cifar",
+                          "-S", "datasets=[cifar10]", "--grid", "model.depth=8"], cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert len(errors) == 1 and "git checkout -- dvc.lock" in errors[0]
