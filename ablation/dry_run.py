@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ablation import layout, models
+from ablation import layout, machine, models, precision
 from ablation.params import RunSettings
 from ablation.ray_engine import run_name
 
@@ -55,7 +55,8 @@ def measured_rate(run: RunSettings) -> float:
 
     from ablation.training import jit_compile, set_threads
     set_threads(run.train.threads)
-    keras.mixed_precision.set_dtype_policy(run.train.mixed_precision)
+    keras.mixed_precision.set_dtype_policy(
+        precision.resolve(run.train.mixed_precision, machine.describe(keras.backend.backend(), run.train.threads)))
     probe = dataclasses.replace(run.model, arch="resnet_cifar", depth=20, residual=True)
     net = models.build_model(probe, (32, 32, 3), 10)
     net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=jit_compile(run.train.jit_compile))
@@ -97,11 +98,19 @@ def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
 
 
 def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
-    """The dry run's lines: one per experiment (per arm, or per arm and seed on
-    Ray), then the total."""
+    """The dry run's lines: a warning for a precision this machine emulates, the
+    precision the arms train in here, one line per experiment (per arm, or per arm
+    and seed on Ray), then the total."""
+    import keras  # here: a dry run that fails on its params needs no backend
     first = study_arms[0].params.for_dataset(study_arms[0].params.datasets[0])
+    here = machine.describe(keras.backend.backend(), first.train.threads)
+    asked = dict.fromkeys(arm.params.for_dataset(d).train.mixed_precision for arm in study_arms
+                          for d in arm.params.datasets)
+    lines = [warning for policy in asked if (warning := precision.emulation_warning(policy, here))]
+    lines.append("precision on this machine: " + ", ".join(
+        f"{policy} -> {precision.resolve(policy, here)}" if policy == precision.AUTO else policy for policy in asked))
     rate = measured_rate(first)
-    lines, total = [], 0.0
+    total = 0.0
     for arm in study_arms:
         seconds, parts = arm_seconds(arm, rate)
         seeds = arm.params.train.seeds
@@ -112,7 +121,8 @@ def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
             lines.append(f"{name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
         total = None if total is None or seconds is None else total + seconds
     workers = "Ray workers" if per_seed else "queue workers"
-    lines.append(f"{len(lines)} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
+    count = sum(1 for line in lines if not line.startswith(("warning:", "precision on")))
+    lines.append(f"{count} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
                  f"{workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at"
-                 if total is not None else f"{len(lines)} experiment(s), nothing queued")
+                 if total is not None else f"{count} experiment(s), nothing queued")
     return lines

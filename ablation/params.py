@@ -138,7 +138,7 @@ class TrainParams:
     schedule: str = knob(key_of("recipe", "SCHEDULES"))
     step_boundaries: tuple[float, ...] = knob(fractions)  # recipe.SCHEDULES["step"]
     warmup_epochs: int = knob(number(0, integer=True))  # recipe.StudySchedule
-    mixed_precision: str = knob(one_of("float32", "mixed_float16", "mixed_bfloat16"), tag="")  # training.train
+    mixed_precision: str = knob(one_of("auto", "float32", "mixed_float16", "mixed_bfloat16"), tag="")  # precision
     jit_compile: bool = knob(boolean)  # training.jit_compile
     steps_per_execution: int = knob(number(1, integer=True))  # training.train
     threads: int = knob(number(0, integer=True))  # training.set_threads

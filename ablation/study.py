@@ -301,6 +301,9 @@ def collect(study_arms: list[Arm], out: StudyFiles, per_seed: bool = False,
                    "--report-only)." if not source.commit else f"rerun the arm (experiment {name} is damaged).")
             found = reporting.collect_runs(expected.datasets, expected.train.seeds, source.read,
                                            origin=source.origin, fix=fix)
+            asked = study_files.recorded_precision(source.read(layout.PARAMS_FILE))
+            for run in (r for by_seed in found.values() for r in by_seed.values()):
+                run["train"].setdefault("mixed_precision", asked)  # recorded before train.json said
             for dataset, by_seed in found.items():
                 runs.setdefault(dataset, {}).update(by_seed)
             sources.append(source)

@@ -23,6 +23,7 @@ import yaml
 
 from ablation import files
 from ablation.ingest import DataError
+from ablation.precision import AUTO
 from ablation.run_records import RAW_FILE_LIMIT
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
 from ablation.params import Params, ParamsError, with_added_knobs
@@ -103,12 +104,24 @@ def _flat(raw, prefix="") -> dict:
 
 def params_differ(text: str | None, expected: Params, origin: str) -> list[str]:
     """The keys whose value in params text `text` differs from `expected` (empty: the
-    same run); ['params.yaml missing'] when there is none."""
+    same run); ['params.yaml missing'] when there is none. A precision of `auto`
+    expected matches any recorded one: auto is what the machine runs fast, and the
+    run's train.json says what ran, as its machine record says where."""
     if text is None:
         return ["params.yaml missing"]
     found = _flat(comparable(with_added_knobs(parse_yaml_text(text, origin))))
     wanted = _flat(comparable(expected.raw))
-    return sorted(key for key in found.keys() | wanted.keys() if found.get(key) != wanted.get(key))
+    return sorted(key for key in found.keys() | wanted.keys() if found.get(key) != wanted.get(key)
+                  and not (key.endswith("mixed_precision") and wanted.get(key) == AUTO))
+
+
+def recorded_precision(text: str | None) -> str | None:
+    """The explicit precision a run's params.yaml asked for (None for auto or none): what
+    ran, for runs recorded before train.json said so."""
+    if text is None:
+        return None
+    value = ((parse_yaml_text(text, "params.yaml") or {}).get("train") or {}).get("mixed_precision")
+    return value if isinstance(value, str) and value != AUTO else None
 
 
 def write_raw(source: Source, datasets, seeds, out: StudyFiles, details: dict) -> Path:

@@ -158,15 +158,19 @@ def _markdown(text: str) -> str:
 
 
 def _recipe(done: list[ArmResult], dataset: str) -> str:
-    """The training recipe, from the first arm's params (grid keys vary it per arm)."""
+    """The training recipe, from the first arm's params (grid keys vary it per arm), and
+    the precision each run trained in (its train.json's record)."""
     train = done[0].params.train.for_dataset(dataset)
     schedule = train.schedule
     if schedule == "step":
         drops = ", ".join(f"{b * train.epochs:g}" for b in train.step_boundaries)
         schedule += f" (lr / 10 after epoch{'s' * (len(train.step_boundaries) > 1)} {drops})"
+    precisions = Counter(run["train"].get("mixed_precision") or r.params.train.for_dataset(dataset).mixed_precision
+                         for r in done for run in r.runs.get(dataset, {}).values())
+    ran_in = ", ".join(f"{policy} ({count} run{'s' * (count > 1)})" for policy, count in precisions.items())
     return (f"Recipe on {dataset}: {train.epochs} epochs of batch {train.batch_size}, {train.optimizer} at lr "
-            f"{train.learning_rate:g}, {schedule} schedule, {train.mixed_precision}, seeds "
-            f"{sorted({s for r in done for s in r.runs.get(dataset, {})})}.")
+            f"{train.learning_rate:g}, {schedule} schedule, seeds "
+            f"{sorted({s for r in done for s in r.runs.get(dataset, {})})}; trained in {ran_in}.")
 
 
 def _arm_rows(results: list[ArmResult], summaries: dict, log_hint: str) -> tuple[list, list]:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,7 +19,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ablation import files, inputs, machine, models, records, splitting
+from ablation import files, inputs, machine, models, precision, records, splitting
 from ablation.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.recipe import make_optimizer, pixel_moments, with_normalization
@@ -164,7 +165,11 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
     fingerprint = run_fingerprint(run, seed, fetched_dir, split_dir)
     state = CheckpointFiles(inside(checkpoints_dir, run_key(fingerprint)))
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_dtype_policy(cfg.mixed_precision)
+    here = machine.describe(keras.backend.backend(), cfg.threads)
+    if warning := precision.emulation_warning(cfg.mixed_precision, here):
+        print(warning, file=sys.stderr, flush=True)
+    policy = precision.resolve(cfg.mixed_precision, here)
+    keras.mixed_precision.set_dtype_policy(policy)
 
     cached, rows = inputs.load_split(fetched_dir, split_dir, "train", size)
     val_cached, val_rows = inputs.load_split(fetched_dir, split_dir, "val", size)
@@ -253,7 +258,8 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
         if timer.seconds > timer.validation_seconds else None,
     }
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    metrics["machine"] = machine.describe(keras.backend.backend(), cfg.threads)  # what a rerun is checked against
+    metrics["mixed_precision"] = policy  # what ran (train.mixed_precision may say auto)
+    metrics["machine"] = here  # what a rerun is checked against
     # Every output complete before any replaces its previous version; the
     # checkpoint goes last, so a failed write (a full disk) can be rerun.
     with files.atomic_path(files_out.model) as partial_model:

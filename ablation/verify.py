@@ -26,7 +26,7 @@ from ablation.statistics import CONFIDENCE, summarize
 # train.json fields that measure the machine's speed or describe it, not the result.
 NOT_RESULTS = ("train_seconds", "validation_seconds", "images_per_second", "epochs_run_here", "machine")
 # train.json fields that runs recorded before these were added lack: compared only where recorded.
-RECORDED_SINCE = ("initial_weights", "data_order")
+RECORDED_SINCE = ("initial_weights", "data_order", "mixed_precision")
 MIN_SEEDS = 5  # other seeds a cross-machine check needs: then ±t(4) · sqrt(1.2) = ±3.0 seed stds at most
 
 

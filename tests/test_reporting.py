@@ -9,7 +9,7 @@ from scipy import stats
 
 from statsmodels.stats.multitest import multipletests
 
-from ablation import claims, reporting, statistics, study_effects, study_report
+from ablation import claims, reporting, statistics, study_effects, study_files, study_report
 from ablation.decisions import Decisions, Design
 from ablation.ingest import DataError
 from ablation.layout import ReportFiles, StudyFiles
@@ -128,7 +128,7 @@ def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):
     done = [arm("resnet20", True, 20, [run(0.90, 0.95, [True])]), arm("plain20", False, 20, [run(0.88, 0.93, [True])])]
     out = StudyFiles("s", tmp_path)
     first = study_report.write_study_report(done, out)
-    assert study_report.arms_with_results(first) == {"resnet20", "plain20"}
+    assert study_files.arms_with_results(first) == {"resnet20", "plain20"}
     lost = [done[0], arm("plain20", False, 20, [])]  # plain20's experiment is not here any more
     with pytest.raises(DataError, match=r"arm\(s\) \['plain20'\].*--replace-report"):
         study_report.write_study_report(lost, out)
@@ -207,7 +207,7 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
     out = StudyFiles("knobs", tmp_path)
     text = study_report.write_study_report(results, out)
     assert text.startswith("# Study: what `model.shortcut` and `model.residual` change")
-    assert study_report.arms_with_results(text) == {r.name for r in results}
+    assert study_files.arms_with_results(text) == {r.name for r in results}
     assert "The paper's claims" not in text  # they compare depths
     assert "### Degradation (the paper's Fig. 6) (model.shortcut=B)" in text  # one per group of twins
     assert (tmp_path / "knobs" / "figures" / "cifar10_layer_responses_model_shortcut_A.png").exists()
