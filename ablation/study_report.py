@@ -240,6 +240,12 @@ def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str,
     return tests
 
 
+def headline(text: str) -> list[str]:
+    """What a terminal shows of a study report: its title and the paper's claims' verdicts."""
+    lines = text.splitlines()
+    return [lines[0], *(line for line in lines if line.startswith("- **("))]
+
+
 def seeds_plan(results: list[ArmResult], design: Design, command: str) -> list[str]:
     """The "How to decide" part of each dataset, for a study's committed results (--dry-run)."""
     done = [r for r in results if not r.failed]

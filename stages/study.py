@@ -108,8 +108,9 @@ def main():
             print(f"raw results: {written}", flush=True)
     command = study.reproducing_command(sys.argv[1:])
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
-    print(study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
-                                          design=preset["report"]))
+    text = study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
+                                           design=preset["report"])
+    print("\n".join(study_report.headline(text)))
     study_files.record_owner(out, owner)
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     missing = [name for r in results for name in r.missing]
