@@ -302,7 +302,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
-        node[leaf] = parse_override_value(key, text, f"-S {item!r}")
+        node[leaf] = parse_override_value(text, f"-S {item!r}")
     return raw
 
 

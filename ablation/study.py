@@ -113,7 +113,7 @@ def parse_grid_item(item: str) -> tuple[str, list]:
     key, sep, values = item.partition("=")
     if not sep or not values:
         raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
-    return key, [parse_override_value(key, v, f"--grid {item!r}") for v in values.split(",")]
+    return key, [parse_override_value(v, f"--grid {item!r}") for v in values.split(",")]
 
 
 def load_study_params(params_file, overrides: list[str], grid: dict | list | None, grid_items: list[str]) -> Params:

@@ -211,17 +211,18 @@ def definition(study_arms: list, overrides: list[str]) -> dict:
 
 def check_owner(out: StudyFiles, definition: dict, replace: bool) -> None:
     """A study writes only a folder of its own: one that holds another study (another
-    definition in its study.json, or, for a folder from before study.json, a report of
-    other arms) is refused, unless `replace`, before anything runs."""
+    definition in its study.json, or, for a folder from before study.json, a report with
+    arms this study does not have) is refused, unless `replace`, before anything runs."""
     if replace or not out.report.exists():
         return
     if out.owner.exists():
         recorded = files.read_json(out.owner, "", f"restore it (`git checkout -- {out.owner}`).")
         theirs = recorded.get("definition") if isinstance(recorded, dict) else None
-    else:
+        other = theirs != definition
+    else:  # its report lists the arms that have results: another study's, unless all are this one's
         theirs = {"arms": sorted(arms_with_results(out.report.read_text()))}
-        definition = {"arms": sorted(definition["arms"])}
-    if theirs != definition:
+        other = not set(theirs["arms"]) <= set(definition["arms"])
+    if other:
         raise ParamsError(f"{out.dir} holds another study ({_describe(theirs)}), not this one "
                           f"({_describe(definition)}), and a study never replaces another's folder. Fix: pass --name "
                           "with a folder of its own, or --replace-report to replace that study.")

@@ -86,7 +86,7 @@ def parse_yaml_text(text: str, origin: str):
                           "(each key once per section, no aliases).") from None
 
 
-def parse_override_value(key: str, text: str, origin: str):
+def parse_override_value(text: str, origin: str):
     """The value of `-S key=text` (or a --grid value) exactly as DVC will read it when the
     experiment runs: DVC parses -S with Hydra's override grammar and writes the result
     into params.yaml, so `010`, `0x10` and `.nan` are strings there, `nan` and `inf`
@@ -94,7 +94,7 @@ def parse_override_value(key: str, text: str, origin: str):
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
     try:
-        override = OverridesParser.create().parse_overrides([f"{key}={text}"])[0]
+        override = OverridesParser.create().parse_overrides([f"value={text}"])[0]  # the key is checked on its own
     except OverrideParseException as error:
         raise ParamsError(f"params: {origin} is not a value DVC's -S can read ({str(error).splitlines()[0]}). Fix: "
                           "quote a string ('...'), or write a number, true/false, or a [list].") from None

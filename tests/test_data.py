@@ -285,21 +285,28 @@ def test_tar_links_and_encrypted_or_unknown_zip_members_are_counted(tmp_path):
         for name, data in pets_files().items():
             archive_zip.writestr(name, data)
         archive_zip.writestr("PetImages/Cat/secret.jpg", jpeg((9, 9, 9)))
+        archive_zip.writestr("PetImages/Dog/strange.jpg", jpeg((8, 8, 8)))
     data = bytearray(packed.read_bytes())
     with zipfile.ZipFile(packed) as check:
         secret = next(i for i in check.infolist() if i.filename.endswith("secret.jpg"))
-    # Mark the member encrypted (bit 0 of its flags) in the local and the central header.
+        strange = next(i for i in check.infolist() if i.filename.endswith("strange.jpg"))
+    # Mark one member encrypted (bit 0 of its flags) and give another a compression
+    # method zipfile cannot undo (99, AES), in their local and central headers.
     data[secret.header_offset + 6] |= 0x1
+    data[strange.header_offset + 8:strange.header_offset + 10] = (99).to_bytes(2, "little")
     central = data.rfind(b"PK\x01\x02", 0, len(data))
     while central != -1:
         name_length = int.from_bytes(data[central + 28:central + 30], "little")
-        if data[central + 46:central + 46 + name_length] == b"PetImages/Cat/secret.jpg":
+        name = data[central + 46:central + 46 + name_length]
+        if name == b"PetImages/Cat/secret.jpg":
             data[central + 8] |= 0x1
-            break
+        elif name == b"PetImages/Dog/strange.jpg":
+            data[central + 10:central + 12] = (99).to_bytes(2, "little")
         central = data.rfind(b"PK\x01\x02", 0, central)
     packed.write_bytes(bytes(data))
     info = fetch_folder(tmp_path / "z", "cats_vs_dogs", packed)
-    assert info["splits"] == {"train": 20} and "PetImages/Cat/secret.jpg" in info["skipped_files"]
+    assert info["splits"] == {"train": 20}
+    assert {"PetImages/Cat/secret.jpg", "PetImages/Dog/strange.jpg"} <= set(info["skipped_files"])
 
 
 def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):

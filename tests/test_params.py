@@ -138,7 +138,7 @@ def test_every_value_means_what_dvc_will_read(tmp_path, literal):
     assert repr(parse_yaml_text(path.read_text(), "file")["k"]) == repr(load_yaml(path)["k"])
     path.write_text("k: 0\n")
     dvc_apply_overrides(path, [f"k={literal}"])
-    assert repr(parse_override_value("k", literal, "-S")) == repr(load_yaml(path)["k"])
+    assert repr(parse_override_value(literal, "-S")) == repr(load_yaml(path)["k"])
 
 
 @pytest.mark.parametrize("override, message", [

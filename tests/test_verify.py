@@ -130,6 +130,7 @@ def test_the_report_names_the_study_not_how_it_was_run():
     (("results/cifar10/seed0/eval/metrics.json", "accuracy", "0.7"), "`accuracy` is '0.7', not a number in"),
     (("results/cifar10/seed0/train.json", "diverged", None), "`diverged` is 'None', not true or false"),
     (("results/cifar10/seed0/train.json", "train_accuracy", float("nan")), "`train_accuracy` is 'nan'"),
+    (("results/cifar10/seed0/eval/metrics.json", None, None), "eval/metrics.json is missing"),
 ])
 def test_a_tampered_committed_record_is_refused_naming_its_runs_path(tmp_path, edit, message):
     import json
@@ -141,11 +142,14 @@ def test_a_tampered_committed_record_is_refused_naming_its_runs_path(tmp_path, e
     shutil.copytree(ROOT / "reports" / "cifar10-cpu" / "runs" / "resnet-cifar20", target)
     path, field, value = edit
     record = json.loads((target / path).read_text())
-    if value is None:
-        del record[field]
+    if field is None:  # the file removed
+        (target / path).unlink()
     else:
-        record[field] = value
-    (target / path).write_text(json.dumps(record))
+        if value is None:
+            del record[field]
+        else:
+            record[field] = value
+        (target / path).write_text(json.dumps(record))
     with pytest.raises(DataError) as raised:
         reporting.collect_runs(["cifar10"], [0, 1], study_files.raw_reader(target), origin=str(target),
                                fix=f"restore it (`git checkout -- {target}`).")
