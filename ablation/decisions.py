@@ -37,6 +37,7 @@ class Design:
     max_seeds: int | None = None
     smoke_test: bool = False
     caveats: tuple[str, ...] = ()
+    looks: tuple[int, ...] | None = None  # seeds per arm at each look, when --until-decided ran the study
 
     @classmethod
     def parse(cls, value, where: str) -> Design:
@@ -81,6 +82,7 @@ class Tested:
     family: str
     holm_p: float | None
     family_size: int
+    sequential: str | None = None  # a primary contrast of a study run in rounds: what the design decided
 
     @property
     def tested(self) -> bool:
@@ -88,6 +90,8 @@ class Tested:
 
     @property
     def beyond_noise(self) -> bool:
+        if self.sequential is not None:  # after stopping early, the fixed-design p would find noise too often
+            return self.sequential.startswith("decided")
         return self.holm_p is not None and self.holm_p < ALPHA
 
     def test_label(self) -> str:
@@ -105,7 +109,8 @@ class Tested:
             return f"{NO_TEST} (fewer than 2 finite runs on a side)"
         df = "" if self.comparison.df is None else f" (df {self.comparison.df:.1f})"
         return (f"{self.test}{df} p = {self.comparison.p_value:.3g}, Holm p = {self.holm_p:.3g} "
-                f"({self.family_size} {self.family} contrast{'s' * (self.family_size > 1)}): "
+                f"({self.family_size} {self.family} contrast{'s' * (self.family_size > 1)})"
+                + (f", group-sequential: {self.sequential}" if self.sequential is not None else "") + ": "
                 + ("beyond seed noise" if self.beyond_noise else "within seed noise"))
 
     def alpha(self) -> float:
@@ -129,6 +134,7 @@ class Decisions:
     design: Design
     has_claims: bool
     grid_keys: tuple[str, ...]
+    sequential: dict | None = None  # with design.looks: {decided primary contrast: the look that decided it}
     _added: dict = field(default_factory=dict)
     _tested: dict = field(default_factory=dict)
 
@@ -155,7 +161,13 @@ class Decisions:
             adjusted = dict(zip(tested, holm([self._added[k][1].p_value for k in tested])))
             for key in keys:
                 label, comparison, test, _ = self._added[key]
-                self._tested[key] = Tested(label, comparison, test, family, adjusted.get(key), max(len(tested), 1))
+                decided = None
+                if family == PRIMARY and self.sequential is not None and self.design.looks:
+                    look = self.sequential.get(key)
+                    decided = (f"not decided within {self.design.looks[-1]} seeds per arm" if look is None else
+                               f"decided at {self.design.looks[look]} seeds per arm")
+                self._tested[key] = Tested(label, comparison, test, family, adjusted.get(key), max(len(tested), 1),
+                                           decided)
 
     def __getitem__(self, key: tuple) -> Tested:
         return self._tested[key]

@@ -235,6 +235,21 @@ def _describe(definition) -> str:
     return f"arms {arms}" + (f"; -S {' '.join(definition['set'])}" if definition.get("set") else "")
 
 
-def record_owner(out: StudyFiles, definition: dict) -> None:
-    """study.json: which study the folder holds (check_owner)."""
-    files.write_json(out.owner, {"definition": definition})
+def record_owner(out: StudyFiles, definition: dict, looks: tuple[int, ...] | None = None) -> None:
+    """study.json: which study the folder holds (check_owner) and, for a study run in
+    rounds (--until-decided), the seeds per arm at each look its verdicts follow."""
+    files.write_json(out.owner, {"definition": definition, **({"looks": list(looks)} if looks else {})})
+
+
+def recorded_looks(out: StudyFiles) -> tuple[int, ...] | None:
+    """The looks of a study run in rounds, from its study.json (None: a fixed design)."""
+    if not out.owner.exists():
+        return None
+    recorded = files.read_json(out.owner, "", f"restore it (`git checkout -- {out.owner}`).")
+    looks = recorded.get("looks") if isinstance(recorded, dict) else None
+    valid = isinstance(looks, list) and looks and all(isinstance(n, int) and n > 0 for n in looks) \
+        and looks == sorted(set(looks))
+    if looks is not None and not valid:
+        raise ParamsError(f"{out.owner}: `looks` is {looks!r}, not an increasing list of seed counts. Fix: restore "
+                          f"it (`git checkout -- {out.owner}`).")
+    return tuple(looks) if looks else None

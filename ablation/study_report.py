@@ -6,6 +6,7 @@ test across seeds, the paper's degradation figure (Fig. 6) and layer responses
 claims (claims); then how many seeds would decide each contrast."""
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -148,7 +149,12 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
             + f"; every other contrast the report tests is secondary ({sizes}). Holm's procedure adjusts each "
             f"family's p-values on its own. A verdict word (\"yes\", \"no\", \"beyond seed noise\") comes only from a "
             f"Holm-adjusted p below {decisions.ALPHA}; every p is printed with its test and degrees of freedom; with "
-            f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\").", ""]
+            f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\")."
+            + (f" This study added seeds in rounds until decided (`--until-decided`, looks at {list(design.looks)} "
+               "seeds per arm), so a primary verdict comes from that group-sequential design (O'Brien-Fleming-type "
+               "alpha spending with Holm's procedure, ablation/sequential.py), not from the fixed-design Holm p, "
+               "which after stopping early would find noise beyond seed noise more often than 5% of the time."
+               if design.looks else ""), ""]
 
 
 def _markdown(text: str) -> str:
@@ -224,11 +230,13 @@ def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> lis
             "whether those two sets of weights differ, not whether the architectures do.", ""]
 
 
-def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design) -> Decisions:
-    """Every contrast the report tests on `dataset`, claims first (their labels name them), adjusted."""
+def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design,
+                  sequential: dict | None = None) -> Decisions:
+    """Every contrast the report tests on `dataset`, claims first (their labels name them),
+    adjusted; `sequential`: what the group-sequential design decided (study run in rounds)."""
     groups = residual_groups(done)
     has_claims = any(sum({"plain", "residual"} <= f.keys() for f in by_key.values()) >= 2 for by_key in groups.values())
-    tests = Decisions(design, has_claims, tuple(study_effects.grid_values(results)))
+    tests = Decisions(design, has_claims, tuple(study_effects.grid_values(results)), sequential)
     for by_key in groups.values():
         claims.add(by_key, dataset, tests)
     for pair in _twin_pairs(done):
@@ -281,7 +289,13 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     summaries = {r.name: summarize_arm(r.runs) for r in done}
     datasets = list(dict.fromkeys(d for r in done for d in r.runs))
     headers, rows = _arm_rows(results, summaries, log_hint)
-    all_tests = {dataset: decisions_for(results, done, dataset, design) for dataset in datasets}
+    decided = None
+    if design.looks:  # run in rounds: its primary verdicts are the group-sequential design's
+        from ablation.until_decided import next_round  # it tests with this module's contrasts
+        decided = next_round(done, list(design.looks), dataclasses.replace(design, looks=None))[0]
+    all_tests = {dataset: decisions_for(results, done, dataset, design, None if decided is None else
+                                        {key: look for (d, key), look in decided.items() if d == dataset})
+                 for dataset in datasets}
     lines = [f"# Study: {title(results)}", ""]
     if design.smoke_test:
         lines += ["**A smoke test of the machinery: too few steps for its numbers to say anything about the "

@@ -74,10 +74,11 @@ def _seeds(result: ArmResult) -> int:
 
 
 def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, max_seeds: int | None,
-        step: int, jobs: int) -> list[ArmResult]:
+        step: int, jobs: int) -> tuple[list[ArmResult], list[int]]:
     """Runs the study's arms (where they have no results yet), then adds seeds in
     rounds until every primary contrast is decided or the budget is spent; writes the
-    raw results after every round. Returns the arms as study.collect reads them."""
+    raw results after every round. Returns the arms as study.collect reads them, and
+    the looks (seeds per arm) the design planned: the report decides by them."""
     first = min(len(arm.params.train.seeds) for arm in arms)
     if any(arm.params.train.seeds != tuple(range(first)) for arm in arms):
         raise ParamsError("--until-decided adds seeds after the arms' own, which must be 0, 1, ... Fix: pass "
@@ -101,7 +102,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
               f"{looks[-1]}, looks at {looks}); " + (f"adding seeds up to {upcoming} to {', '.join(open_arms)}"
                                                      if open_arms and upcoming else "done"), flush=True)
         if not open_arms or upcoming is None:
-            return results
+            return results, looks
         by_name = {r.name: r for r in results}
         added = [Arm(run_name(arm.name, seed), (*arm.overrides, f"train.seeds=[{seed}]"),
                      arm.params.with_overrides([f"train.seeds=[{seed}]"]))

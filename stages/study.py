@@ -13,6 +13,7 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
     python -m stages.study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+import dataclasses
 import sys
 
 from ablation import layout, study, study_files, study_report
@@ -87,8 +88,9 @@ def main():
         if on_ray or args.report_only or args.seed_step < 1:
             raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more. "
                               "Fix: drop --engine ray and --report-only, or --until-decided.")
-        results = until_decided.run(arms, overrides, out, preset["report"], args.max_seeds, args.seed_step,
-                                    args.jobs or preset["jobs"] or 1)
+        results, looks = until_decided.run(arms, overrides, out, preset["report"], args.max_seeds, args.seed_step,
+                                           args.jobs or preset["jobs"] or 1)
+        preset["report"] = dataclasses.replace(preset["report"], looks=tuple(looks))
     elif not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used
         ray_engine.run_study(arms, overrides, address=args.address, git_remote=args.git_remote,
@@ -106,12 +108,14 @@ def main():
         results = study.collect(arms, out, per_seed=on_ray)
         for written in study.save_raw(results, out):
             print(f"raw results: {written}", flush=True)
+    if not args.until_decided and (looks := study_files.recorded_looks(out)):  # run in rounds before
+        preset["report"] = dataclasses.replace(preset["report"], looks=looks)
     command = study.reproducing_command(sys.argv[1:])
     log_hint = f"`{out.logs.as_posix()}/{{name}}.log`" if on_ray else study_report.QUEUE_LOG_HINT
     text = study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
                                            design=preset["report"])
     print("\n".join(study_report.headline(text)))
-    study_files.record_owner(out, owner)
+    study_files.record_owner(out, owner, preset["report"].looks)
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     missing = [name for r in results for name in r.missing]
     if missing:

@@ -13,7 +13,7 @@ from ablation import claims, reporting, statistics, study_effects, study_files, 
 from ablation.decisions import Decisions, Design
 from ablation.ingest import DataError
 from ablation.layout import ReportFiles, StudyFiles
-from ablation.params import load_params
+from ablation.params import ParamsError, load_params
 from ablation.study import ArmResult
 from tests.conftest import ROOT
 
@@ -290,7 +290,6 @@ def test_one_seed_prints_no_interval_test_or_verdict_and_a_smoke_test_says_so(tm
 
 
 def test_a_preset_report_section_is_checked():
-    from ablation.params import ParamsError
     design = Design.parse({"primary": ["claims", "model.depth"], "min_effect": 0.01, "max_seeds": 8}, "p.yaml")
     assert design.primary == ("claims", "model.depth") and design.max_seeds == 8
     for bad, key in (({"primary": "claims"}, "report.primary"), ({"min_effect": 2}, "report.min_effect"),
@@ -313,3 +312,31 @@ def test_runs_on_two_machine_kinds_are_named_per_arm_and_record_text_cannot_beco
     assert "more than one machine kind" in ran_on and "resnet20 on `Intel Xeon" in ran_on
     assert "plain20 on `# Owned [click](javascript:alert(1)) <b>x</b> 'code'" in ran_on  # one code span, one line
     assert ran_on.count("`") % 2 == 0 and "\n#" not in text.split("Ran on: ")[1].split("\n\n")[0]
+
+
+def test_a_study_run_in_rounds_takes_its_primary_verdicts_from_the_sequential_design(tmp_path):
+    """The same numbers that give (a) and (b) at depth 56 a fixed-design yes are, at the
+    first of the looks 2, 4 and 6 that --until-decided planned, short of the early
+    bound the design spends alpha by: not decided yet, so not shown."""
+    results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True]), run(0.91, 0.96, [True])]),
+               arm("plain20", False, 20, [run(0.88, 0.93, [True]), run(0.87, 0.92, [True])]),
+               arm("resnet56", True, 56, [run(0.92, 0.97, [True]), run(0.93, 0.98, [True])]),
+               arm("plain56", False, 56, [run(0.80, 0.85, [True]), run(0.81, 0.84, [True])])]
+    fixed = study_report.write_study_report(results, StudyFiles("fixed", tmp_path))
+    assert "**(b) residual-56 has a lower test error than plain-56: yes.**" in fixed
+    rounds = study_report.write_study_report(results, StudyFiles("rounds", tmp_path), design=Design(looks=(2, 4, 6)))
+    claim = next(line for line in rounds.splitlines() if line.startswith("- **(b) residual-56"))
+    assert ": not shown.**" in claim and "group-sequential: not decided within 6 seeds per arm" in claim
+    assert "looks at [2, 4, 6] seeds per arm" in rounds
+
+
+def test_a_study_folder_records_the_looks_it_ran_by(tmp_path):
+    out = StudyFiles("rounds", tmp_path)
+    out.dir.mkdir()
+    study_files.record_owner(out, {"set": [], "arms": {}}, (2, 3, 4))
+    assert study_files.recorded_looks(out) == (2, 3, 4)
+    study_files.record_owner(out, {"set": [], "arms": {}})
+    assert study_files.recorded_looks(out) is None
+    out.owner.write_text('{"definition": {}, "looks": [3, 2]}')
+    with pytest.raises(ParamsError, match="not an increasing list of seed counts"):
+        study_files.recorded_looks(out)
