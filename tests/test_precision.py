@@ -1,10 +1,6 @@
 """train.mixed_precision: auto picks what the machine runs fast, an explicit precision
 the machine emulates is warned about, and what ran is what a run records."""
-import subprocess
-import sys
-
 from ablation import precision
-from tests.conftest import ROOT
 
 EPYC_AVX2 = {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx2", "fma"], "gpus": [], "backend": "tensorflow"}
 XEON_AMX = {"cpu": "Intel Xeon", "cpu_flags": ["avx2", "avx512f", "avx512_bf16", "amx_bf16"], "gpus": [],
@@ -26,10 +22,3 @@ def test_an_explicit_precision_the_cpu_emulates_is_warned_about_with_its_cost_an
     assert precision.emulation_warning("mixed_bfloat16", XEON_AMX) is None
     assert precision.emulation_warning("auto", EPYC_AVX2) is None and precision.emulation_warning("float32", EPYC_AVX2) is None
 
-
-def test_dry_run_says_what_precision_the_arms_train_in_here():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run"],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    here = precision.resolve("auto", __import__("ablation.machine", fromlist=["describe"]).describe("tensorflow", 1))
-    assert f"precision on this machine: auto -> {here}" in out.stdout

@@ -93,6 +93,9 @@ def test_dry_run_lists_every_experiment_and_queues_nothing():
                       for wd in ("0.0001", "0.0005")]
     assert "plain-cifar32-wd0.0005  model.depth=32 model.residual=false model.weight_decay=0.0005  ~" in out.stdout
     assert "cifar10: 1 seed(s) x 5 epochs x 1,800 images" in out.stdout  # data.limit 2000, 10% validation
+    from ablation import machine, precision
+    here = precision.resolve("auto", machine.describe("tensorflow", 1))
+    assert f"precision on this machine: auto -> {here}" in out.stdout  # the probe ran in it too
     assert lines[-1].startswith("8 experiment(s), nothing queued; training ~")
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
 
