@@ -433,3 +433,18 @@ def test_ray_engine_needs_a_default_dvc_remote(monkeypatch):
         args, 1, "No default remote set\n", ""))  # what DVC 3.67 prints, on stdout
     with pytest.raises(ray_engine.EngineError, match="no default DVC remote"):
         ray_engine.check_baseline("origin")
+
+
+def test_a_link_to_an_endless_device_stays_within_the_memory_bound(project, tmp_path):
+    """A `.jpg` link to /dev/zero (8.3 GB in 58 s before it was checked as a regular
+    file) and a FIFO in a class folder: fetch counts both and stays under 1.5 GB."""
+    folder = write_tree(tmp_path / "pets", pets())
+    os.symlink("/dev/zero", folder / "PetImages" / "Cat" / "zero.jpg")
+    os.mkfifo(folder / "PetImages" / "Dog" / "pipe.jpg")
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(project), str(work)], check=True)
+    code, err, peak = peak_rss_mb(work, "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={folder}")
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    info = json.loads((work / "data" / "fetched" / DATASET / "info.json").read_text())
+    assert {"PetImages/Cat/zero.jpg", "PetImages/Dog/pipe.jpg"} <= set(info["skipped_files"])
+    assert peak < 1500
