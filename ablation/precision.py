@@ -1,10 +1,12 @@
 """The precision a run trains in. `train.mixed_precision: auto` picks what the
 machine runs fast: on a GPU, bfloat16 from compute capability 8.0 (Ampere) on
-and float16 before it; on a CPU, bfloat16 where it has AVX512-BF16 or AMX, and
-float32 elsewhere, where bfloat16 is emulated (measured 7.5-9x slower than
-float32 for the CIFAR ResNets on a 2-core AVX2-only AMD EPYC). An explicit
-precision the machine emulates runs as asked, after a one-line warning with that
-cost and the fix.
+and float16 before it; on a CPU, bfloat16 where it was measured faster than
+float32, and float32 elsewhere. Measured on resnet_cifar20 (TensorFlow, oneDNN):
+bf16 1.13-1.17x float32 on the Intel Xeon with AMX, 1.18-1.30x on the AMD EPYC
+with AVX512-BF16 (reports/benchmarks.md), but 0.73x on an Intel Xeon with
+AVX512-BF16 and no AMX (53 against 73 GFLOP/s, --dry-run's probe), and 0.11-0.12x
+on an AVX2-only EPYC, which emulates it. An explicit precision the machine
+emulates runs as asked, after a one-line warning with that cost and the fix.
 """
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ EMULATED_COST = "7.5-9x slower than float32 (measured on a 2-core AVX2-only AMD 
 
 def cpu_has_bf16(record: dict) -> bool:
     return any(flag in record.get("cpu_flags", []) for flag in NATIVE_BF16_FLAGS)
+
+
+def cpu_prefers_bf16(record: dict) -> bool:
+    """bf16 measured faster than float32: with AMX, or AVX512-BF16 on an AMD CPU (see above)."""
+    flags = record.get("cpu_flags", [])
+    return "amx_bf16" in flags or ("avx512_bf16" in flags and "AMD" in record.get("cpu", ""))
 
 
 def gpu_has_bf16(backend: str) -> bool:
@@ -39,7 +47,7 @@ def resolve(policy: str, record: dict) -> str:
         return policy
     if record["gpus"]:
         return "mixed_bfloat16" if gpu_has_bf16(record["backend"]) else "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16(record) else "float32"
+    return "mixed_bfloat16" if cpu_prefers_bf16(record) else "float32"
 
 
 def emulation_warning(policy: str, record: dict) -> str | None:
