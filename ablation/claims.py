@@ -99,12 +99,19 @@ def chance_error(by_key: dict, dataset: str) -> float | None:
                  if (e := _chance_error(arm.runs[dataset])) is not None), None)
 
 
+def error_curves(runs: dict) -> dict[str, list]:
+    """Mean training and validation error per epoch (Fig. 6's curves), and the learning rate."""
+    history = mean_history(runs)
+    return {"train_error": [1 - v for v in history.get("accuracy", [])],
+            "val_error": [1 - v for v in history.get("val_accuracy", [])],
+            "learning_rate": history.get("learning_rate", [])}
+
+
 def curves(arm, dataset: str, label: str) -> curve_reading.Curves:
     runs = arm.runs[dataset]
-    history = mean_history(runs)
-    return curve_reading.Curves(label, [1 - v for v in history.get("accuracy", [])],
-                                [1 - v for v in history.get("val_accuracy", [])], _chance_error(runs),
-                                tuple(history.get("learning_rate", [])))
+    errors = error_curves(runs)
+    return curve_reading.Curves(label, errors["train_error"], errors["val_error"], _chance_error(runs),
+                                tuple(errors["learning_rate"]))
 
 
 def _mark(difference: float | None, tested, claimed_sign: int) -> str:

@@ -22,7 +22,7 @@ from ablation.knobs import NAME_RULE, is_plain_name, subgrids
 from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params
 from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.study_files import Source
-from ablation.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
+from ablation.yaml_text import parse_override_value, read_yaml_file
 
 
 def _format(value) -> str:

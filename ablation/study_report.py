@@ -38,12 +38,6 @@ def _train_errors(runs: dict) -> list:
     return [final_train_error(r) for r in runs.values()]
 
 
-def _error_curves(runs: dict) -> dict[str, list[float]]:
-    history = mean_history(runs)
-    return {"train_error": [1 - v for v in history.get("accuracy", [])],
-            "val_error": [1 - v for v in history.get("val_accuracy", [])]}
-
-
 def _mean_responses(runs: dict) -> list[float] | None:
     curves = [r["responses"]["std"] for r in runs.values() if r.get("responses") and not r["train"]["diverged"]]
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
@@ -88,7 +82,7 @@ def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFil
                 row.append("")
                 continue
             runs = arm.runs[dataset]
-            panels[family][depth] = _error_curves(runs)
+            panels[family][depth] = claims.error_curves(runs)
             if (mean_std := _mean_responses(runs)) is not None:
                 responses[depth][family] = mean_std
             accuracy = summaries[arm.name][dataset]["test_accuracy"]
@@ -254,14 +248,18 @@ def headline(text: str) -> list[str]:
     return [lines[0], *(line for line in lines if line.startswith("- **("))]
 
 
+def _how_to_decide(done: list[ArmResult], dataset: str, tests: Decisions, command: str) -> list[str]:
+    seeds_now = min(len(by_seed) for r in done if (by_seed := r.runs.get(dataset)))
+    return decisions.how_to_decide(tests, seeds_now, command)
+
+
 def seeds_plan(results: list[ArmResult], design: Design, command: str) -> list[str]:
     """The "How to decide" part of each dataset, for a study's committed results (--dry-run)."""
     done = [r for r in results if not r.failed]
     lines = []
     for dataset in dict.fromkeys(d for r in done for d in r.runs):
-        seeds_now = min(len(by_seed) for r in done if (by_seed := r.runs.get(dataset)))
         lines += [f"How to decide, {dataset} (from the committed results):", "",
-                  *decisions.how_to_decide(decisions_for(results, done, dataset, design), seeds_now, command)]
+                  *_how_to_decide(done, dataset, decisions_for(results, done, dataset, design), command)]
     return lines
 
 
@@ -329,8 +327,7 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
         for others in groups:
             suffix = _suffix(others) if len(groups) > 1 else ""
             lines += [f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth{suffix}.png)", ""]
-        seeds_now = min(len(by_seed) for r in done if (by_seed := r.runs.get(dataset)))
-        lines += ["### How to decide", "", *decisions.how_to_decide(all_tests[dataset], seeds_now, command)]
+        lines += ["### How to decide", "", *_how_to_decide(done, dataset, all_tests[dataset], command)]
     text = "\n".join(lines)
     files.write_text(out.report, text)
     study_files.write_dvc_view(done, out)

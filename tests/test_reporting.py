@@ -269,7 +269,7 @@ def test_the_claims_test_each_contrast_as_the_gain_table_does():
     assert f"p = {welch_c.pvalue:.3g}, Holm p" in lines["(c) residual-56 has a lower test error than residual-20"]
     # (a): the per-seed twin differences in training error (plain minus residual) at 56 against those at 20
     twins = stats.ttest_ind([0.25, 0.24], [0.05, 0.04], equal_var=False)
-    assert (f"interaction on final training error +0.2000 [" in lines["(a) degradation"]
+    assert ("interaction on final training error +0.2000 [" in lines["(a) degradation"]
             and f"Welch on twin differences (df 2.0) p = {twins.pvalue:.3g}" in lines["(a) degradation"])
     assert "(4 primary contrasts)" in claim_b56
     assert [t.holm_p for t in tests.family("primary")] == pytest.approx(
