@@ -54,16 +54,15 @@ def primary_p_values(results: list[ArmResult], seeds: int, design: Design) -> di
     return out
 
 
-def next_round(results: list[ArmResult], looks: list[int], design: Design) -> tuple[dict, list[str]]:
-    """(decided, arms to add seeds to): `decided` maps each decided primary contrast to
-    the look that decided it, over the looks the results reach; the arms are those in
-    a primary contrast not yet decided."""
-    reached = max(max((s for by_seed in r.runs.values() for s in by_seed), default=-1) + 1 for r in results)
-    done_looks = [n for n in looks if n <= reached]
-    by_look = [primary_p_values(results, n, design) for n in done_looks]
-    fractions = [n / looks[-1] for n in done_looks]
-    decided = sequential.decide([{k: p for k, (p, _) in at.items()} for at in by_look], fractions, ALPHA)
-    latest = by_look[-1] if by_look else {}
+def next_round(results: list[ArmResult], looks: list[int], at: int, design: Design) -> tuple[dict, list[str]]:
+    """(decided, arms to add seeds to) at look `at` (an index into `looks`): `decided`
+    maps each primary contrast decided by then to the look that decided it; the arms
+    are those in a primary contrast still open. Each look reads every arm's first
+    looks[k] seeds, whatever more a resumed study already has."""
+    by_look = [primary_p_values(results, n, design) for n in looks[: at + 1]]
+    fractions = [n / looks[-1] for n in looks[: at + 1]]
+    decided = sequential.decide([{k: p for k, (p, _) in at_look.items()} for at_look in by_look], fractions, ALPHA)
+    latest = by_look[-1]
     open_arms = {arm for key, (_, arms) in latest.items() if key not in decided for arm in arms}
     untested = not latest  # no contrast testable yet (one seed): every arm needs more
     return decided, [r.name for r in results if untested or r.name in open_arms]
@@ -88,6 +87,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
     if missing := [arm for arm, r in zip(arms, results) if r.failed]:
         study.run(missing, overrides, jobs)
         results = study.collect(arms, out)
+    at = 0  # the looks are replayed in order, so a study cut short mid-round goes on where it stopped
     while True:
         for written in study.save_raw(results, out):
             print(f"raw results: {written}", flush=True)
@@ -95,10 +95,9 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
             raise DataError(f"runs of {failed} left no results, so no contrast can be decided. Fix: read "
                                   "`dvc queue logs NAME`, fix the cause, then rerun the same command (finished "
                                   "runs are kept).")
-        decided, open_arms = next_round(results, looks, design)
-        have = max(_seeds(r) for r in results)
-        upcoming = next((n for n in looks if n > have), None)
-        print(f"until decided: {len(decided)} primary contrast(s) decided at {have} seeds per arm (budget "
+        decided, open_arms = next_round(results, looks, at, design)
+        upcoming = looks[at + 1] if at + 1 < len(looks) else None
+        print(f"until decided: {len(decided)} primary contrast(s) decided at {looks[at]} seeds per arm (budget "
               f"{looks[-1]}, looks at {looks}); " + (f"adding seeds up to {upcoming} to {', '.join(open_arms)}"
                                                      if open_arms and upcoming else "done"), flush=True)
         if not open_arms or upcoming is None:
@@ -107,5 +106,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
         added = [Arm(run_name(arm.name, seed), (*arm.overrides, f"train.seeds=[{seed}]"),
                      arm.params.with_overrides([f"train.seeds=[{seed}]"]))
                  for arm in arms if arm.name in open_arms for seed in range(_seeds(by_name[arm.name]), upcoming)]
-        study.run(added, overrides, jobs)
-        results = study.collect(arms, out)
+        if added:  # none when a resumed study already has this round's seeds
+            study.run(added, overrides, jobs)
+            results = study.collect(arms, out)
+        at += 1

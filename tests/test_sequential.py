@@ -72,9 +72,9 @@ def test_a_round_adds_seeds_only_to_the_arms_of_undecided_primary_contrasts():
            "resnet56": [0.80, 0.81, 0.80, 0.82, 0.79, 0.81], "plain56": [0.30, 0.31, 0.30, 0.32, 0.29, 0.31]}
     def results(accuracy):
         return [arm(name, name.startswith("resnet"), int(name[-2:]), runs(values)) for name, values in accuracy.items()]
-    decided, open_arms = next_round(results(two), [2, 4, 6], Design())
+    decided, open_arms = next_round(results(two), [2, 4, 6], 0, Design())
     assert decided == {} and sorted(open_arms) == ["plain20", "plain56", "resnet20", "resnet56"]
-    decided, open_arms = next_round(results(six), [2, 4, 6], Design())
+    decided, open_arms = next_round(results(six), [2, 4, 6], 2, Design())
     labels = {key[1]: look for (_, key), look in decided.items()}
     assert labels.get(frozenset({"resnet56", "plain56"})) is not None  # the depth-56 gain
     assert frozenset({"resnet20", "plain20"}) not in labels and {"resnet20", "plain20"} <= set(open_arms)
