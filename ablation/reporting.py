@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -156,14 +157,20 @@ def metrics_json(summary: dict) -> dict:
     for dataset, s in summary.items():
         accuracy: SeedSummary = s["test_accuracy"]
         out[dataset] = {
-            "test_accuracy": accuracy.mean, "test_accuracy_std": accuracy.std,
-            "test_accuracy_ci95_low": accuracy.ci_low, "test_accuracy_ci95_high": accuracy.ci_high,
-            "train_error": s["train_error"].mean, "test_loss": s["test_loss"].mean,
+            "test_accuracy": _rounded(accuracy.mean), "test_accuracy_std": _rounded(accuracy.std),
+            "test_accuracy_ci95_low": _rounded(accuracy.ci_low), "test_accuracy_ci95_high": _rounded(accuracy.ci_high),
+            "train_error": _rounded(s["train_error"].mean), "test_loss": _rounded(s["test_loss"].mean),
             "runs": accuracy.runs, "diverged_runs": accuracy.diverged,
-            "train_seconds": s["train_seconds"].mean, "images_per_second": s["images_per_second"].mean,
+            "train_seconds": _rounded(s["train_seconds"].mean, 1),
+            "images_per_second": _rounded(s["images_per_second"].mean, 1),
             "trainable_params": s["trainable_params"], "flops": s["flops"],
         }
     return out
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    """A metric as DVC shows it: 4 decimals (accuracies to 0.01%), the rest in the report."""
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
 def arm_table(summary: dict) -> str:

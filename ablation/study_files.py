@@ -159,6 +159,7 @@ def _history_csv(columns: dict[str, list[float]]) -> str:
 # Per arm and dataset in metrics.json: the headline, few enough for `dvc exp show`'s
 # columns (the rest is in the report and the raw results).
 STUDY_METRICS = ("test_accuracy", "test_accuracy_std", "train_error", "runs", "diverged_runs")
+PLOT_TEMPLATE = "lines"  # .dvc/plots/lines.json: colour = the line (an arm), dash = the revision
 PLOTS = {"training_error": "accuracy", "validation_error": "val_accuracy"}  # plot -> history column (1 - it)
 
 
@@ -177,10 +178,14 @@ def write_dvc_view(done, out: StudyFiles) -> None:
                       if dataset in r.runs}
             files.write_text(out.plot_csv(plot, dataset), _history_csv(curves))
     arms = [r.name for r in done]
+    # One chart per plot and dataset, each arm its own colour (the template
+    # .dvc/plots/lines.json; DVC's own colours revisions and dashes the arms).
     view = {"metrics": ["metrics.json"],
-            "plots": [{f"plots/{plot}": {"x": "epoch", "y": arms, "title": f"{out.name}: {plot.replace('_', ' ')}",
-                                         "x_label": "epoch", "y_label": plot.replace("_", " ")}}
-                      for plot in PLOTS]}
+            "plots": [{out.plot_csv(plot, dataset).relative_to(out.dir).as_posix(): {
+                "x": "epoch", "y": arms, "template": PLOT_TEMPLATE,
+                "title": f"{out.name}, {dataset}: {plot.replace('_', ' ')}", "x_label": "epoch",
+                "y_label": plot.replace("_", " ")}}
+                for plot in PLOTS for dataset in datasets]}
     files.write_text(out.dvc_yaml, "# Written by python -m stages.study: this study's numbers for DVC.\n"
                      + yaml.safe_dump(view, sort_keys=False))
 

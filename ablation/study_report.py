@@ -289,8 +289,8 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     headers, rows = _arm_rows(results, summaries, log_hint)
     decided = None
     if design.looks:  # run in rounds: its primary verdicts are the group-sequential design's
-        from ablation.until_decided import next_round  # it tests with this module's contrasts
-        decided = next_round(done, list(design.looks), dataclasses.replace(design, looks=None))[0]
+        from ablation.until_decided import reached  # it tests with this module's contrasts
+        decided = reached(done, list(design.looks), dataclasses.replace(design, looks=None))[0]
     all_tests = {dataset: decisions_for(results, done, dataset, design, None if decided is None else
                                         {key: look for (d, key), look in decided.items() if d == dataset})
                  for dataset in datasets}

@@ -68,6 +68,19 @@ def next_round(results: list[ArmResult], looks: list[int], at: int, design: Desi
     return decided, [r.name for r in results if untested or r.name in open_arms]
 
 
+def reached(results: list[ArmResult], looks: list[int], design: Design) -> tuple[dict, int]:
+    """(decided, look index) at the last look the results complete: a look is complete
+    when every arm still open at the look before has its seeds (a study cut short
+    mid-round is read at the round before)."""
+    at = 0
+    decided, open_arms = next_round(results, looks, at, design)
+    by_name = {r.name: r for r in results}
+    while open_arms and at + 1 < len(looks) and all(_seeds(by_name[a]) >= looks[at + 1] for a in open_arms):
+        at += 1
+        decided, open_arms = next_round(results, looks, at, design)
+    return decided, at
+
+
 def _seeds(result: ArmResult) -> int:
     return max((s for by_seed in result.runs.values() for s in by_seed), default=-1) + 1
 

@@ -8,8 +8,10 @@ def main():
     args, run = _cli.stage_args(__doc__, seed=True)
     metrics = training.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), checkpoints_dir(args.dataset, args.seed))
-    print(f"trained {metrics['model']} on {args.dataset}: val accuracy {metrics['val_accuracy']}, "
-          f"diverged {metrics['diverged']}, {metrics['images_per_second']} images/s")
+    accuracy = metrics["val_accuracy"]
+    print(f"trained {metrics['model']} on {args.dataset}: val accuracy "
+          f"{'none (no validation split)' if accuracy is None else f'{accuracy:.4f}'}, "
+          f"diverged {metrics['diverged']}, {metrics['images_per_second']:.1f} images/s")
 
 
 if __name__ == "__main__":

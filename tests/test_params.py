@@ -13,14 +13,19 @@ def write(tmp_path, params):
     return path
 
 
-def test_shipped_params_are_valid(default_params):
-    assert from_dict(default_params).model.arch == "resnet"
+def test_shipped_arm_is_a_cpu_first_result_on_the_offline_data(default_params):
+    """The README's first command runs the shipped arm: a small CIFAR ResNet for a few
+    epochs, read from the offline archive tests and CI have beside the project."""
+    params = from_dict(default_params)
+    assert (params.model.arch, params.model.depth, params.datasets) == ("resnet_cifar", 20, ("cifar10",))
+    assert params.train.epochs <= 3 and params.data.source == "folder"
+    assert (ROOT / params.data.paths["cifar10"]).resolve() == (ROOT.parent / "shared/datasets/cifar10-jpeg.tar.gz")
 
 
 @pytest.mark.parametrize("override, fragment", [
     ("model.depht=34", "`model.depht`"),                            # unknown key
-    ("model.depth=35", "18, 34, 50, 101, 152"),                     # impossible depth
-    ("model.arch=resnet_cifar", "6n+2"),                            # 34 is not 6n+2
+    ("model.depth=35", "6n+2"),                                     # impossible depth
+    ("model.arch=resnet", "18, 34, 50, 101, 152"),                  # 20 is not an ImageNet ResNet's depth
     ("model.residual=maybe", "true or false"),                      # wrong type
     ("model.shortcut=D", "'A', 'B', 'C'"),
     ("train.optimizer=rmsprop", "'sgd', 'adam'"),
@@ -63,7 +68,7 @@ def test_malformed_yaml_and_override(tmp_path, default_params):
 
 
 def test_overrides_parse_yaml_values_and_per_dataset_merge(default_params):
-    params = from_dict(default_params, ["model.residual=false", "train.seeds=[1, 2]",
+    params = from_dict(default_params, ["model.residual=false", "train.seeds=[1, 2]", "datasets=[cifar10, cats_vs_dogs]",
                                         "train.per_dataset.cifar10.epochs=3"])
     assert params.model.residual is False and params.train.seeds == (1, 2)
     assert params.for_dataset("cifar10").train.epochs == 3
@@ -118,7 +123,7 @@ def test_a_new_table_entry_is_a_valid_choice(monkeypatch, default_params):
     monkeypatch.setitem(models.ARCHITECTURES, "resnet", models.ARCHITECTURES["resnet"]._replace(
         depths=lambda block: "18", has_depth=lambda depth, block: depth == 18))
     with pytest.raises(ParamsError, match="18 for resnet"):
-        from_dict(default_params)  # params.yaml's depth 34
+        from_dict(default_params, ["model.arch=resnet", "model.depth=34"])
 
 
 TRICKY = ["010", "0x10", "0o17", "1_000", ".nan", "nan", "inf", ".inf", "-.inf", "1e-4", "1.0e-4", "5", "[0,1]",

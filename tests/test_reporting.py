@@ -121,7 +121,10 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == ["1", "2"] and float(rows[1]["resnet20"]) == pytest.approx(1 - 0.955)
     view = yaml.safe_load(out.dvc_yaml.read_text())
-    assert view["metrics"] == ["metrics.json"] and view["plots"][0]["plots/training_error"]["y"] == list(metrics)
+    chart = view["plots"][0]["plots/training_error/cifar10.csv"]
+    assert view["metrics"] == ["metrics.json"] and chart["y"] == list(metrics)
+    assert chart["title"] == "p, cifar10: training error" and chart["y_label"] == "training error"
+    assert (ROOT / ".dvc" / "plots" / f"{chart['template']}.json").exists()  # one colour per arm
 
 
 def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):

@@ -78,8 +78,8 @@ def test_verify_names_a_run_of_the_study():
 
 
 def test_raw_results_round_trip_compressed_and_match_only_their_own_params(tmp_path):
-    params = load_params(ROOT / "params.yaml", ["datasets=[cifar10]"])
-    params_text = (ROOT / "params.yaml").read_text().replace("datasets: [cifar10, cats_vs_dogs]", "datasets: [cifar10]")
+    params = load_params(ROOT / "params.yaml")
+    params_text = (ROOT / "params.yaml").read_text()
     big = "id,label,predicted,confidence\n" + "x,cat,cat,0.5\n" * 10_000
     commit = {"params.yaml": params_text, "reports/metrics.json": "{}\n",
               "results/cifar10/seed0/train.json": '{"diverged": false}\n',
@@ -99,7 +99,7 @@ def test_raw_results_round_trip_compressed_and_match_only_their_own_params(tmp_p
     assert study_files.params_differ(params_text, params, "p") == []
     moved = params_text.replace("cifar10: ../shared/datasets/cifar10-jpeg.tar.gz", "cifar10: /data/c.tar.gz")
     assert moved != params_text and study_files.params_differ(moved, params, "p") == []  # where, not what
-    assert study_files.params_differ(params_text.replace("epochs: 30", "epochs: 5"), params, "p") == ["train.epochs"]
+    assert study_files.params_differ(params_text.replace("epochs: 2\n", "epochs: 5\n"), params, "p") == ["train.epochs"]
     with pytest.raises(Exception, match="outside"):
         read("../../etc/passwd")
 
