@@ -63,8 +63,8 @@ class ProgressLine(keras.callbacks.Callback):
         self._estimated = False
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._start = epoch, time.perf_counter()
-        self._last = self._start
+        self._epoch, self._origin = epoch, (time.perf_counter(), 0)  # rates count from here: (time, step)
+        self._last = self._origin[0]
 
     def _remaining_seconds(self, step: int, per_step: float) -> tuple[float, float]:
         epoch_left = per_step * (self.steps_per_epoch - step)
@@ -73,7 +73,7 @@ class ProgressLine(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now, step = time.perf_counter(), batch + 1
         if self._first_step is None:
-            self._first_step = (now, step)
+            self._first_step = self._origin = (now, step)  # the first step traces the graph: not a rate
         elif not self._estimated and step > self._first_step[1]:
             per_step = (now - self._first_step[0]) / (step - self._first_step[1])
             total = self._remaining_seconds(step, per_step)[1]
@@ -83,7 +83,9 @@ class ProgressLine(keras.callbacks.Callback):
         if now - self._last < self.every:
             return
         self._last = now
-        per_step = (now - self._start) / step
+        if step <= self._origin[1]:
+            return
+        per_step = (now - self._origin[0]) / (step - self._origin[1])
         epoch_left, total_left = self._remaining_seconds(step, per_step)
         loss = (logs or {}).get("loss")
         print(f"  epoch {self._epoch + 1}/{self.params['epochs']} step {step}/{self.steps_per_epoch}"

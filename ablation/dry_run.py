@@ -11,40 +11,45 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
-from ablation import layout, machine, models, precision
+from ablation import ingest, layout, machine, models, precision
 from ablation.params import RunSettings
 from ablation.ray_engine import run_name
 
-# Training images per dataset where neither its split nor its fetch is here: tfds'
-# train split sizes (the offline CIFAR-10 archive has the same 50,000; the offline
-# cats_vs_dogs 24,998 in full, 4,000 in the sample), and whether a test split
-# comes with it (else split.test_fraction is held out).
-SOURCE_TRAIN_IMAGES = {"cifar10": (50_000, True), "cats_vs_dogs": (23_262, False)}
+# Training images per dataset where neither its split, nor its fetch, nor its folder
+# is here: tfds' train split sizes, and whether a test split comes with it (else
+# split.test_fraction is held out).
+TFDS_TRAIN_IMAGES = {"cifar10": (50_000, True), "cats_vs_dogs": (23_262, False)}
 PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
 
 
 def train_images(run: RunSettings) -> int | None:
     """Images one epoch trains on: the split's counts where it ran here, else the
-    fetched counts or SOURCE_TRAIN_IMAGES with the split's fractions applied."""
+    fetched counts, the image files in the folder or archive of data.paths, or
+    TFDS_TRAIN_IMAGES, with the split's fractions and data.limit applied as the
+    split stage applies them (the limit caps each split after the fractions)."""
     counts = layout.split_counts(run.dataset)
     if counts.exists():
         return json.loads(counts.read_text())["train"]["total"]
     info = layout.fetched_dir(run.dataset) / layout.INFO_FILE
+    folder = Path(os.environ.get("DVC_ROOT", ".")) / run.path if run.source == "folder" and run.path else None
     if info.exists():
         splits = json.loads(info.read_text())["splits"]
-        total, has_test = splits.get("train", 0), "test" in splits
-    elif run.dataset in SOURCE_TRAIN_IMAGES:
-        total, has_test = SOURCE_TRAIN_IMAGES[run.dataset]
+    elif folder is not None and folder.exists():
+        splits = ingest.ImageFolder(run.dataset, folder).listed
+    elif run.source == "tfds" and run.dataset in TFDS_TRAIN_IMAGES:
+        total, has_test = TFDS_TRAIN_IMAGES[run.dataset]
+        splits = {"train": total, **({"test": 0} if has_test else {})}
     else:
         return None
-    if run.limit:
-        total = min(total, run.limit)
-    kept = 1 - run.split.val_fraction
-    return round(total * kept * (1 if has_test else 1 - run.split.test_fraction))
+    kept = (1 - run.split.val_fraction) * (1 if "test" in splits else 1 - run.split.test_fraction)
+    train = round(splits.get("train", 0) * kept)
+    return min(train, run.limit) if run.limit else train
 
 
 def measured_rate(run: RunSettings) -> float:
@@ -120,7 +125,7 @@ def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
             when = "time unknown" if estimate is None else f"~{_duration(estimate)}"
             lines.append(f"{name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
         total = None if total is None or seconds is None else total + seconds
-    workers = "Ray workers" if per_seed else "queue workers"
+    workers = "Ray worker(s)" if per_seed else "queue worker(s)"
     count = sum(1 for line in lines if not line.startswith(("warning:", "precision on")))
     lines.append(f"{count} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
                  f"{workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at"

@@ -309,6 +309,9 @@ class ImageFolder:
         # Files read as nothing: not an image type, or outside the class folders.
         self.ignored = sorted({name for name in names if not _is_image(name)} | strays)
         self.skipped: list[str] = []
+        # Image files per split before decoding (what --dry-run plans with).
+        self.listed = Counter(name.split("/")[self._skip].lower() if self._has_splits else "train"
+                              for name in images if name not in strays)
 
     def __iter__(self) -> Iterator[LabelledImage]:
         label_of = {c.lower(): i for i, c in enumerate(self.classes)}

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablation import console
 from ablation.errors import UserError
 from ablation.layout import inside
 from ablation.params import Params, ParamsError
@@ -158,14 +159,6 @@ def run_in_clone(run: Run, baseline: Baseline) -> dict:
 
 # --- the driver --------------------------------------------------------------------------
 
-def _progress(done: int, running: int, failed: int, queued: int, seconds: list[float], slots: int) -> str:
-    line = f"runs: {done} done, {running} running, {failed} failed, {queued} queued"
-    if seconds:
-        left = (running + queued) * (sum(seconds) / len(seconds)) / max(slots, 1)
-        line += f"; ETA {left / 60:.1f} min"
-    return line
-
-
 def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: float, retries: int,
             logs_dir: Path, poll_seconds: float = 30.0) -> list[dict]:
     """Runs every run on the connected Ray cluster, each up to 1 + `retries` times;
@@ -178,14 +171,13 @@ def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: f
     slots = max(1, int(min(ray.cluster_resources().get("GPU", 0) // num_gpus if num_gpus else float("inf"),
                            ray.cluster_resources().get("CPU", 1) // num_cpus if num_cpus else float("inf"))))
     pending = {task.remote(run, baseline): (run, 0) for run in runs}
-    results, seconds, last_print = {}, [], 0.0
+    results, last_print, start = {}, 0.0, time.time()
     logs_dir.mkdir(parents=True, exist_ok=True)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_seconds)
         for ref in ready:
             run, attempt = pending.pop(ref)
             result = ray.get(ref)
-            seconds.append(result["ended"] - result["started"])
             if result["status"] != "done" and attempt < retries:
                 print(f"run {run.name} failed on {result['node']} (attempt {attempt + 1}); retrying", flush=True)
                 pending[task.remote(run, baseline)] = (run, attempt + 1)
@@ -193,7 +185,7 @@ def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: f
             results[run.name] = result
             log = inside(logs_dir, f"{run.name}.log")
             gpus = result["cuda_visible_devices"] or "none"
-            where = f"on {result['node']} (CUDA_VISIBLE_DEVICES={gpus}) in {seconds[-1]:.0f} s"
+            where = f"on {result['node']} (CUDA_VISIBLE_DEVICES={gpus}) in {result['ended'] - result['started']:.0f} s"
             if result["status"] == "done":
                 log.unlink(missing_ok=True)
                 print(f"run {run.name} done {where}", flush=True)
@@ -206,8 +198,8 @@ def execute(runs: list[Run], baseline: Baseline, *, num_gpus: float, num_cpus: f
         if ready or time.time() - last_print >= poll_seconds:
             failed = sum(r["status"] != "done" for r in results.values())
             running = min(len(pending), slots)
-            print(_progress(len(results) - failed, running, failed, len(pending) - running, seconds, slots),
-                  flush=True)
+            print(console.progress_line(len(results) - failed, running, failed, len(pending) - running,
+                                        time.time() - start), flush=True)
             last_print = time.time()
     return [results[run.name] for run in runs]
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 
+from ablation import console
 from ablation.ingest import DataError
 
 
-def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Runs `dvc ARGS` in this environment, its output to the terminal."""
+def dvc(*args: str, check: bool = True) -> int:
+    """Runs `dvc ARGS` in this environment, its output to the terminal (less its noise,
+    ablation/console.py); returns its exit code."""
     print("$ dvc " + " ".join(args), flush=True)
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], check=False)
-    if check and done.returncode:
-        raise DataError(f"`dvc {' '.join(args[:3])} ...` failed (exit {done.returncode}); its own message is above. "
+    code = console.run_filtered([sys.executable, "-m", "dvc", *args])
+    if check and code:
+        raise DataError(f"`dvc {' '.join(args[:3])} ...` failed (exit {code}); its own message is above. "
                         "Fix: correct what it names (a damaged dvc.lock: `git checkout -- dvc.lock`; not a git or "
                         "DVC repository: run in a git clone with `dvc init`), then rerun with --resume.")
-    return done
+    return code
 
 
 def git(*args: str) -> str:
@@ -47,6 +50,15 @@ def busy_queue() -> list[str]:
                     if task["status"] in ("Queued", "Running")]
     except NotDvcRepoError:
         return []
+
+
+def queue_states(since: datetime) -> dict[str, str]:
+    """{experiment name: DVC's task status} of the tasks queued since `since` (local
+    time, as DVC stamps them): Queued, Running, Success or Failed."""
+    from dvc.repo import Repo
+    with Repo(".") as repo:
+        return {task["name"]: task["status"] for task in repo.experiments.celery_queue.status()
+                if task.get("name") and task["timestamp"] >= since}
 
 
 def check_repository() -> None:

@@ -8,12 +8,13 @@ import itertools
 import math
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from ablation import layout, reporting, study_files
+from ablation import console, layout, reporting, study_files
 from ablation.decisions import Design
 from ablation.ingest import Progress
-from ablation.repo import busy_queue, check_repository, experiment_commits, read_file
+from ablation.repo import busy_queue, check_repository, experiment_commits, queue_states, read_file
 from ablation.repo import dvc as _dvc
 from ablation.repo import git as _git
 from ablation.layout import StudyFiles
@@ -234,10 +235,12 @@ def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: t
                               f"Fix: run from a checkout without it, or remove it yourself (`dvc exp remove {name}`).")
     if existing:
         _dvc("exp", "remove", *sorted(existing))
+    queued_since = datetime.now().replace(microsecond=0)  # DVC stamps its tasks to the second
     for arm in study_arms:
         settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
         _dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
-    _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
+    with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since)):
+        _dvc("exp", "run", "--run-all", "--jobs", str(jobs))
 
 
 def locate(name: str, expected: Params, commits: dict[str, str], out: StudyFiles,

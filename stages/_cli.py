@@ -36,7 +36,10 @@ if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"
     print(_backend_error, file=sys.stderr)
     sys.exit(2)
 
-import tensorflow as tf  # noqa: E402
+from ablation.console import quiet_stderr  # noqa: E402
+
+with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.log
+    import tensorflow as tf  # noqa: E402
 
 from ablation.errors import UserError  # noqa: E402
 from ablation.params import MAX_SEED, Params, ParamsError, RunSettings, load_params  # noqa: E402

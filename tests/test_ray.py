@@ -63,7 +63,7 @@ def test_ray_study_runs_each_arm_and_seed_as_an_experiment(driver, cluster):
     out = study(driver, cluster).stdout
     reports = folder(driver, out)
     runs = {"resnet-cifar8-s0", "resnet-cifar8-s1", "plain-cifar8-s0", "plain-cifar8-s1"}
-    assert "runs: 4 done, 0 running, 0 failed, 0 queued" in out
+    assert "study progress: 4 done, 0 running, 0 failed, 0 queued" in out
     assert runs <= exp_names(driver)  # pulled back: dvc exp show lists every run
 
     # Runs that overlapped in time held different GPUs.

@@ -1,6 +1,7 @@
 """Any grid makes distinct, readable arms; every committed study preset loads,
 names distinct arms, builds each arm's network and trains it a step; --dry-run
 lists the experiments and queues nothing."""
+import dataclasses
 import subprocess
 import sys
 
@@ -92,12 +93,32 @@ def test_dry_run_lists_every_experiment_and_queues_nothing():
     assert listed == [f"{family}-cifar{depth}-wd{wd}" for depth in (20, 32) for family in ("resnet", "plain")
                       for wd in ("0.0001", "0.0005")]
     assert "plain-cifar32-wd0.0005  model.depth=32 model.residual=false model.weight_decay=0.0005  ~" in out.stdout
-    assert "cifar10: 1 seed(s) x 5 epochs x 1,800 images" in out.stdout  # data.limit 2000, 10% validation
+    # data.limit caps each split after the fractions, as the split stage does: 2,000 of
+    # CIFAR-10's 45,000 and of the cats_vs_dogs sample's 2,880 training images
+    assert "cifar10: 1 seed(s) x 5 epochs x 2,000 images" in out.stdout
+    assert "cats_vs_dogs: 1 seed(s) x 5 epochs x 2,000 images" in out.stdout
     from ablation import machine, precision
     here = precision.resolve("auto", machine.describe("tensorflow", 1))
     assert f"precision on this machine: auto -> {here}" in out.stdout  # the probe ran in it too
     assert lines[-1].startswith("8 experiment(s), nothing queued; training ~")
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
+
+
+def test_dry_run_counts_the_images_of_the_folder_it_will_read(tmp_path):
+    """Before a fetch, the training images come from the folder's own files: 30 per
+    class without a test split, so 20% is held out for test and 10% of the rest for
+    validation, as the split stage does."""
+    from PIL import Image
+    for label in ("a", "b"):
+        (tmp_path / "mine" / label).mkdir(parents=True)
+        for i in range(30):
+            Image.new("RGB", (4, 4)).save(tmp_path / "mine" / label / f"{i}.png")
+    params = study.load_study_params(ROOT / "params.yaml", ["datasets=[mine]", "data.source=folder",
+                                                            f"data.paths.mine={tmp_path / 'mine'}", "data.image_size.mine=32",
+                                                            "data.augment.mine=none"], {}, [])
+    run = params.for_dataset("mine")
+    assert dry_run.train_images(run) == round(60 * 0.8 * 0.9)
+    assert dry_run.train_images(dataclasses.replace(run, limit=10)) == 10
 
 
 def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():

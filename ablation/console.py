@@ -1,0 +1,116 @@
+"""What a terminal shows of long work: start-up noise moved into a log, and a study's
+progress on DVC's queue.
+
+TensorFlow 2.21 prints its C++ info lines (oneDNN, cpu_feature_guard) at import
+whatever TF_CPP_MIN_LOG_LEVEL says, and DVC prints "No file hash info found" for
+each untracked output of a queued experiment. Neither tells the user anything: they
+go to .cache/logs/noise.log, never lost. ABLATION_VERBOSE=1 shows them."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] "  # glog info lines; W and E lines stay visible
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    r"|No file hash info found for .* It won't be created\.)")
+NOISE_LOG = Path(__file__).resolve().parent.parent / ".cache" / "logs" / "noise.log"
+
+
+def verbose() -> bool:
+    return os.environ.get("ABLATION_VERBOSE", "") not in ("", "0")
+
+
+def is_noise(line: str) -> bool:
+    return not verbose() and bool(NOISE.match(line.strip()))
+
+
+def _keep(lines: list[str]) -> None:
+    if lines:
+        NOISE_LOG.parent.mkdir(parents=True, exist_ok=True)
+        with NOISE_LOG.open("a", encoding="utf-8") as log:
+            log.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Within the block, what C++ code writes to file descriptor 2 is held in a
+    temporary file; afterwards the noise goes to the log and the rest to stderr."""
+    if verbose():
+        yield
+        return
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            _keep([line for line in lines if is_noise(line)])
+            os.write(2, "".join(line for line in lines if not is_noise(line)).encode())
+
+
+def run_filtered(command: list[str]) -> int:
+    """Runs `command`, its output (stdout and stderr, in order) to stdout as it comes,
+    less the noise (to the log); returns its exit code."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", bufsize=1) as process:
+        for line in process.stdout:
+            if is_noise(line):
+                _keep([line])
+            else:
+                print(line, end="", flush=True)
+    return process.returncode
+
+
+def progress_line(done: int, running: int, failed: int, queued: int, elapsed: float) -> str:
+    """One line of a study's progress; the ETA is the rate measured so far (finished
+    runs per second, all workers together) applied to what is left."""
+    line = f"study progress: {done} done, {running} running, {failed} failed, {queued} queued; " \
+           f"{elapsed / 60:.1f} min elapsed"
+    left = running + queued
+    if done and left:
+        line += f"; ETA {left * elapsed / done / 60:.1f} min at the rate so far"
+    elif left:
+        line += "; ETA once the first run finishes"
+    return line
+
+
+@contextlib.contextmanager
+def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every: float = 30.0) -> Iterator[None]:
+    """Prints a progress line every `every` seconds while the block runs DVC's queue.
+    `status` maps experiment names to DVC's task status (Queued, Running, Success,
+    Failed); the experiments of `names` not in it yet count as queued."""
+    stop, start = threading.Event(), time.monotonic()
+
+    def report() -> None:
+        while not stop.wait(every):
+            try:
+                states = status()
+            except Exception as error:  # the queue's own state is unreadable for a moment
+                print(f"study progress: queue status unavailable ({type(error).__name__})", flush=True)
+                continue
+            counts = {kind: sum(states.get(name) == kind for name in names)
+                      for kind in ("Success", "Running", "Failed")}
+            queued = len(names) - sum(counts.values())
+            print(progress_line(counts["Success"], counts["Running"], counts["Failed"], queued,
+                                time.monotonic() - start), flush=True)
+
+    thread = threading.Thread(target=report, name="queue-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
