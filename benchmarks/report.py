@@ -53,6 +53,15 @@ SECTIONS = {
          ("cached_ratio_to_train_step", "cached ratio"))),
     "peak_memory": Section("Peak resident memory of a training process (build + 2 train steps, batch 32)", "",
                            (("arm", "arm"), ("peak_rss_mib", "peak RSS MiB"))),
+    "stage_memory": Section(
+        "Peak resident memory of evaluate against training (CIFAR-sized images)",
+        "Each in a fresh process: evaluate's passes (predict on 10,000 test images at batch 256, then the layer "
+        "responses of 2,000 at evaluation.RESPONSE_BATCH) against two train steps at the CPU study's batch of "
+        "128. Reproduce: `python -m pytest benchmarks -k evaluate_peak --benchmark-enable "
+        "--benchmark-json=reports/stage_memory.json && python -m benchmarks.report reports/stage_memory.json "
+        "--update`.",
+        (("arm", "arm"), ("evaluate_peak_rss_mib", "evaluate peak RSS MiB"),
+         ("train_peak_rss_mib", "training peak RSS MiB"))),
     "option": Section("Options on resnet_cifar20", "",
                       (("policy", "dtype policy"), ("batch", "batch"), ("images_per_second", "images/s"))),
     "study_throughput": Section(

@@ -195,6 +195,53 @@ def test_peak_memory(benchmark, name):
     assert peaks[-1] > 100
 
 
+STAGE_MEMORY_PROBE = """
+import json, sys
+import keras, numpy as np
+import tensorflow as tf
+from ablation import evaluation, inputs, recipe
+from ablation.models import build_model
+from ablation.params import ModelParams
+model, stage = ModelParams(**json.loads(sys.argv[1])), sys.argv[2]
+net = recipe.with_normalization(build_model(model, (32, 32, 3), 10), np.zeros((32, 32, 3), "float32"),
+                                np.ones(3, "float32"))
+rng = np.random.default_rng(0)
+if stage == "train":  # the CPU study's batch
+    net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    x = rng.integers(0, 256, size=(128, 32, 32, 3)).astype("uint8")
+    for _ in range(2):
+        net.train_on_batch(x, np.zeros(128, "int64"))
+else:  # evaluate's passes: predict on 10,000 test images, then the layer responses
+    images = rng.integers(0, 256, size=(10_000, 32, 32, 3)).astype("uint8")
+    cached = tf.data.Dataset.from_tensor_slices((np.arange(10_000).astype(str), images, np.zeros(10_000, "int64")))
+    net.predict(inputs.evaluation_batches(cached, 10_000, evaluation.BATCH_SIZE), verbose=0)
+    sample = evaluation.RESPONSE_IMAGES
+    evaluation.layer_responses(net, inputs.evaluation_batches(cached.take(sample), sample, evaluation.RESPONSE_BATCH))
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
+"""
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar20", "resnet_cifar56"])
+def test_evaluate_peak_memory_against_training(benchmark, name):
+    """Peak resident memory (MiB) of the evaluate stage's passes on 10,000 CIFAR-sized
+    images against two training steps at the CPU study's batch of 128, each in a
+    fresh process: evaluate should stay under training."""
+    _, model, _ = next(a for a in ARMS if a[0] == name)
+    peaks = {}
+
+    def probe():
+        for stage in ("train", "evaluate"):
+            out = subprocess.run([sys.executable, "-c", STAGE_MEMORY_PROBE, json.dumps({**BASE, **model}), stage],
+                                 cwd=ROOT, capture_output=True, text=True, check=True).stdout
+            peaks[stage] = float(out.strip().splitlines()[-1])
+
+    benchmark.pedantic(probe, rounds=1, iterations=1)
+    benchmark.extra_info.update({"kind": "stage_memory", "arm": name, "train_peak_rss_mib": round(peaks["train"]),
+                                 "evaluate_peak_rss_mib": round(peaks["evaluate"])})
+    print(f"{name}: evaluate peak {peaks['evaluate']:.0f} MiB, training peak {peaks['train']:.0f} MiB")
+    assert peaks["evaluate"] > 100 and peaks["train"] > 100
+
+
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("batch", [32, 128])
 def test_options_resnet_cifar20(benchmark, policy, batch):
