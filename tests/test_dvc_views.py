@@ -33,7 +33,8 @@ def clone(tmp_path_factory) -> Path:
 
 def test_metrics_show_and_diff_read_every_committed_metric(clone):
     shown = json.loads(dvc(clone, "metrics", "show", "--json").stdout)
-    files = shown["workspace"]["data"]
+    (workspace,) = shown.values()  # DVC names the workspace ""
+    files = workspace["data"]
     expected = {"reports/metrics.json", *(f"reports/{study}/metrics.json" for study in STUDIES)}
     assert set(files) == expected and not any("error" in entry for entry in files.values())
     arm = files["reports/metrics.json"]["data"]["cifar10"]
