@@ -28,14 +28,17 @@ from ablation.params import ParamsError, RunSettings
 
 def set_threads(threads: int) -> None:
     """Caps TensorFlow's op thread pools, which run tf.data under every backend and
-    the model under TensorFlow, and XLA's CPU pool under JAX (0 = the default,
-    every core). Must run before the first op."""
+    the model under TensorFlow, XLA's CPU pool under JAX and PyTorch's intra-op pool
+    under torch (0 = the default, every core). Must run before the first op."""
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         if keras.backend.backend() == "jax":  # read when JAX creates its CPU client, at the first op
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                                        f"intra_op_parallelism_threads={threads}").strip()
+        if keras.backend.backend() == "torch":
+            import torch
+            torch.set_num_threads(threads)
 
 
 class Replicas(NamedTuple):

@@ -12,16 +12,20 @@ import sys
 # Keras reads KERAS_BACKEND when it is imported and fails with a traceback for a
 # misspelled or missing backend, so it is checked here, before that import.
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+# PyTorch's CPU wheel: PyPI's default Linux wheel carries CUDA (several GB).
+INSTALL = {"torch": "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+           "jax": "pip install jax==0.10.2 jaxlib==0.10.2"}
 
 
 def check_backend(name: str) -> str | None:
     """The one-line error for KERAS_BACKEND=name, or None when it can load."""
     if name not in BACKEND_MODULES:
         return (f"error: KERAS_BACKEND={name!r} is not a Keras backend this project runs on "
-                f"({', '.join(BACKEND_MODULES)}). Fix: unset it, or set KERAS_BACKEND=tensorflow or jax.")
+                f"({', '.join(BACKEND_MODULES)}). Fix: unset it, or set KERAS_BACKEND=tensorflow, jax or torch.")
     if importlib.util.find_spec(BACKEND_MODULES[name]) is None:
-        return (f"error: KERAS_BACKEND={name} but {BACKEND_MODULES[name]} is not installed. Fix: `pip install "
-                f"{BACKEND_MODULES[name]}`, or unset KERAS_BACKEND (TensorFlow).")
+        install = INSTALL.get(name, f"pip install {BACKEND_MODULES[name]}")
+        return (f"error: KERAS_BACKEND={name} but {BACKEND_MODULES[name]} is not installed. Fix: `{install}`, or "
+                "unset KERAS_BACKEND (TensorFlow).")
     return None
 
 
@@ -31,6 +35,9 @@ _CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 for _variable, _folder in (("KERAS_HOME", "keras"), ("MPLCONFIGDIR", "matplotlib"), ("DVC_SITE_CACHE_DIR", "dvc")):
     os.environ.setdefault(_variable, os.path.join(_CACHE, _folder))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")  # its analytics would write a user id under HOME
+# PyTorch's OpenMP threads spin-wait between ops by default: its train step ran at
+# 0.45x on a loaded 2-core EPYC (issue 33). Read once, when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"))) is not None:
     print(_backend_error, file=sys.stderr)

@@ -1,11 +1,12 @@
 """Keras backends other than TensorFlow: the pipeline trains and evaluates under
-JAX, a saved model predicts the same under either backend, and the GPU benchmark
+JAX and torch, a saved model predicts the same under TensorFlow, and the GPU benchmark
 runs without TensorFlow. Tiny settings on the real archives in ../shared/datasets/."""
 import json
 import math
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import CIFAR_ARCHIVE, ROOT, require_shared
 from tests.test_pipeline import TINY, read_json, set_params, sh
@@ -31,18 +32,23 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def test_jax_backend_runs_the_pipeline_and_models_cross_backends(project_copy, tmp_path):
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_runs_the_pipeline_and_models_cross_backends(project_copy, tmp_path, backend):
+    """Every stage under the backend; the model it saved predicts the same under TensorFlow.
+    torch is an optional install (its CPU wheel: README), skipped where it is absent."""
     require_shared()
+    if backend == "torch":
+        pytest.importorskip("torch")
     root = project_copy
     # float32: in bf16 the two backends' kernels round differently, and this compares their outputs.
     set_params(root, {**TINY, "datasets": ["cifar10"], "train": {**TINY["train"], "epochs": 3,
                                                                  "mixed_precision": "float32"}})
     sh(root, "dvc", "init", "-q", "--no-scm")
-    sh(root, "dvc", "repro", env={"KERAS_BACKEND": "jax"})
+    sh(root, "dvc", "repro", env={"KERAS_BACKEND": backend})
 
     run = root / "results" / "cifar10" / "seed0"
     train = read_json(run / "train.json")
-    assert train["backend"] == "jax" and train["diverged"] is False
+    assert train["backend"] == backend and train["diverged"] is False
     losses = [float(line.split("\t")[1]) for line in
               (run / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]]
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
@@ -50,15 +56,15 @@ def test_jax_backend_runs_the_pipeline_and_models_cross_backends(project_copy, t
     assert evaluation["test_examples"] > 0 and evaluation["non_finite_predictions"] == 0
     assert read_json(root / "reports" / "metrics.json")["cifar10"]["test_accuracy"] == round(evaluation["accuracy"], 4)
 
-    # The model JAX saved predicts the same under TensorFlow.
+    # The model the backend saved predicts the same under TensorFlow.
     outputs = {}
-    for backend in ("jax", "tensorflow"):
-        outputs[backend] = tmp_path / f"{backend}.npy"
-        sh(ROOT, sys.executable, "-c", PREDICT, str(run / "model.keras"), str(outputs[backend]),
-           env={"KERAS_BACKEND": backend})
-    jax_out, tf_out = np.load(outputs["jax"]), np.load(outputs["tensorflow"])
-    assert jax_out.shape == (16, 10) and np.allclose(jax_out.sum(axis=1), 1.0, atol=1e-4)
-    np.testing.assert_allclose(jax_out, tf_out, atol=1e-5)
+    for predictor in (backend, "tensorflow"):
+        outputs[predictor] = tmp_path / f"{predictor}.npy"
+        sh(ROOT, sys.executable, "-c", PREDICT, str(run / "model.keras"), str(outputs[predictor]),
+           env={"KERAS_BACKEND": predictor})
+    own, tf_out = np.load(outputs[backend]), np.load(outputs["tensorflow"])
+    assert own.shape == (16, 10) and np.allclose(own.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(own, tf_out, atol=1e-5)
 
 
 def test_gpu_recipe_benchmark_runs_without_tensorflow(tmp_path):
