@@ -29,13 +29,11 @@ PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or
 
 
 def train_images(run: RunSettings) -> int | None:
-    """Images one epoch trains on: the split's counts where it ran here, else the
-    fetched counts, the image files in the folder or archive of data.paths, or
-    TFDS_TRAIN_IMAGES, with the split's fractions and data.limit applied as the
-    split stage applies them (the limit caps each split after the fractions)."""
-    counts = layout.split_counts(run.dataset)
-    if counts.exists():
-        return json.loads(counts.read_text())["train"]["total"]
+    """Images one epoch trains on: the fetched counts where the data was fetched here,
+    else the image files in the folder or archive of data.paths, or
+    TFDS_TRAIN_IMAGES, with the arm's split fractions and data.limit applied as the
+    split stage applies them (the limit caps each split after the fractions). Not
+    the workspace's split counts: they are of the workspace's params, not the arm's."""
     info = layout.fetched_dir(run.dataset) / layout.INFO_FILE
     folder = Path(os.environ.get("DVC_ROOT", ".")) / run.path if run.source == "folder" and run.path else None
     if info.exists():
@@ -102,10 +100,11 @@ def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
     return total, parts
 
 
-def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
+def plan(study_arms: list, per_seed: bool, jobs: int, rate: float | None = None) -> list[str]:
     """The dry run's lines: a warning for a precision this machine emulates, the
     precision the arms train in here, one line per experiment (per arm, or per arm
-    and seed on Ray), then the total."""
+    and seed on Ray), then the total. `rate`: the training FLOP/s to plan with (the
+    runs' backend's, measured in a process of its own), else measured here."""
     import keras  # here: a dry run that fails on its params needs no backend
     first = study_arms[0].params.for_dataset(study_arms[0].params.datasets[0])
     here = machine.describe(keras.backend.backend(), first.train.threads)
@@ -114,7 +113,7 @@ def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
     lines = [warning for policy in asked if (warning := precision.emulation_warning(policy, here))]
     lines.append("precision on this machine: " + ", ".join(
         f"{policy} -> {precision.resolve(policy, here)}" if policy == precision.AUTO else policy for policy in asked))
-    rate = measured_rate(first)
+    rate = rate or measured_rate(first)
     total = 0.0
     for arm in study_arms:
         seconds, parts = arm_seconds(arm, rate)
@@ -128,6 +127,7 @@ def plan(study_arms: list, per_seed: bool, jobs: int) -> list[str]:
     workers = "Ray worker(s)" if per_seed else "queue worker(s)"
     count = sum(1 for line in lines if not line.startswith(("warning:", "precision on")))
     lines.append(f"{count} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
-                 f"{workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at"
+                 f"{workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at "
+                 f"({os.environ.get('KERAS_BACKEND', 'tensorflow')})"
                  if total is not None else f"{count} experiment(s), nothing queued")
     return lines

@@ -9,12 +9,11 @@ import importlib.util
 import os
 import sys
 
+from ablation.backends import INSTALL
+
 # Keras reads KERAS_BACKEND when it is imported and fails with a traceback for a
 # misspelled or missing backend, so it is checked here, before that import.
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-# PyTorch's CPU wheel: PyPI's default Linux wheel carries CUDA (several GB).
-INSTALL = {"torch": "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
-           "jax": "pip install jax==0.10.2 jaxlib==0.10.2"}
 
 
 def check_backend(name: str) -> str | None:

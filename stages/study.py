@@ -14,9 +14,10 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 import dataclasses
+import os
 import sys
 
-from ablation import layout, study, study_files, study_report
+from ablation import backends, layout, study, study_files, study_report
 from ablation.decisions import Design
 from ablation.errors import ParamsError
 
@@ -46,6 +47,10 @@ def main():
                         help=f"refuse a grid of more arms than this (default {study.MAX_ARMS})")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
+    parser.add_argument("--backend", choices=[*backends.BACKENDS, backends.AUTO],
+                        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                        help="the Keras backend the runs train on (default: KERAS_BACKEND, else tensorflow); auto: "
+                             "the installed one a probe here measures fastest")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
     parser.add_argument("--engine", choices=["dvc", "ray"], default="dvc",
                         help="dvc: DVC's local queue (default); ray: a Ray cluster")
@@ -66,9 +71,19 @@ def main():
     out = layout.StudyFiles(study.study_name(args.name, args.preset, params.study.grid, overrides))
     print(f"study {out.name} ({out.dir}/), arms: " + ", ".join(a.name for a in arms), flush=True)
     on_ray = args.engine == "ray"
+    loaded = os.environ.get("KERAS_BACKEND", "tensorflow")  # this process's Keras
+    rates = {}
+    if not (args.report_only or args.verify):  # DVC's queue and Ray's tasks train on KERAS_BACKEND
+        probed = [*overrides, *arms[0].overrides]
+        backend, rates, lines = backends.choose(args.backend, args.params, probed)
+        if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
+            rates[backend] = backends.probe(backend, args.params, probed)
+        print("\n".join(lines), flush=True)
+        os.environ["KERAS_BACKEND"] = backend
     if args.dry_run:
         from ablation import dry_run
-        print("\n".join(dry_run.plan(arms, per_seed=on_ray, jobs=args.jobs or preset["jobs"] or 1)))
+        print("\n".join(dry_run.plan(arms, per_seed=on_ray, jobs=args.jobs or preset["jobs"] or 1,
+                                     rate=rates.get(os.environ.get("KERAS_BACKEND", loaded)))))
         if out.runs.is_dir():  # a study with committed results: what more seeds would decide
             committed = study.collect(arms, out, per_seed=on_ray, experiments=False)
             print("\n" + "\n".join(study_report.seeds_plan(committed, preset["report"],

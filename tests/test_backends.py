@@ -86,3 +86,28 @@ def test_gpu_recipe_benchmark_runs_without_tensorflow(tmp_path):
     assert step["arm"] == "resnet50" and step["images_per_second"] > 0 and step["keras_resnet50_images_per_second"] > 0
     section = (tmp_path / "gpu_recipe.md").read_text()
     assert "| resnet20 " in section and "keras ResNet50 images/s" in section
+
+
+def test_backend_auto_picks_the_fastest_measured_and_refuses_a_missing_one(monkeypatch):
+    from ablation import backends
+    from ablation.errors import ParamsError
+    monkeypatch.setattr(backends, "installed", lambda: ["tensorflow", "jax", "torch"])
+    rates = {"tensorflow": 70e9, "jax": 45e9, "torch": 95e9}
+    backend, measured, lines = backends.choose("auto", "params.yaml", [], lambda name, *_: rates[name])
+    assert backend == "torch" and measured == rates
+    assert lines == ["backend: auto -> torch (train-step GFLOP/s measured here: torch 95.0, tensorflow 70.0, jax 45.0)"]
+    assert backends.choose("jax", "params.yaml", [], lambda *_: pytest.fail("an explicit backend is not probed"))[0] \
+        == "jax"
+    monkeypatch.setattr(backends, "installed", lambda: ["tensorflow"])
+    with pytest.raises(ParamsError, match="--backend torch: torch is not installed. Fix: `pip install torch==.*cpu`"):
+        backends.choose("torch", "params.yaml", [])
+
+
+def test_a_study_dry_run_with_backend_auto_probes_each_installed_backend():
+    from ablation import backends
+    out = sh(ROOT, sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
+             "--backend", "auto").stdout
+    line = next(line for line in out.splitlines() if line.startswith("backend: auto -> "))
+    chosen = line.split()[3]
+    assert chosen in backends.installed() and all(f"{name} " in line for name in backends.installed())
+    assert out.splitlines()[-1].endswith(f"trains resnet_cifar20 at ({chosen})")  # the estimate uses it
