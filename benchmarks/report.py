@@ -83,11 +83,13 @@ SECTIONS = {
         (("depth", "depth"), ("side", "side"), ("batch", "batch"),
          ("residual_images_per_second", "residual images/s"), ("plain_images_per_second", "plain images/s"))),
     "backend": Section(
-        "Keras backends on this CPU (resnet_cifar20, batch 128, train step)",
-        "Each backend in its own process; TensorFlow without XLA, JAX compiled by XLA (its only fast path). "
-        "Reproduce: `python -m pytest benchmarks -k backend --benchmark-enable "
-        "--benchmark-json=reports/backends.json`. The faster one is the CPU recommendation in the README.",
-        (("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s"))),
+        "Keras backends on this CPU (train step, batch 128, 32x32 images)",
+        "Each backend in its own process; TensorFlow without XLA, JAX compiled by XLA (its only fast path), "
+        "torch eager with OMP_WAIT_POLICY=PASSIVE. Reproduce: `python -m pytest benchmarks -k backend "
+        "--benchmark-enable --benchmark-json=reports/backends.json && python -m benchmarks.report "
+        "reports/backends.json --update`. `python -m stages.study --backend auto` measures the same way at "
+        "its start and runs the study on the fastest.",
+        (("arm", "arm"), ("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s"))),
 }
 
 

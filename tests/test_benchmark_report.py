@@ -3,8 +3,8 @@ from benchmarks.report import render, update
 
 
 def backend_run(images_per_second: float) -> dict:
-    return {"fullname": "benchmarks/test_throughput.py::test_backend_resnet_cifar20[float32-jax]",
-            "extra_info": {"kind": "backend", "backend": "jax", "policy": "float32",
+    return {"fullname": "benchmarks/test_throughput.py::test_backend_train_step[resnet_cifar20-float32-jax]",
+            "extra_info": {"kind": "backend", "arm": "resnet_cifar20", "backend": "jax", "policy": "float32",
                            "images_per_second": images_per_second}}
 
 
