@@ -57,8 +57,9 @@ def _reachable(hosts: list[str], timeout: float = TFDS_CONNECT_TIMEOUT) -> bool:
 
 
 def _offline_fix(dataset: str) -> str:
-    return (f"Fix: use the offline route, -S data.source=folder -S data.paths.{dataset}=<image folder or archive> "
-            "(README: Offline data), or put a prepared tfds copy in TFDS_DATA_DIR.")
+    return (f"Fix: read it from a folder or archive instead, `dvc exp run -S data.source=folder -S "
+            f"data.paths.{dataset}=<image folder or archive>` (README: Data and params), or put a prepared tfds copy "
+            "in TFDS_DATA_DIR.")
 
 
 def fetch_tfds(dataset: str, out_dir: Path) -> dict:

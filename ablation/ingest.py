@@ -278,8 +278,9 @@ class ImageFolder:
         path = Path(path)
         self.limits = limits
         if not path.exists():
-            raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} "
-                            f"to an image folder or archive (e.g. -S data.paths.{dataset}=/data/{dataset}.tar.gz).")
+            raise DataError(f"data path {path} does not exist. Fix: set data.paths.{dataset} to an image folder "
+                            f"or archive (`dvc exp run -S data.paths.{dataset}=/data/{dataset}.tar.gz`), or download "
+                            "it from tfds where there is a network (`dvc exp run -S data.source=tfds`).")
         names = [name for name, _ in _iter_files(path, limits.max_file_bytes)]
         images = [name for name in names if _is_image(name)]
         if not images:
