@@ -86,11 +86,13 @@ def _seeds(result: ArmResult) -> int:
 
 
 def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, max_seeds: int | None,
-        step: int, jobs: int) -> tuple[list[ArmResult], list[int]]:
+        step: int, jobs: int, rounds: int | None = None) -> tuple[list[ArmResult], list[int]]:
     """Runs the study's arms (where they have no results yet), then adds seeds in
-    rounds until every primary contrast is decided or the budget is spent; writes the
-    raw results after every round. Returns the arms as study.collect reads them, and
-    the looks (seeds per arm) the design planned: the report decides by them."""
+    rounds until every primary contrast is decided or the budget is spent, or
+    `rounds` rounds have run here (a study longer than a session: the same command
+    goes on); writes the raw results after every round. Returns the arms as
+    study.collect reads them, and the looks (seeds per arm) the design planned: the
+    report decides by them, at the last look the results complete."""
     first = min(len(arm.params.train.seeds) for arm in arms)
     if any(arm.params.train.seeds != tuple(range(first)) for arm in arms):
         raise ParamsError("--until-decided adds seeds after the arms' own, which must be 0, 1, ... Fix: pass "
@@ -100,7 +102,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
     if missing := [arm for arm, r in zip(arms, results) if r.failed]:
         study.run(missing, overrides, jobs)
         results = study.collect(arms, out)
-    at = 0  # the looks are replayed in order, so a study cut short mid-round goes on where it stopped
+    at, ran = 0, 0  # the looks are replayed in order, so a study cut short mid-round goes on where it stopped
     while True:
         for written in study.save_raw(results, out):
             print(f"raw results: {written}", flush=True)
@@ -110,16 +112,21 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
                                   "runs are kept).")
         decided, open_arms = next_round(results, looks, at, design)
         upcoming = looks[at + 1] if at + 1 < len(looks) else None
-        print(f"until decided: {len(decided)} primary contrast(s) decided at {looks[at]} seeds per arm (budget "
-              f"{looks[-1]}, looks at {looks}); " + (f"adding seeds up to {upcoming} to {', '.join(open_arms)}"
-                                                     if open_arms and upcoming else "done"), flush=True)
-        if not open_arms or upcoming is None:
-            return results, looks
         by_name = {r.name: r for r in results}
         added = [Arm(run_name(arm.name, seed), (*arm.overrides, f"train.seeds=[{seed}]"),
                      arm.params.with_overrides([f"train.seeds=[{seed}]"]))
-                 for arm in arms if arm.name in open_arms for seed in range(_seeds(by_name[arm.name]), upcoming)]
+                 for arm in arms if arm.name in open_arms and upcoming
+                 for seed in range(_seeds(by_name[arm.name]), upcoming)]
+        paused = bool(added) and rounds is not None and ran >= rounds
+        print(f"until decided: {len(decided)} primary contrast(s) decided at {looks[at]} seeds per arm (budget "
+              f"{looks[-1]}, looks at {looks}); " + (
+                  f"stopping after {ran} round(s) (--rounds); the same command goes on" if paused
+                  else f"adding seeds up to {upcoming} to {', '.join(open_arms)}" if open_arms and upcoming
+                  else "done"), flush=True)
+        if not open_arms or upcoming is None or paused:
+            return results, looks
         if added:  # none when a resumed study already has this round's seeds
             study.run(added, overrides, jobs)
             results = study.collect(arms, out)
+            ran += 1
         at += 1

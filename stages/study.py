@@ -43,6 +43,9 @@ def main():
     parser.add_argument("--max-seeds", type=int, help="the seed budget per arm of --until-decided "
                                                       "(default: the preset's report.max_seeds)")
     parser.add_argument("--seed-step", type=int, default=1, help="seeds added per arm each round (default 1)")
+    parser.add_argument("--rounds", type=int, help="with --until-decided: run at most this many rounds now, then "
+                                                   "write the report (the same command goes on later; 0: only the "
+                                                   "report of the rounds run so far)")
     parser.add_argument("--max-arms", type=int, default=study.MAX_ARMS,
                         help=f"refuse a grid of more arms than this (default {study.MAX_ARMS})")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
@@ -100,11 +103,11 @@ def main():
     study_files.check_owner(out, owner, args.replace_report)
     if args.until_decided:
         from ablation import until_decided
-        if on_ray or args.report_only or args.seed_step < 1:
-            raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more. "
-                              "Fix: drop --engine ray and --report-only, or --until-decided.")
+        if on_ray or args.report_only or args.seed_step < 1 or (args.rounds is not None and args.rounds < 0):
+            raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more "
+                              "and --rounds 0 or more. Fix: drop --engine ray and --report-only, or --until-decided.")
         results, looks = until_decided.run(arms, overrides, out, preset["report"], args.max_seeds, args.seed_step,
-                                           args.jobs or preset["jobs"] or 1)
+                                           args.jobs or preset["jobs"] or 1, args.rounds)
         preset["report"] = dataclasses.replace(preset["report"], looks=tuple(looks))
     elif not args.report_only and on_ray:
         from ablation import ray_engine  # Ray only where it is used

@@ -227,7 +227,12 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     assert recorded != rerun.removesuffix(" s"), took  # trained again, not restored from DVC's cache
 
     # Seeds in rounds: with one seed nothing can be tested, so each arm gets its second seed as an
-    # experiment of its own, its raw results are written, and the report counts both seeds.
+    # experiment of its own, its raw results are written, and the report counts both seeds. With
+    # --rounds 0 nothing runs yet: the report of the rounds so far, and the same command goes on.
+    paused = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--until-decided", "--max-seeds", "2",
+                   "--rounds", "0")
+    assert "decided at 1 seeds per arm (budget 2, looks at [1, 2]); stopping after 0 round(s)" in paused.stdout
+    assert read_json(folder / "study.json")["looks"] == [1, 2] and not (folder / "runs" / "plain-cifar8-s1").exists()
     grown = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--until-decided", "--max-seeds", "2")
     assert "until decided: 0 primary contrast(s) decided at 1 seeds per arm (budget 2, looks at [1, 2]); " \
            "adding seeds up to 2 to resnet-cifar8, plain-cifar8" in grown.stdout
