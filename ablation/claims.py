@@ -116,11 +116,12 @@ def curves(arm, dataset: str, label: str) -> curve_reading.Curves:
 
 def _mark(difference: float | None, tested, claimed_sign: int) -> str:
     """yes / no: the difference goes the claimed way / the other way beyond seed noise
-    (Holm); not shown: within seed noise; cannot tell: no test."""
+    (Holm); not shown: within seed noise (not shown yet: at a look before the last of
+    a study run in rounds); cannot tell: no test."""
     if difference is None or not tested.tested:
         return "cannot tell"
     if not tested.beyond_noise:
-        return "not shown"
+        return "not shown yet" if (tested.sequential or "").startswith("not decided yet") else "not shown"
     return "yes" if difference * claimed_sign > 0 else "no"
 
 
@@ -154,7 +155,7 @@ def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
                  f"({plain_depth.noise()}), residual {res_depth.comparison.format_difference()} ({res_depth.noise()})."
                  + _both_worse(plain_depth, res_depth, low, high),
                  _reason(a_mark, curve[(low, "plain")], curve[(high, "plain")], False,
-                         a_mark == "not shown" and (a.comparison.difference or 0) > 0, plain_depth))]
+                         a_mark.startswith("not shown") and (a.comparison.difference or 0) > 0, plain_depth))]
     for depth in reversed(depths):
         out.append(_test_error_claim(f"(b) residual-{depth} has a lower test error than plain-{depth}",
                                      "residual minus plain", arm[(depth, "residual")], arm[(depth, "plain")],
@@ -175,7 +176,8 @@ def _test_error_claim(label: str, order: str, better, worse, better_curve, worse
     mark = _mark(difference.difference, tested, -1)
     return _line(label, mark, f"test error difference {difference.format_difference()} ({order}, 95% CI); "
                               f"{tested.noise()}.",
-                 _reason(mark, better_curve, worse_curve, True, mark == "not shown" and (difference.difference or 0) < 0,
+                 _reason(mark, better_curve, worse_curve, True,
+                         mark.startswith("not shown") and (difference.difference or 0) < 0,
                          decisions[("train", _pair(better, worse))]))
 
 

@@ -131,7 +131,7 @@ def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_
     elif train_gap < -CLOSE and shown:
         parts.append(f"so the expected optimization advantage of {expected_better.name} is not there at this "
                      "length of training")
-    elif abs(train_gap) > CLOSE:
+    elif abs(train_gap) > CLOSE and not shown:
         parts.append("a gap in training error that these seeds do not separate from noise either")
     pair = (expected_better, expected_worse)
     # A net at chance or overfitting: its training error's last move is no reason to train it longer.

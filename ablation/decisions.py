@@ -38,6 +38,11 @@ class Design:
     smoke_test: bool = False
     caveats: tuple[str, ...] = ()
     looks: tuple[int, ...] | None = None  # seeds per arm at each look, when --until-decided ran the study
+    reached: int | None = None  # seeds per arm at the last look the results complete (before the last: interim)
+
+    @property
+    def interim(self) -> bool:
+        return bool(self.looks) and self.reached is not None and self.reached < self.looks[-1]
 
     @classmethod
     def parse(cls, value, where: str) -> Design:
@@ -111,7 +116,8 @@ class Tested:
         return (f"{self.test}{df} p = {self.comparison.p_value:.3g}, Holm p = {self.holm_p:.3g} "
                 f"({self.family_size} {self.family} contrast{'s' * (self.family_size > 1)})"
                 + (f", group-sequential: {self.sequential}" if self.sequential is not None else "") + ": "
-                + ("beyond seed noise" if self.beyond_noise else "within seed noise"))
+                + ("beyond seed noise" if self.beyond_noise else "not yet beyond seed noise"
+                   if (self.sequential or "").startswith("not decided yet") else "within seed noise"))
 
     def alpha(self) -> float:
         """The first bar Holm sets in this contrast's family: what seeds are planned for."""
@@ -164,8 +170,10 @@ class Decisions:
                 decided = None
                 if family == PRIMARY and self.sequential is not None and self.design.looks:
                     look = self.sequential.get(key)
-                    decided = (f"not decided within {self.design.looks[-1]} seeds per arm" if look is None else
-                               f"decided at {self.design.looks[look]} seeds per arm")
+                    looks = self.design.looks
+                    decided = (f"decided at {looks[look]} seeds per arm" if look is not None else
+                               f"not decided yet at {self.design.reached} of {looks[-1]} seeds per arm"
+                               if self.design.interim else f"not decided within {looks[-1]} seeds per arm")
                 self._tested[key] = Tested(label, comparison, test, family, adjusted.get(key), max(len(tested), 1),
                                            decided)
 

@@ -148,7 +148,9 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
                "seeds per arm), so a primary verdict comes from that group-sequential design (O'Brien-Fleming-type "
                "alpha spending with Holm's procedure, ablation/sequential.py), not from the fixed-design Holm p, "
                "which after stopping early would find noise beyond seed noise more often than 5% of the time."
-               if design.looks else ""), ""]
+               if design.looks else "")
+            + (f" These results are the design's look at {design.reached} seeds per arm, not its last: a contrast "
+               "not decided yet is open, and the same command adds the next round." if design.interim else ""), ""]
 
 
 def _markdown(text: str) -> str:
@@ -290,7 +292,8 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     decided = None
     if design.looks:  # run in rounds: its primary verdicts are the group-sequential design's
         from ablation.until_decided import reached  # it tests with this module's contrasts
-        decided = reached(done, list(design.looks), dataclasses.replace(design, looks=None))[0]
+        decided, at = reached(done, list(design.looks), dataclasses.replace(design, looks=None))
+        design = dataclasses.replace(design, reached=design.looks[at])
     all_tests = {dataset: decisions_for(results, done, dataset, design, None if decided is None else
                                         {key: look for (d, key), look in decided.items() if d == dataset})
                  for dataset in datasets}

@@ -320,7 +320,8 @@ def test_runs_on_two_machine_kinds_are_named_per_arm_and_record_text_cannot_beco
 def test_a_study_run_in_rounds_takes_its_primary_verdicts_from_the_sequential_design(tmp_path):
     """The same numbers that give (a) and (b) at depth 56 a fixed-design yes are, at the
     first of the looks 2, 4 and 6 that --until-decided planned, short of the early
-    bound the design spends alpha by: not decided yet, so not shown."""
+    bound the design spends alpha by: not decided yet, so not shown yet, and the report
+    says the study is at an interim look."""
     results = [arm("resnet20", True, 20, [run(0.90, 0.95, [True]), run(0.91, 0.96, [True])]),
                arm("plain20", False, 20, [run(0.88, 0.93, [True]), run(0.87, 0.92, [True])]),
                arm("resnet56", True, 56, [run(0.92, 0.97, [True]), run(0.93, 0.98, [True])]),
@@ -329,8 +330,9 @@ def test_a_study_run_in_rounds_takes_its_primary_verdicts_from_the_sequential_de
     assert "**(b) residual-56 has a lower test error than plain-56: yes.**" in fixed
     rounds = study_report.write_study_report(results, StudyFiles("rounds", tmp_path), design=Design(looks=(2, 4, 6)))
     claim = next(line for line in rounds.splitlines() if line.startswith("- **(b) residual-56"))
-    assert ": not shown.**" in claim and "group-sequential: not decided within 6 seeds per arm" in claim
-    assert "looks at [2, 4, 6] seeds per arm" in rounds
+    assert ": not shown yet.**" in claim
+    assert "group-sequential: not decided yet at 2 of 6 seeds per arm: not yet beyond seed noise" in claim
+    assert "looks at [2, 4, 6] seeds per arm" in rounds and "the design's look at 2 seeds per arm, not its last" in rounds
 
 
 def test_a_study_folder_records_the_looks_it_ran_by(tmp_path):
