@@ -34,7 +34,14 @@ print(json.dumps(dry_run.measured_rate(params.for_dataset(params.datasets[0]))))
 
 
 def installed() -> list[str]:
-    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    return [name for name in BACKENDS if _importable(name)]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken install, or an import hook that refuses it
+        return False
 
 
 def probe(backend: str, params_file: str, overrides: list[str]) -> float:

@@ -150,7 +150,7 @@ def cats_project(tmp_path_factory, request):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["datasets"] = ["cats_vs_dogs"]
     params["data"].update(source="folder", paths={"cats_vs_dogs": str(CATS_ARCHIVE)}, limit=None if measuring else 400)
-    params["model"].update(arch="resnet", shortcut="B", stem="imagenet")
+    params["model"].update(arch="resnet", depth=34, shortcut="B", stem="imagenet")
     params["train"].update(epochs=2 if measuring else 1, mixed_precision="mixed_bfloat16", threads=1,
                            steps_per_execution=8, per_dataset={})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

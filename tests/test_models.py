@@ -77,11 +77,12 @@ def test_vgg_depths(model_params, depth):
 
 
 def test_stem_choice_follows_image_size(model_params):
-    small = build_model(arm(model_params, depth=18), (32, 32, 3), 10)
-    large = build_model(arm(model_params, depth=18), (128, 128, 3), 10)
+    resnet18 = arm(model_params, arch="resnet", depth=18, shortcut="B")
+    small = build_model(resnet18, (32, 32, 3), 10)
+    large = build_model(resnet18, (128, 128, 3), 10)
     assert small.get_layer("avg_pool").input.shape[1] == 4      # 32 / 8: 3x3 stride-1 stem
     assert large.get_layer("avg_pool").input.shape[1] == 4      # 128 / 32: 7x7/2 stem + max-pool
-    forced = build_model(arm(model_params, depth=18, stem="small"), (64, 64, 3), 10)
+    forced = build_model(arm(resnet18, stem="small"), (64, 64, 3), 10)
     assert forced.get_layer("avg_pool").input.shape[1] == 8
 
 
