@@ -16,7 +16,7 @@ from typing import Callable
 
 from ablation.errors import ParamsError
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = ("tensorflow", "jax", "torch")  # each is also the module it imports
 AUTO = "auto"
 # How to install each optional backend. torch: its CPU wheel, as PyPI's default Linux
 # wheel carries CUDA (several GB).
@@ -34,10 +34,10 @@ print(json.dumps(dry_run.measured_rate(params.for_dataset(params.datasets[0]))))
 
 
 def installed() -> list[str]:
-    return [name for name in BACKENDS if _importable(name)]
+    return [name for name in BACKENDS if importable(name)]
 
 
-def _importable(name: str) -> bool:
+def importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # a broken install, or an import hook that refuses it

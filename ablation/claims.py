@@ -121,7 +121,7 @@ def _mark(difference: float | None, tested, claimed_sign: int) -> str:
     if difference is None or not tested.tested:
         return "cannot tell"
     if not tested.beyond_noise:
-        return "not shown yet" if (tested.sequential or "").startswith("not decided yet") else "not shown"
+        return "not shown yet" if tested.open_at_interim else "not shown"
     return "yes" if difference * claimed_sign > 0 else "no"
 
 

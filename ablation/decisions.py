@@ -26,6 +26,9 @@ CLAIMS = "claims"  # report.primary's name for the paper's claims
 NO_TEST = "one seed: no test"
 
 
+NOT_DECIDED_YET = "not decided yet"  # a primary contrast open at an interim look
+
+
 @dataclass(frozen=True)
 class Design:
     """What a study's preset says about its report (`report:`): the primary contrasts
@@ -94,6 +97,11 @@ class Tested:
         return self.comparison.p_value is not None
 
     @property
+    def open_at_interim(self) -> bool:
+        """Not decided at a look before the last of a study run in rounds: more seeds may decide it."""
+        return (self.sequential or "").startswith(NOT_DECIDED_YET)
+
+    @property
     def beyond_noise(self) -> bool:
         if self.sequential is not None:  # after stopping early, the fixed-design p would find noise too often
             return self.sequential.startswith("decided")
@@ -117,7 +125,7 @@ class Tested:
                 f"({self.family_size} {self.family} contrast{'s' * (self.family_size > 1)})"
                 + (f", group-sequential: {self.sequential}" if self.sequential is not None else "") + ": "
                 + ("beyond seed noise" if self.beyond_noise else "not yet beyond seed noise"
-                   if (self.sequential or "").startswith("not decided yet") else "within seed noise"))
+                   if self.open_at_interim else "within seed noise"))
 
     def alpha(self) -> float:
         """The first bar Holm sets in this contrast's family: what seeds are planned for."""
@@ -172,7 +180,7 @@ class Decisions:
                     look = self.sequential.get(key)
                     looks = self.design.looks
                     decided = (f"decided at {looks[look]} seeds per arm" if look is not None else
-                               f"not decided yet at {self.design.reached} of {looks[-1]} seeds per arm"
+                               f"{NOT_DECIDED_YET} at {self.design.reached} of {looks[-1]} seeds per arm"
                                if self.design.interim else f"not decided within {looks[-1]} seeds per arm")
                 self._tested[key] = Tested(label, comparison, test, family, adjusted.get(key), max(len(tested), 1),
                                            decided)

@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
 import os
 import sys
 
-from ablation.backends import INSTALL
+from ablation.backends import BACKENDS, INSTALL, importable
+
 
 # Keras reads KERAS_BACKEND when it is imported and fails with a traceback for a
 # misspelled or missing backend, so it is checked here, before that import.
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-
-
 def check_backend(name: str) -> str | None:
     """The one-line error for KERAS_BACKEND=name, or None when it can load."""
-    if name not in BACKEND_MODULES:
+    if name not in BACKENDS:
         return (f"error: KERAS_BACKEND={name!r} is not a Keras backend this project runs on "
-                f"({', '.join(BACKEND_MODULES)}). Fix: unset it, or set KERAS_BACKEND=tensorflow, jax or torch.")
-    if importlib.util.find_spec(BACKEND_MODULES[name]) is None:
-        install = INSTALL.get(name, f"pip install {BACKEND_MODULES[name]}")
-        return (f"error: KERAS_BACKEND={name} but {BACKEND_MODULES[name]} is not installed. Fix: `{install}`, or "
-                "unset KERAS_BACKEND (TensorFlow).")
+                f"({', '.join(BACKENDS)}). Fix: unset it, or set KERAS_BACKEND=tensorflow, jax or torch.")
+    if not importable(name):
+        return (f"error: KERAS_BACKEND={name} but {name} is not installed. Fix: "
+                f"`{INSTALL.get(name, f'pip install {name}')}`, or unset KERAS_BACKEND (TensorFlow).")
     return None
 
 
