@@ -18,7 +18,7 @@ KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_
 LIBRARIES = ("tensorflow", "keras", "jax", "jaxlib", "numpy")
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
+def cpu_kind() -> tuple[str, list[str]]:
     """(model name, kernel-selecting flags) from /proc/cpuinfo; the platform's
     processor string and no flags where there is none (macOS)."""
     try:
@@ -43,7 +43,7 @@ def _gpus(backend: str) -> list[str]:
             for gpu in tf.config.list_physical_devices("GPU")]
 
 
-def _version(name: str) -> str | None:
+def version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -52,8 +52,8 @@ def _version(name: str) -> str | None:
 
 def describe(backend: str, threads: int) -> dict:
     """The record a run writes: {cpu, cpu_flags, cores, gpus, backend, threads, versions}."""
-    cpu, flags = _cpuinfo()
-    versions = {name: v for name in LIBRARIES if (v := _version(name))}
+    cpu, flags = cpu_kind()
+    versions = {name: v for name in LIBRARIES if (v := version(name))}
     return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "gpus": _gpus(backend), "backend": backend,
             "threads": threads or os.cpu_count(), "python": platform.python_version(), "versions": versions}
 

@@ -83,6 +83,21 @@ def raw_reader(directory: Path) -> Reader:
     return read
 
 
+def train_records(out: StudyFiles) -> list[dict]:
+    """The train.json records of a study's raw results so far, every experiment's
+    (unreadable ones are skipped here: the report says what is wrong with them)."""
+    records = []
+    for folder in sorted(out.runs.iterdir()) if out.runs.is_dir() else ():
+        read = raw_reader(folder)
+        for found in sorted(folder.glob("results/*/seed*/train.json*")):
+            try:
+                text = read(found.relative_to(folder).as_posix().removesuffix(".gz"))
+                records.append(json.loads(text or "null") or {})
+            except (DataError, ValueError):
+                continue
+    return records
+
+
 def comparable(raw: dict) -> dict:
     """params without the keys that say where, not what (WHERE_NOT_WHAT)."""
     out = json.loads(json.dumps(raw))

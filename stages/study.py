@@ -17,7 +17,7 @@ import dataclasses
 import os
 import sys
 
-from ablation import backends, layout, study, study_files, study_report
+from ablation import backend_choice, backends, layout, study, study_files, study_report
 from ablation.decisions import Design
 from ablation.errors import ParamsError
 
@@ -50,10 +50,11 @@ def main():
                         help=f"refuse a grid of more arms than this (default {study.MAX_ARMS})")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
-    parser.add_argument("--backend", choices=[*backends.BACKENDS, backends.AUTO],
-                        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-                        help="the Keras backend the runs train on (default: KERAS_BACKEND, else tensorflow); auto: "
-                             "the installed one a probe here measures fastest")
+    parser.add_argument("--backend", choices=[*backends.BACKENDS, backend_choice.AUTO],
+                        default=backend_choice.default(),
+                        help="the Keras backend the runs train on (default: KERAS_BACKEND, else auto); auto: the "
+                             "backend of the study's runs so far, else the installed one a probe measured fastest "
+                             "on this machine kind")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
     parser.add_argument("--engine", choices=["dvc", "ray"], default="dvc",
                         help="dvc: DVC's local queue (default); ray: a Ray cluster")
@@ -78,9 +79,10 @@ def main():
     rates = {}
     if not (args.report_only or args.verify):  # DVC's queue and Ray's tasks train on KERAS_BACKEND
         probed = [*overrides, *arms[0].overrides]
-        backend, rates, lines = backends.choose(args.backend, args.params, probed)
+        kept = backend_choice.study_backend(study_files.train_records(out))
+        backend, rates, lines = backend_choice.choose(args.backend, args.params, probed, kept=kept)
         if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
-            rates[backend] = backends.probe(backend, args.params, probed)
+            rates[backend] = backend_choice.probe(backend, args.params, probed)
         print("\n".join(lines), flush=True)
         os.environ["KERAS_BACKEND"] = backend
     if args.dry_run:

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 CIFAR_ARCHIVE = SHARED / "cifar10-jpeg.tar.gz"
 PETS_ARCHIVE = SHARED / "cats_vs_dogs-sample.tar.gz"
+
+# The tests' studies train on TensorFlow unless a test names a backend: the default,
+# auto, would probe every installed backend in each fresh project copy.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 @pytest.fixture
