@@ -90,6 +90,9 @@ def choose(requested: str, params_file: str, overrides: list[str],
     if kept in backends.installed():
         return kept, {}, [f"backend: auto -> {kept} (the backend of this study's runs so far, kept so that its "
                           f"seeds stay comparable; --backend NAME to change it)"]
+    if len(backends.installed()) == 1:
+        only = backends.installed()[0]
+        return only, {}, [f"backend: auto -> {only} (the only backend installed)"]
     rates, origin = cached(measure, params_file, overrides, cache)
     best = max(rates, key=rates.get)
     measured = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]))

@@ -126,7 +126,7 @@ def test_backend_auto_is_the_default_measures_once_per_machine_kind_and_keeps_a_
     assert kept[0] == "tensorflow" and "the backend of this study's runs so far" in kept[2][0]
     monkeypatch.setattr(backends, "installed", lambda: ["tensorflow"])
     assert backend_choice.choose("auto", "params.yaml", ["model.depth=20"], lambda name, *_: 1e9, kept="jax",
-                           cache=tmp_path / "backends")[0] == "tensorflow"  # its backend is gone: measured
+                           cache=tmp_path / "backends")[0] == "tensorflow"  # its backend is gone
 
 
 def test_a_study_s_backend_is_the_one_its_raw_results_name(tmp_path):
