@@ -1,10 +1,17 @@
 """What DVC shows in a fresh clone, before anything runs: the committed headline
 metrics of the shipped arm and of every committed study, one row per experiment in
-`dvc exp show`, and plots with one colour per arm and a title naming the dataset."""
+`dvc exp show`, and plots with one colour per arm and a title naming the dataset,
+drawn by headless Chromium with Vega served locally."""
+import functools
+import http.server
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +19,11 @@ import yaml
 
 from tests.conftest import ROOT
 
+# dvc plots show's page loads Vega from a CDN; the test serves the same versions locally.
+CDN_SCRIPT = re.compile(r"https://cdn\.jsdelivr\.net/npm/(vega(?:-lite|-embed)?)@([0-9.]+)")
+CHROMIUM = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--hide-scrollbars", "--virtual-time-budget=20000")  # time for every vegaEmbed to draw
 
 
 def studies(clone: Path) -> list[str]:
@@ -82,3 +94,73 @@ def test_plots_show_one_colour_per_arm_and_name_study_and_dataset(clone):
 def test_dvc_plots_output_is_ignored():
     ignored = subprocess.run(["git", "check-ignore", "dvc_plots/index.html"], cwd=ROOT, capture_output=True)
     assert ignored.returncode == 0
+
+
+def vega_scripts(page: str, folder: Path) -> dict[str, str]:
+    """{CDN address: local file} for the Vega builds `page` loads, packed from the
+    npm registry into .cache/vega/ once."""
+    local = {}
+    for match in CDN_SCRIPT.finditer(page):
+        package, version = match.groups()
+        build = ROOT / ".cache" / "vega" / f"{package}-{version}.min.js"
+        if not build.is_file():
+            build.parent.mkdir(parents=True, exist_ok=True)
+            packed = subprocess.run(["npm", "pack", "--silent", f"{package}@{version}", "--pack-destination",
+                                     str(build.parent)], capture_output=True, text=True)
+            if packed.returncode:
+                pytest.skip(f"npm could not fetch {package}@{version}: {packed.stderr.strip()[-300:]}")
+            with tarfile.open(build.parent / packed.stdout.strip().splitlines()[-1]) as archive:
+                build.write_bytes(archive.extractfile(f"package/build/{package}.min.js").read())
+        shutil.copy(build, folder / build.name)
+        local[match.group(0)] = build.name
+    return local
+
+
+@pytest.fixture
+def plots_page(clone, tmp_path):
+    """`dvc plots show`'s page with its Vega builds served from localhost, each chart
+    drawn as SVG so that its legend is in the DOM."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser or not shutil.which("npm"):
+        pytest.skip("needs Chromium and npm (.ci/run installs Debian's chromium)")
+    folder = tmp_path / "dvc_plots"
+    dvc(clone, "plots", "show", "-o", str(folder))
+    page = (folder / "index.html").read_text()
+    for address, name in vega_scripts(page, folder).items():
+        page = page.replace(address, name)
+    svg = "<script>const embed = window.vegaEmbed; window.vegaEmbed = (el, spec, opt) => " \
+          "embed(el, spec, {...opt, renderer: 'svg'});</script>"
+    page = re.sub(r'(<script src="vega-embed-[0-9.]+\.min\.js"></script>)', rf"\1\n{svg}", page)
+    (folder / "index.html").write_text(page)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    def chromium(*args: str) -> str:
+        done = subprocess.run([browser, *CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", *args, url],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+    yield chromium
+    server.shutdown()
+
+
+def test_plots_page_draws_one_legend_entry_per_arm(clone, plots_page, tmp_path):
+    from PIL import Image
+    dom = plots_page("--dump-dom")
+    charts = dict(zip(*[iter(re.split(r'<div id="([^"]+)"', dom)[1:])] * 2))  # {div id: its markup}
+    for study in studies(clone):
+        view = yaml.safe_load((clone / "reports" / study / "dvc.yaml").read_text())
+        for definition in view["plots"]:
+            (path, props), = definition.items()
+            chart = charts[re.sub(r"[^\w-]", "_", f"reports/{study}/{path}")]
+            legends = re.findall(r'role-legend-label.*?</g></g>', chart, re.S)
+            entries = [label for legend in legends for label in re.findall(r"<text[^>]*>([^<]*)</text>", legend)]
+            assert sorted(set(entries) & set(props["y"])) == sorted(props["y"]), (study, path, entries)
+            assert all(entries.count(arm) == 1 for arm in props["y"]), entries  # one entry, one colour, per arm
+            assert "<path" in chart.split("role-legend", 1)[0]  # its lines were drawn
+    screenshot = tmp_path / "plots.png"
+    plots_page("--window-size=1200,2600", f"--screenshot={screenshot}")
+    with Image.open(screenshot) as image:
+        colours = image.convert("RGB").resize((300, 650)).getcolors(maxcolors=300 * 650)
+    assert len(colours) > 50  # a drawn page, not a blank one
