@@ -4,7 +4,9 @@ progress on DVC's queue.
 TensorFlow 2.21 prints its C++ info lines (oneDNN, cpu_feature_guard) at import
 whatever TF_CPP_MIN_LOG_LEVEL says, and DVC prints "No file hash info found" for
 each untracked output of a queued experiment. Neither tells the user anything: they
-go to .cache/logs/noise.log, never lost. ABLATION_VERBOSE=1 shows them."""
+go to .cache/logs/noise.log, never lost. Info lines TensorFlow logs later (tf.data's
+buffer size) obey TF_CPP_MIN_LOG_LEVEL, which the stages set to 1 (warnings and errors
+still shown). ABLATION_VERBOSE=1 shows them all."""
 from __future__ import annotations
 
 import contextlib

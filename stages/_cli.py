@@ -38,8 +38,10 @@ if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"
     print(_backend_error, file=sys.stderr)
     sys.exit(2)
 
-from ablation.console import quiet_stderr  # noqa: E402
+from ablation.console import quiet_stderr, verbose  # noqa: E402
 
+if not verbose():  # TensorFlow's info lines after start-up (tf.data's buffer size), unless asked for
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.log
     import tensorflow as tf  # noqa: E402
 

@@ -75,3 +75,25 @@ def test_training_eta_leaves_out_the_first_step_which_traces_the_graph(monkeypat
     assert "estimated training time: 0 min (1000 ms/step)" in out  # 15 steps left at 1 s
     last = out.strip().splitlines()[-1]
     assert "step 5/10" in last and "1000 ms/step" in last and "training ETA 0.2 min" in last
+
+
+READ_A_RECORD = """
+import sys
+from stages import _cli  # first, as in every stage
+import tensorflow as tf
+with tf.io.TFRecordWriter(sys.argv[1]) as writer:
+    writer.write(b"record")
+print(next(iter(tf.data.TFRecordDataset([sys.argv[1]]))).numpy())
+"""
+
+
+def test_a_stage_shows_no_tensorflow_info_line_unless_verbose(tmp_path):
+    import subprocess
+    from tests.conftest import ROOT
+    quiet = {name: value for name, value in os.environ.items()
+             if name not in ("TF_CPP_MIN_LOG_LEVEL", "ABLATION_VERBOSE")}
+    for env, shown in ((quiet, False), ({**quiet, "ABLATION_VERBOSE": "1"}, True)):
+        done = subprocess.run([sys.executable, "-c", READ_A_RECORD, str(tmp_path / "one.tfrecord")], cwd=ROOT,
+                              capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and done.stdout.strip() == "b'record'", done.stderr[-2000:]
+        assert ("tf_record_dataset_op" in done.stderr) is shown, done.stderr  # tf.data's buffer-size line
