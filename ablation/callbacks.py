@@ -90,7 +90,8 @@ class ProgressLine(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         print(f"  epoch {self._epoch + 1}/{self.params['epochs']} step {step}/{self.steps_per_epoch}"
               + (f" loss {float(loss):.4f}" if loss is not None else "")
-              + f", {per_step * 1000:.0f} ms/step, epoch ETA {epoch_left:.0f} s, training ETA {total_left / 60:.1f} min",
+              + f", {per_step * 1000:.0f} ms/step, epoch ETA {epoch_left:.0f} s,"
+              + f" training ETA {total_left / 60:.1f} min",
               flush=True)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import stat
+import sys
 import tarfile
 import time
 import zipfile

@@ -19,7 +19,6 @@ from keras import layers, ops
 
 from ablation.units import BLOCK_LAYERS, BLOCKS, NORMS, SHORTCUT_FORMS, SHORTCUT_PREFIX, UNITS, GatedSum
 
-
 # Keras maps a functional graph recursively, a few frames per layer, when it builds
 # or loads a model: the paper's 1202-layer CIFAR ResNet needs ~15k frames, past
 # Python's default limit of 1000. Both build_model and keras' load_model (the

@@ -21,8 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from ablation.errors import ParamsError
-from ablation.knobs import (boolean, dataset_names, fractions, grid_shape, key_of, knob, list_of, mapping, number, one_of,
-                            optional, path_value, per_dataset, subgrids, table)
+from ablation.knobs import (
+    boolean,
+    dataset_names,
+    fractions,
+    grid_shape,
+    key_of,
+    knob,
+    list_of,
+    mapping,
+    number,
+    one_of,
+    optional,
+    path_value,
+    per_dataset,
+    subgrids,
+    table,
+)
 from ablation.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
 
 PARAMS_FILE = Path("params.yaml")
@@ -56,7 +71,8 @@ def _checked_fields(cls, values: Any, prefix: str) -> dict:
     for item in dataclasses.fields(cls):
         if item.name not in values:
             raise ParamsError(f"params: `{prefix}{item.name}` is missing. Fix: add `{item.name}` under "
-                              f"`{prefix.rstrip('.') or 'the top level'}` in params.yaml (see the shipped params.yaml).")
+                              f"`{prefix.rstrip('.') or 'the top level'}` in params.yaml "
+                              f"(see the shipped params.yaml).")
         if (allowed := item.metadata["check"](values[item.name])) is not None:
             _fail(prefix + item.name, values[item.name], allowed)
     return {key: _frozen(value) for key, value in values.items()}
@@ -150,7 +166,8 @@ class TrainParams:
     def parse(cls, values) -> TrainParams:
         train = cls(**_checked_fields(cls, values, "train."))
         per_dataset = train.per_dataset or {}
-        checks = {f.name: f.metadata["check"] for f in dataclasses.fields(cls) if f.name not in ("seeds", "per_dataset")}
+        checks = {f.name: f.metadata["check"] for f in dataclasses.fields(cls)
+                  if f.name not in ("seeds", "per_dataset")}
         for dataset, overrides in per_dataset.items():
             prefix = f"train.per_dataset.{dataset}."
             if not isinstance(overrides, dict):

@@ -19,11 +19,11 @@ from tabulate import tabulate
 
 from ablation import figures, files, run_records
 from ablation.ingest import DataError
-from ablation.records import read_info
 from ablation.layout import RESULTS, ReportFiles, fetched_dir, run_files
 from ablation.models import model_name
-from ablation.published import PAPER_CIFAR10_ERROR
 from ablation.params import ModelParams, Params
+from ablation.published import PAPER_CIFAR10_ERROR
+from ablation.records import read_info
 from ablation.statistics import SeedSummary, summarize
 
 Reader = Callable[[str], "str | None"]
@@ -109,8 +109,9 @@ def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_di
             except run_records.RecordError as error:
                 raise DataError(f"{error}: damaged or edited. Fix: {rerun}") from None
             if not history.get("loss"):
+                retrain = f"train again (`dvc repro -f train@{dataset}-{seed}`)."
                 raise DataError(f"the training logs in {where(run.live.as_posix())} are missing or empty, so the "
-                                f"report would draw no curve. Fix: {fix or f'train again (`dvc repro -f train@{dataset}-{seed}`).'}")
+                                f"report would draw no curve. Fix: {fix or retrain}")
             runs[dataset][seed] = {"train": train_metrics, "eval": eval_metrics, "history": history,
                                    "responses": responses, "predictions": predictions}
     return runs
@@ -177,7 +178,8 @@ def arm_table(summary: dict) -> str:
     """The Markdown test table of one arm (pure: the summary in, text out)."""
     rows = [[dataset, s["test_accuracy"].format(), s["train_error"].format(), s["test_loss"].format(),
              s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
-             s["train_seconds"].format_mean(1), s["images_per_second"].format_mean(1)] for dataset, s in summary.items()]
+             s["train_seconds"].format_mean(1), s["images_per_second"].format_mean(1)]
+            for dataset, s in summary.items()]
     return tabulate(rows, headers=["dataset", "test accuracy", "final training error", "test loss", "diverged runs",
                                    "parameters", "GFLOPs/image", "train s", "training images/s"],
                     tablefmt="github", disable_numparse=True)

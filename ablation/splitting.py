@@ -81,7 +81,7 @@ def split(fetched_dir: str | Path, fractions: SplitParams, limit: int | None, ou
         writer.writerows((i, label, name) for i, label in splits[name])
     classes = info["classes"]
     counts = {name: {"total": len(rows),
-                     "per_class": {classes[c]: n for c, n in sorted(Counter(l for _, l in rows).items())}}
+                     "per_class": {classes[c]: n for c, n in sorted(Counter(label for _, label in rows).items())}}
               for name, rows in splits.items()}
     files.write_text(out_dir / MANIFEST_FILE, manifest.getvalue())
     files.write_json(out_dir / COUNTS_FILE, counts)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,14 +14,14 @@ from pathlib import Path
 from ablation import console, layout, reporting, study_files
 from ablation.decisions import Design
 from ablation.ingest import Progress
+from ablation.knobs import NAME_RULE, is_plain_name, subgrids
+from ablation.layout import StudyFiles
+from ablation.models import model_name
+from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params
+from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.repo import busy_queue, check_repository, experiment_commits, queue_states, read_file
 from ablation.repo import dvc as _dvc
 from ablation.repo import git as _git
-from ablation.layout import StudyFiles
-from ablation.models import model_name
-from ablation.knobs import NAME_RULE, is_plain_name, subgrids
-from ablation.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params
-from ablation.ray_engine import run_name  # the Ray engine's runs: one experiment per arm and seed
 from ablation.study_files import Source
 from ablation.yaml_text import parse_override_value, read_yaml_file
 
@@ -193,8 +193,8 @@ def load_preset(path) -> dict:
     experiments at once, "report": what its report decides (decisions.Design)}."""
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. Fix: pass a file from studies/, e.g. "
-                          "--preset studies/cifar10-cpu.yaml.")
+        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. "
+                          "Fix: pass a file from studies/, e.g. --preset studies/cifar10-cpu.yaml.")
     preset = read_yaml_file(path, f"study preset {path}")
     if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
         raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "

@@ -23,11 +23,11 @@ import yaml
 
 from ablation import files
 from ablation.ingest import DataError
-from ablation.precision import AUTO
-from ablation.run_records import RAW_FILE_LIMIT
 from ablation.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
 from ablation.params import Params, ParamsError, with_added_knobs
+from ablation.precision import AUTO
 from ablation.reporting import DVCLIVE_FILES, Reader, mean_history, metrics_json, summarize_arm
+from ablation.run_records import RAW_FILE_LIMIT
 from ablation.yaml_text import parse_yaml_text
 
 COMPRESS_OVER = 64 * 1024

@@ -21,6 +21,7 @@ from ablation.reporting import final_train_error, mean_history, summarize_arm
 from ablation.statistics import summarize
 from ablation.study import ArmResult
 
+
 def _family(arm: ArmResult) -> str:
     return "residual" if arm.params.model.residual else "plain"
 
@@ -94,7 +95,8 @@ def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFil
                              claims.chance_error(by_key, dataset))
     figures.plot_accuracy_vs_depth(points, out.figure(dataset, f"accuracy_vs_depth{suffix}"), dataset)
     twin_depths = sum({"plain", "residual"} <= fams.keys() for fams in by_key.values())
-    lines = [f"### The paper's claims{where}", "", *claims.lines(by_key, dataset, tests), ""] if twin_depths >= 2 else []
+    lines = ([f"### The paper's claims{where}", "", *claims.lines(by_key, dataset, tests), ""]
+             if twin_depths >= 2 else [])
     lines += [f"### Degradation (the paper's Fig. 6){where}", "",
               "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
               "nets left, residual nets right, same axes; the dotted line is guessing's error.", "",

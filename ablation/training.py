@@ -22,8 +22,8 @@ from dvclive.keras import DVCLiveCallback
 from ablation import files, inputs, machine, models, precision, records, splitting
 from ablation.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
-from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 from ablation.params import ParamsError, RunSettings
+from ablation.recipe import make_optimizer, pixel_moments, with_normalization
 
 
 def set_threads(threads: int) -> None:

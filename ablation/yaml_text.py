@@ -14,7 +14,8 @@ from ablation.errors import ParamsError
 class _Yaml12Loader(yaml.SafeLoader):
     """PyYAML reads YAML 1.1, where `1e-4` is a string, `010` is 8 and `yes` is true;
     DVC (YAML 1.2) reads a float, 10 and a string. Resolve floats, integers and
-    booleans as DVC does, so `train.learning_rate: 1e-3` means 0.001 to both. Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
+    booleans as DVC does, so `train.learning_rate: 1e-3` means 0.001 to both.
+    Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
     laughs" file of a few hundred bytes), and no params or study file needs them."""
 
     def compose_node(self, parent, index):

@@ -87,8 +87,8 @@ SECTIONS = {
         "Each backend in its own process; TensorFlow without XLA, JAX compiled by XLA (its only fast path), "
         "torch eager with OMP_WAIT_POLICY=PASSIVE. Reproduce: `python -m pytest benchmarks -k \"backend_train_step "
         "and float32\" --benchmark-enable --benchmark-json=reports/backends.json && python -m benchmarks.report "
-        "reports/backends.json --update` (drop `and float32` for the bf16 rows too). `python -m stages.study --backend auto` measures the same way at "
-        "its start and runs the study on the fastest.",
+        "reports/backends.json --update` (drop `and float32` for the bf16 rows too). "
+        "`python -m stages.study --backend auto` measures the same way at its start and runs the study on the fastest.",
         (("arm", "arm"), ("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s"))),
 }
 

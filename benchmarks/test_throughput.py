@@ -27,7 +27,8 @@ from ablation.params import KNOBS_ADDED, ModelParams, SplitParams
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
-BASE = {**KNOBS_ADDED["model"], "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
+BASE = {**KNOBS_ADDED["model"], "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default",
+        "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
 # (name, model params, image side) of every arm measured.
 ARMS = [
     ("resnet_cifar20", {"arch": "resnet_cifar", "depth": 20, "shortcut": "A"}, 32),
@@ -250,7 +251,8 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(0)
-        net = build_model(ModelParams(**{**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"}), (32, 32, 3), 10)
+        cifar20 = ModelParams(**{**BASE, "arch": "resnet_cifar", "depth": 20, "shortcut": "A"})
+        net = build_model(cifar20, (32, 32, 3), 10)
         net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
         images = tf.constant(np.random.default_rng(0).normal(size=(batch, 32, 32, 3)).astype("float32"))
         labels = tf.constant(np.zeros(batch, "int64"))

@@ -1,12 +1,13 @@
 """Print what the arm in params.yaml builds for each dataset: parameters, FLOPs,
 weighted layers and residual additions. Usage: python -m stages.describe [-S key=value]"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 from tabulate import tabulate
 
 from ablation import models
 from ablation.ingest import tfds_class_names
-from ablation.records import read_info
 from ablation.layout import fetched_dir
+from ablation.records import read_info
 
 
 def num_classes(dataset: str) -> int:

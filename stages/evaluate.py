@@ -1,5 +1,6 @@
 """evaluate stage: python -m stages.evaluate DATASET SEED -> results/DATASET/seedSEED/eval/"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 from ablation import evaluation
 from ablation.figures import plot_confusion
 from ablation.layout import fetched_dir, run_files, split_dir

@@ -1,5 +1,6 @@
 """fetch stage: python -m stages.fetch DATASET -> data/fetched/DATASET/, data/fetched/DATASET.metrics.json"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 from ablation import fetching, files
 from ablation.ingest import ReadLimits
 from ablation.layout import fetch_metrics, fetched_dir

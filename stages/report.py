@@ -1,5 +1,6 @@
 """report stage: python -m stages.report -> reports/{report.md,metrics.json,figures/,plots/}"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 from ablation import layout, reporting
 
 

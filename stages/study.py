@@ -13,6 +13,7 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
     python -m stages.study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
 """
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 import dataclasses
 import os
 import sys
@@ -24,7 +25,8 @@ from ablation.errors import ParamsError
 
 def main():
     parser = _cli.parser(__doc__)
-    parser.add_argument("--jobs", type=int, default=None, help="experiments run in parallel (default 1, or the preset's)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="experiments run in parallel (default 1, or the preset's)")
     parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
                                          "command-line -S/--grid/--jobs still apply on top")
     parser.add_argument("--name", help="the study's folder in reports/ (default: the preset's file name, or the grid's "

@@ -1,5 +1,6 @@
 """train stage: python -m stages.train DATASET SEED -> results/DATASET/seedSEED/{model.keras,live/,train.json}"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+
 from ablation import training
 from ablation.layout import checkpoints_dir, fetched_dir, run_dir, split_dir
 

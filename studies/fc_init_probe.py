@@ -1,13 +1,18 @@
 """Initial loss and image-independent logit offsets at init, per classifier init
 (model.fc_init): the measurement behind params.yaml's choice. Run from a project with
 CIFAR-10 fetched and split: python -m studies.fc_init_probe"""
-import numpy as np, keras, tensorflow as tf
+import keras
+import numpy as np
+import tensorflow as tf
+
 from ablation import inputs, models, recipe
 from ablation.params import KNOBS_ADDED, ModelParams
+
 cached, rows = inputs.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
 mean, var = recipe.pixel_moments(*inputs.pixel_sums(cached))
 images, labels = next(iter(inputs.evaluation_batches(cached.shuffle(50000, seed=0), len(rows), 1000)))
-base = dict(**KNOBS_ADDED["model"], arch="resnet_cifar", shortcut="A", stem="auto", weight_decay=1e-4, dense_units=1, dropout=0.0)
+base = dict(**KNOBS_ADDED["model"], arch="resnet_cifar", shortcut="A", stem="auto", weight_decay=1e-4, dense_units=1,
+            dropout=0.0)
 print("arm fc_init seed initial_loss logit_offset_std feature_norm")
 for depth in (20, 56):
     for residual in (True, False):

@@ -131,6 +131,7 @@ def test_backend_auto_is_the_default_measures_once_per_machine_kind_and_keeps_a_
 
 def test_a_study_s_backend_is_the_one_its_raw_results_name(tmp_path):
     import gzip
+
     from ablation import backend_choice, study_files
     from ablation.layout import StudyFiles
     out = StudyFiles("s", root=tmp_path)

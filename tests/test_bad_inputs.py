@@ -395,7 +395,8 @@ def cut_mid_line(path: Path) -> None:
      ["stages.split", DATASET], "info.json is not valid JSON"),
     (lambda root: cut_mid_line(root / "data" / "split" / DATASET / "manifest.csv"),
      ["stages.train", DATASET, "0"], "manifest.csv line"),
-    (lambda root: (root / "data" / "split" / DATASET / "manifest.csv").open("a").write("PetImages/Cat/ghost.jpg,0,train\n"),
+    (lambda root: (root / "data" / "split" / DATASET / "manifest.csv").open("a")
+     .write("PetImages/Cat/ghost.jpg,0,train\n"),
      ["stages.train", DATASET, "0"], "the fetched data lacks"),
     (lambda root: leak(root / "data" / "split" / DATASET / "manifest.csv"), ["stages.train", DATASET, "0"],
      "names 3 example(s) twice, in two splits or one"),

@@ -40,7 +40,8 @@ def test_noise_written_to_the_file_descriptor_goes_to_the_log(tmp_path, monkeypa
 def test_a_command_s_output_streams_without_its_noise(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("ABLATION_VERBOSE", raising=False)
     monkeypatch.setattr(console, "NOISE_LOG", tmp_path / "noise.log")
-    script = f"import sys; sys.stderr.write({DVC_LINE!r}); sys.stderr.flush(); print('Queued experiment x'); sys.exit(3)"
+    script = (f"import sys; sys.stderr.write({DVC_LINE!r}); sys.stderr.flush(); print('Queued experiment x'); "
+              "sys.exit(3)")
     assert console.run_filtered([sys.executable, "-c", script]) == 3
     assert capsys.readouterr().out == "Queued experiment x\n"
     assert (tmp_path / "noise.log").read_text() == DVC_LINE
@@ -89,6 +90,7 @@ print(next(iter(tf.data.TFRecordDataset([sys.argv[1]]))).numpy())
 
 def test_a_stage_shows_no_tensorflow_info_line_unless_verbose(tmp_path):
     import subprocess
+
     from tests.conftest import ROOT
     quiet = {name: value for name, value in os.environ.items()
              if name not in ("TF_CPP_MIN_LOG_LEVEL", "ABLATION_VERBOSE")}

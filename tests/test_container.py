@@ -23,7 +23,8 @@ BASE_IMAGE = "localhost/ablation-test-base:bookworm"
 IMAGE = "localhost/ablation:test"
 RUN_AS = 1234  # a uid that owns the checkout and is not the image's default user
 # runc and empty default ulimits: what works on these hosts (crun fails on their cgroups).
-CONTAINERS_CONF = '[containers]\ndefault_ulimits = []\nnetns = "host"\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+CONTAINERS_CONF = ('[containers]\ndefault_ulimits = []\nnetns = "host"\n'
+                   '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n')
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:

@@ -28,14 +28,15 @@ def test_why_says_whether_a_better_fit_carried_over_to_held_out_images():
     plain = Curves("plain-34", [0.45, 0.30, 0.28], [0.35, 0.30, 0.28])
     text = why(residual, plain, on_test=True, gap=gap([0.10, 0.11, 0.09], [0.28, 0.29, 0.27]))
     assert text.startswith("Why, from the curves: resnet-34 fits its training images better than plain-34 "
-                           "(0.100 against 0.280; Welch (df 4.0) p = 2.51e-05, Holm p = 2.51e-05 (1 secondary contrast): "
-                           "beyond seed noise)")
+                           "(0.100 against 0.280; Welch (df 4.0) p = 2.51e-05, Holm p = 2.51e-05 "
+                           "(1 secondary contrast): beyond seed noise)")
     assert "did not carry over to held-out images" in text and "resnet-34 overfit" in text
     noisy = why(residual, plain, on_test=True, gap=gap([0.10, 0.30], [0.28, 0.29]))
     assert "within seed noise" in noisy and "optimizes better" not in noisy  # no reason without its number
     assert "do not separate from noise either" in why(residual, plain, on_test=True)
     assert "plain-34 was still learning" in text
-    reversed_fit = why(plain, residual, on_test=False, gap=gap([0.28, 0.29, 0.27], [0.10, 0.11, 0.09]))  # the expected-better net fits worse
+    # the expected-better net fits worse
+    reversed_fit = why(plain, residual, on_test=False, gap=gap([0.28, 0.29, 0.27], [0.10, 0.11, 0.09]))
     assert "is not there at this length of training" in reversed_fit
     both_settled = why(Curves("a", [0.3, 0.299], []), Curves("b", [0.3, 0.2995], []), on_test=True)
     assert "about as well" in both_settled and "both had settled" in both_settled
@@ -52,7 +53,8 @@ def test_a_net_that_never_left_chance_is_named_so_and_not_told_to_train_longer()
     assert "plain-50 never left chance: the optimizer did not train it" in text
     assert "resnet-50 was still learning when training stopped" in text  # and plain-50 is not among them
     note = chance_note(learning, stuck)
-    assert note.startswith("Note, from the curves: plain-50's training error by epoch 0.499") and "resnet-50" not in note
+    assert note.startswith("Note, from the curves: plain-50's training error by epoch 0.499")
+    assert "resnet-50" not in note
     assert chance_note(learning) == "" and not Curves("no classes known", [0.5, 0.5], []).at_chance
 
 

@@ -102,7 +102,8 @@ def test_split_layout_archives(tmp_path, kind):
 
 
 def test_unknown_dataset_from_folder_sorts_classes(tmp_path):
-    root = make_tree(tmp_path / "flowers", {f"{c}/{i}.jpg": jpeg((i, 0, 0)) for c in ("tulip", "rose") for i in range(3)})
+    images = {f"{c}/{i}.jpg": jpeg((i, 0, 0)) for c in ("tulip", "rose") for i in range(3)}
+    root = make_tree(tmp_path / "flowers", images)
     info = fetch_folder(tmp_path, "my_flowers", root)
     assert info["classes"] == ["rose", "tulip"]
 
@@ -149,8 +150,8 @@ def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tm
     if not _network_can_be_cut():
         pytest.skip("needs `unshare -n` (root) to run without a network")
     start = time.perf_counter()
-    result = subprocess.run(["unshare", "-n", sys.executable, "-m", "stages.fetch", "cifar10", "-S", "data.source=tfds"],
-                            cwd=project_copy, capture_output=True, text=True,
+    offline = ["unshare", "-n", sys.executable, "-m", "stages.fetch", "cifar10", "-S", "data.source=tfds"]
+    result = subprocess.run(offline, cwd=project_copy, capture_output=True, text=True,
                             env={**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")})
     seconds = time.perf_counter() - start
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]

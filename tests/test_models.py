@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ablation.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe, response_layers
-from ablation.units import BLOCKS, SHORTCUT_FORMS, UNITS
 from ablation.params import KNOBS_ADDED, ModelParams, ParamsError
+from ablation.units import BLOCKS, SHORTCUT_FORMS, UNITS
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
 TORCHVISION = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
@@ -19,8 +19,8 @@ def arm(model_params, **changes):
 
 @pytest.fixture(scope="module")
 def imagenet_resnets():
-    base = {**KNOBS_ADDED["model"], "arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default", "weight_decay": 1e-4,
-            "dense_units": 4096, "dropout": 0.5}
+    base = {**KNOBS_ADDED["model"], "arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto",
+            "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 4096, "dropout": 0.5}
     return {d: describe(build_model(ModelParams(**base, depth=d), (224, 224, 3), 1000)) for d in TORCHVISION}
 
 

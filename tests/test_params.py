@@ -68,8 +68,8 @@ def test_malformed_yaml_and_override(tmp_path, default_params):
 
 
 def test_overrides_parse_yaml_values_and_per_dataset_merge(default_params):
-    params = from_dict(default_params, ["model.residual=false", "train.seeds=[1, 2]", "datasets=[cifar10, cats_vs_dogs]",
-                                        "train.per_dataset.cifar10.epochs=3"])
+    params = from_dict(default_params, ["model.residual=false", "train.seeds=[1, 2]",
+                                        "datasets=[cifar10, cats_vs_dogs]", "train.per_dataset.cifar10.epochs=3"])
     assert params.model.residual is False and params.train.seeds == (1, 2)
     assert params.for_dataset("cifar10").train.epochs == 3
     assert params.for_dataset("cats_vs_dogs").train.batch_size == 64  # from params.yaml
@@ -91,6 +91,7 @@ def test_every_choice_is_a_key_of_the_table_that_implements_it():
     """Each choice knob names its table; the allowed values are exactly its keys."""
     import dataclasses
     import importlib
+
     from ablation import params as p
     tables = {}
     for section in (p.DataParams, p.ModelParams, p.TrainParams):

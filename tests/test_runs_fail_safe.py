@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bad_inputs import DATASET, assert_clean_error, stage
-from tests.test_bad_inputs import project  # noqa: F401 (the fixture)
+from tests.test_bad_inputs import (
+    DATASET,
+    assert_clean_error,
+    project,  # noqa: F401 (the fixture)
+    stage,
+)
 
 RUN = Path("results") / DATASET / "seed0"
 TINY = ["-S", f"train.per_dataset.{DATASET}.batch_size=8", "-S", "model.arch=resnet_cifar", "-S", "model.depth=8",
@@ -165,7 +169,8 @@ def test_divergence_far_above_the_starting_loss_is_a_result(work):
 def test_report_only_without_experiments_keeps_the_committed_report(work):
     report = work / "reports" / "committed" / "study.md"
     report.parent.mkdir(parents=True)
-    report.write_text("# Study\n\n| arm | dataset | test accuracy |\n|---|---|---|\n| resnet-cifar20 | cifar10 | 0.9 |\n")
+    report.write_text("# Study\n\n| arm | dataset | test accuracy |\n|---|---|---|\n"
+                      "| resnet-cifar20 | cifar10 | 0.9 |\n")
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
         subprocess.run(command, cwd=work, check=True, capture_output=True)

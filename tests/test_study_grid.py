@@ -113,9 +113,9 @@ def test_dry_run_counts_the_images_of_the_folder_it_will_read(tmp_path):
         (tmp_path / "mine" / label).mkdir(parents=True)
         for i in range(30):
             Image.new("RGB", (4, 4)).save(tmp_path / "mine" / label / f"{i}.png")
-    params = study.load_study_params(ROOT / "params.yaml", ["datasets=[mine]", "data.source=folder",
-                                                            f"data.paths.mine={tmp_path / 'mine'}", "data.image_size.mine=32",
-                                                            "data.augment.mine=none"], {}, [])
+    mine = ["datasets=[mine]", "data.source=folder", f"data.paths.mine={tmp_path / 'mine'}",
+            "data.image_size.mine=32", "data.augment.mine=none"]
+    params = study.load_study_params(ROOT / "params.yaml", mine, {}, [])
     run = params.for_dataset("mine")
     assert dry_run.train_images(run) == round(60 * 0.8 * 0.9)
     assert dry_run.train_images(dataclasses.replace(run, limit=10)) == 10
@@ -169,8 +169,8 @@ def test_a_study_never_replaces_another_studys_folder_or_its_name_a_pipeline_out
     with pytest.raises(ParamsError, match="-S train.epochs=6\\).*--replace-report"):
         study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=False)
     study_files.check_owner(out, {**ours, "set": ["train.epochs=6"]}, replace=True)
-    assert study_files.definition(study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]},
-                                                               [])), ["train.seeds=[0,1,2]", "train.epochs=5"]) \
+    more_seeds = study.arms(study.load_study_params(ROOT / "params.yaml", CIFAR20, {"model.depth": [20]}, []))
+    assert study_files.definition(more_seeds, ["train.seeds=[0,1,2]", "train.epochs=5"]) \
         == {"set": ["train.epochs=5"], "arms": {"resnet-cifar20": ["model.depth=20"]}}  # more seeds: the same study
     assert "figures" in layout.pipeline_report_outputs(ROOT / "dvc.yaml")
     with pytest.raises(ParamsError, match="an output of the pipeline's report stage"):
@@ -180,8 +180,9 @@ def test_a_study_never_replaces_another_studys_folder_or_its_name_a_pipeline_out
 def test_the_committed_study_cannot_be_overwritten_by_another_grid_of_its_name():
     folder = ROOT / "reports" / "cifar10-cpu"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "cifar10-cpu", "-S", "model.arch=resnet_cifar",
-                          "--grid", "model.residual=true,false", "--grid", "model.depth=8", "-S", "train.seeds=[0,1]",
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "cifar10-cpu",
+                          "-S", "model.arch=resnet_cifar", "--grid", "model.residual=true,false",
+                          "--grid", "model.depth=8", "-S", "train.seeds=[0,1]",
                           "--report-only"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and "reports/cifar10-cpu holds another study" in out.stderr, out.stderr[-2000:]
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
@@ -214,8 +215,8 @@ def test_outside_a_git_repository_report_only_works_and_a_run_is_one_line(tmp_pa
     home.mkdir()
     before = (root / "reports" / "cifar10-cpu" / "study.md").read_bytes()
     env = {**__import__("os").environ, "HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--report-only"],
-                          cwd=root, capture_output=True, text=True, env=env)
+    report_only = [sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--report-only"]
+    done = subprocess.run(report_only, cwd=root, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (root / "reports" / "cifar10-cpu" / "study.md").read_bytes() == before
     # The terminal gets the headline (title, the claims' verdicts) and the paths, not the whole report.

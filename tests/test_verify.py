@@ -66,7 +66,8 @@ def test_a_rerun_on_another_machine_kind_is_judged_against_the_other_seeds_and_c
     near = verify.judge(arm[0], run(0.715, on=xeon), arm, "resnet-cifar20 seed 0")
     others = [0.7201, 0.7150, 0.7080, 0.7190, 0.7120]
     low, high = verify.prediction_interval(others)
-    assert near.agrees is True and f"[{low:.4f}, {high:.4f}]" in str(near) and "(±3.0 seed standard deviations)" in str(near)
+    assert near.agrees is True and f"[{low:.4f}, {high:.4f}]" in str(near)
+    assert "(±3.0 seed standard deviations)" in str(near)
     assert verify.half_width_in_stds(2) == pytest.approx(12.706 * 1.2247, rel=1e-3)
 
 
@@ -110,7 +111,8 @@ def test_each_study_has_a_folder_of_its_own():
     assert study_name("mine", "studies/cifar10-cpu.yaml", {}, []) == "mine"
     grid = {"model.depth": [20, 32], "train.learning_rate": [0.1]}
     adhoc = study_name(None, None, grid, ["train.epochs=5"])
-    assert adhoc.startswith("grid-depth-learning-rate-") and adhoc == study_name(None, None, dict(grid), ["train.epochs=5"])
+    assert adhoc.startswith("grid-depth-learning-rate-")
+    assert adhoc == study_name(None, None, dict(grid), ["train.epochs=5"])
     assert adhoc != study_name(None, None, grid, ["train.epochs=6"])  # the quick run never lands on another study
     with pytest.raises(verify.ParamsError, match="--name"):
         study_name("../reports", None, {}, [])
