@@ -45,9 +45,10 @@ def probe(backend: str, params_file: str, overrides: list[str]) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def default() -> str:
-    """--backend's default: KERAS_BACKEND where the user set it, else auto."""
-    return os.environ.get("KERAS_BACKEND") or AUTO
+def default(on_ray: bool = False) -> str:
+    """--backend's default: KERAS_BACKEND where the user set it, else auto; on Ray,
+    whose nodes (GPUs, other CPUs) a probe on the driver says nothing about, tensorflow."""
+    return os.environ.get("KERAS_BACKEND") or ("tensorflow" if on_ray else AUTO)
 
 
 def study_backend(train_records: list[dict]) -> str | None:

@@ -53,10 +53,10 @@ def main():
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="grid values for KEY instead of params.yaml's study.grid (repeatable)")
     parser.add_argument("--backend", choices=[*backends.BACKENDS, backend_choice.AUTO],
-                        default=backend_choice.default(),
-                        help="the Keras backend the runs train on (default: KERAS_BACKEND, else auto); auto: the "
-                             "backend of the study's runs so far, else the installed one a probe measured fastest "
-                             "on this machine kind")
+                        help="the Keras backend the runs train on (default: KERAS_BACKEND, else auto on DVC's "
+                             "queue and tensorflow on Ray, whose nodes the driver cannot probe); auto: the backend "
+                             "of the study's runs so far, else the installed one a probe measured fastest on this "
+                             "machine kind")
     ray = parser.add_argument_group("Ray engine (--engine ray): one run per arm and seed, on a cluster")
     parser.add_argument("--engine", choices=["dvc", "ray"], default="dvc",
                         help="dvc: DVC's local queue (default); ray: a Ray cluster")
@@ -82,7 +82,8 @@ def main():
     if not (args.report_only or args.verify):  # DVC's queue and Ray's tasks train on KERAS_BACKEND
         probed = [*overrides, *arms[0].overrides]
         kept = backend_choice.study_backend(study_files.train_records(out))
-        backend, rates, lines = backend_choice.choose(args.backend, args.params, probed, kept=kept)
+        requested = args.backend or backend_choice.default(on_ray)
+        backend, rates, lines = backend_choice.choose(requested, args.params, probed, kept=kept)
         if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
             rates[backend] = backend_choice.probe(backend, args.params, probed)
         print("\n".join(lines), flush=True)

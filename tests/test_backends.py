@@ -107,7 +107,7 @@ def test_backend_auto_picks_the_fastest_measured_and_refuses_a_missing_one(monke
 def test_backend_auto_is_the_default_measures_once_per_machine_kind_and_keeps_a_study_s_backend(monkeypatch, tmp_path):
     from ablation import backend_choice, backends
     monkeypatch.delenv("KERAS_BACKEND")
-    assert backend_choice.default() == "auto"
+    assert backend_choice.default() == "auto" and backend_choice.default(on_ray=True) == "tensorflow"
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert backend_choice.default() == "jax"  # the user's choice wins
     monkeypatch.setattr(backends, "installed", lambda: ["tensorflow", "torch"])
