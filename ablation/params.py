@@ -130,7 +130,7 @@ class ModelParams:
     shortcut_dropout: float = knob(number(0, 0.99))  # units._dropout_sum
     stem: str = knob(key_of("models", "STEMS"))
     fc_init: str = knob(key_of("models", "FC_INITIALIZERS"))
-    weight_decay: float = knob(number(0), tag="wd")  # models._Builder
+    weight_decay: float = knob(number(0), tag="wd")  # models._Builder, or recipe.OPTIMIZERS["adamw"]
     dense_units: int = knob(number(1, integer=True))  # models._vgg
     dropout: float = knob(number(0, 0.99))  # models._vgg
 

@@ -3,7 +3,10 @@ under every Keras backend (and on a machine without TensorFlow): the learning
 rate schedule, the optimizer, and the input normalization built into the model."""
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import keras
 import numpy as np
@@ -52,19 +55,44 @@ class StudySchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": self.boundaries, "warmup_steps": self.warmup_steps}
 
 
-# `train.optimizer`'s choices: (learning rate schedule, momentum, clipnorm) -> optimizer.
+@dataclass(frozen=True)
+class Optimizer:
+    """One `train.optimizer` choice. make(schedule, train params, weight decay) builds
+    it. With `decoupled_decay` it decays the weights itself (Loshchilov & Hutter's
+    AdamW), so the model is built without the L2 term `model.weight_decay` adds
+    otherwise: both at once would decay twice."""
+    make: Callable[..., keras.optimizers.Optimizer]
+    decoupled_decay: bool = False
+
+
+def _adamw(schedule, train, weight_decay):
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=train.clipnorm)
+    # As the L2 term: kernels only, never the norms' scales and shifts or the biases.
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+# `train.optimizer`'s choices; momentum is SGD's only.
 OPTIMIZERS = {
-    "sgd": lambda schedule, momentum, clipnorm: keras.optimizers.SGD(schedule, momentum=momentum, clipnorm=clipnorm),
-    # momentum is SGD's only
-    "adam": lambda schedule, momentum, clipnorm: keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+    "sgd": Optimizer(lambda schedule, train, weight_decay: keras.optimizers.SGD(
+        schedule, momentum=train.momentum, clipnorm=train.clipnorm)),
+    "adam": Optimizer(lambda schedule, train, weight_decay: keras.optimizers.Adam(schedule, clipnorm=train.clipnorm)),
+    "adamw": Optimizer(_adamw, decoupled_decay=True),
 }
 
 
-def make_optimizer(train, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer and schedule that params.TrainParams `train` names."""
+def model_for(train, model):
+    """The model params the net is built from: `model` as it is, or without its L2
+    term where the optimizer decays the weights itself."""
+    return dataclasses.replace(model, weight_decay=0.0) if OPTIMIZERS[train.optimizer].decoupled_decay else model
+
+
+def make_optimizer(train, steps_per_epoch: int, weight_decay: float) -> keras.optimizers.Optimizer:
+    """The optimizer and schedule that params.TrainParams `train` names; `weight_decay`
+    (`model.weight_decay`) is used by an optimizer that decays the weights itself."""
     schedule = StudySchedule(train.learning_rate, train.epochs * steps_per_epoch, train.schedule,
                              train.step_boundaries, train.warmup_epochs * steps_per_epoch)
-    return OPTIMIZERS[train.optimizer](schedule, train.momentum, train.clipnorm)
+    return OPTIMIZERS[train.optimizer].make(schedule, train, weight_decay)
 
 
 def with_normalization(net: keras.Model, mean: np.ndarray, variance: np.ndarray) -> keras.Model:

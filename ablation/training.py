@@ -23,7 +23,7 @@ from ablation import files, inputs, machine, models, precision, records, splitti
 from ablation.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.params import ParamsError, RunSettings
-from ablation.recipe import make_optimizer, pixel_moments, with_normalization
+from ablation.recipe import make_optimizer, model_for, pixel_moments, with_normalization
 
 
 def set_threads(threads: int) -> None:
@@ -189,9 +189,10 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
     print(f"training on {replicas.count} replica(s) ({replicas.name}), global batch {cfg.batch_size}, "
           f"Keras backend {keras.backend.backend()}", flush=True)
     with replicas.scope:
-        net = models.build_model(run.model, (size, size, 3), len(info["classes"]))
+        net = models.build_model(model_for(cfg, run.model), (size, size, 3), len(info["classes"]))
         model = with_normalization(net, mean, variance)
-        model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss="sparse_categorical_crossentropy",
+        model.compile(optimizer=make_optimizer(cfg, steps_per_epoch, run.model.weight_decay),
+                      loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=jit_compile(cfg.jit_compile),
                       steps_per_execution=cfg.steps_per_execution)
     description = models.describe(net)

@@ -42,6 +42,7 @@ from ablation.yaml_text import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_ITERATIONS = 64_000  # the paper's CIFAR-10 schedule: 64k iterations of batch 128
+PAPER_WEIGHT_DECAY = 0.0001  # the paper's section 4.2
 PAPER_BATCH = 128
 PAPER_TRAIN = {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "schedule": "step",
                "step_boundaries": [0.5, 0.75], "warmup_epochs": 0}
@@ -102,7 +103,8 @@ def model_params(**changes) -> ModelParams:
 
 
 def cifar_model(depth: int, residual: bool, input_shape: tuple, moments: tuple) -> keras.Model:
-    arm = model_params(arch="resnet_cifar", depth=depth, residual=residual, shortcut="A", weight_decay=0.0001)
+    arm = model_params(arch="resnet_cifar", depth=depth, residual=residual, shortcut="A",
+                       weight_decay=PAPER_WEIGHT_DECAY)
     return with_normalization(models.build_model(arm, input_shape, 10), *moments)
 
 
@@ -115,7 +117,7 @@ def train_cifar_arm(name: str, data: dict, moments: tuple, epochs: int, precisio
     steps_per_epoch = math.ceil(len(train_x) / PAPER_BATCH)
     model = cifar_model(depth, residual, train_x.shape[1:], moments)
     recipe = TrainParams(**{**shipped("train"), **PAPER_TRAIN, "epochs": epochs})
-    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch),
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch, PAPER_WEIGHT_DECAY),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=steps_per_execution)
     rng, epoch_seconds, losses = np.random.default_rng(seed), [], []
     for epoch in range(epochs):

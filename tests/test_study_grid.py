@@ -10,7 +10,7 @@ import pytest
 
 from ablation import dry_run, layout, models, study
 from ablation.params import ParamsError
-from ablation.recipe import make_optimizer
+from ablation.recipe import make_optimizer, model_for
 from tests.conftest import ROOT
 
 PRESETS = sorted((ROOT / "studies").glob("*.yaml"))
@@ -75,8 +75,8 @@ def test_every_preset_builds_each_arm_and_trains_its_first_a_step(preset_arms, p
         assert len(parts) == len(arm.params.datasets)
     first = preset_arms[preset][0]
     run = first.params.for_dataset(first.params.datasets[0])
-    net = models.build_model(run.model, (run.image_size, run.image_size, 3), 2)
-    net.compile(optimizer=make_optimizer(run.train, steps_per_epoch=1), loss="sparse_categorical_crossentropy")
+    net = models.build_model(model_for(run.train, run.model), (run.image_size, run.image_size, 3), 2)
+    net.compile(optimizer=make_optimizer(run.train, 1, run.model.weight_decay), loss="sparse_categorical_crossentropy")
     loss = net.train_on_batch(np.zeros((2, run.image_size, run.image_size, 3), "float32"), np.array([0, 1]))
     assert np.isfinite(loss)
     keras.backend.clear_session()
