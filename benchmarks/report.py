@@ -27,10 +27,16 @@ GPU_COMMAND = "KERAS_BACKEND=jax python -m benchmarks.gpu_recipe --epochs 20"
 
 @dataclass(frozen=True)
 class Section:
-    """One table of the report: the benchmarks of one `extra_info["kind"]`."""
+    """One table of the report: the benchmarks of one `extra_info["kind"]`. A section
+    `per_machine` (its heading ends with a colon) has one table per machine kind: a
+    rerun elsewhere adds its own and replaces only the one of its kind."""
     heading: str
     intro: str
     columns: tuple  # (extra_info key, column header)
+    per_machine: bool = False
+
+    def heading_on(self, results: dict) -> str:
+        return f"{self.heading} {machine_kind(results)}" if self.per_machine else self.heading
 
 
 SECTIONS = {
@@ -83,14 +89,22 @@ SECTIONS = {
         (("depth", "depth"), ("side", "side"), ("batch", "batch"),
          ("residual_images_per_second", "residual images/s"), ("plain_images_per_second", "plain images/s"))),
     "backend": Section(
-        "Keras backends on this CPU (train step, batch 128, 32x32 images)",
+        "Keras backends, train step at batch 128 on 32x32 images:",
         "Each backend in its own process; TensorFlow without XLA, JAX compiled by XLA (its only fast path), "
         "torch eager with OMP_WAIT_POLICY=PASSIVE. Reproduce: `python -m pytest benchmarks -k \"backend_train_step "
         "and float32\" --benchmark-enable --benchmark-json=reports/backends.json && python -m benchmarks.report "
         "reports/backends.json --update` (drop `and float32` for the bf16 rows too). "
         "`python -m stages.study --backend auto` measures the same way at its start and runs the study on the fastest.",
-        (("arm", "arm"), ("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s"))),
+        (("arm", "arm"), ("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s")),
+        per_machine=True),
 }
+
+
+def machine_kind(results: dict) -> str:
+    """The CPU and the bf16 instructions that pick its kernels (one model name covers
+    Xeons with and without AMX)."""
+    machine = results["machine_info"].get("ablation", {})
+    return f"{machine.get('cpu')} with {', '.join(machine.get('bf16_instructions') or ['no bf16 instructions'])}"
 
 
 def measured_on(results: dict) -> str:
@@ -100,12 +114,12 @@ def measured_on(results: dict) -> str:
             f"bf16 instructions: {', '.join(machine.get('bf16_instructions') or ['none'])}.")
 
 
-def render_section(kind: str, benchmarks: list[dict], machine_line: str | None = None) -> str:
-    """'## heading' and its table; `machine_line` where the section was measured
-    apart from the report's header."""
+def render_section(kind: str, benchmarks: list[dict], results: dict, machine_line: str | None = None) -> str:
+    """'## heading' and its table, measured in `results`; `machine_line` where the
+    section was measured apart from the report's header."""
     section = SECTIONS[kind]
     keys, headers = zip(*section.columns)
-    parts = [f"## {section.heading}", "", *([machine_line, ""] if machine_line else []),
+    parts = [f"## {section.heading_on(results)}", "", *([machine_line, ""] if machine_line else []),
              *([section.intro, ""] if section.intro else []),
              tabulate(rows(benchmarks, kind, keys), headers=headers, tablefmt="github"), ""]
     return "\n".join(parts)
@@ -122,7 +136,7 @@ def render(results: dict, extra_benchmarks: list[dict] = (), gpu_section: str | 
     lines = ["# Benchmarks", "", measured_on(results), "",
              "Reproduce: `python -m pytest benchmarks --benchmark-enable --benchmark-json=reports/benchmarks.json && "
              "python -m benchmarks.report reports/benchmarks.json`", "",
-             *(render_section(kind, benchmarks) for kind in SECTIONS), _gpu(gpu_section)]
+             *(render_section(kind, benchmarks, results) for kind in SECTIONS), _gpu(gpu_section)]
     return "\n".join(lines)
 
 
@@ -140,10 +154,12 @@ def update(existing: str, results: dict, gpu_section: str | None = None) -> str:
     kinds = {b["extra_info"].get("kind") for b in results["benchmarks"]}
     parts = [head.rstrip("\n") + "\n"]
     for kind, section in SECTIONS.items():
-        if kind in kinds:
-            parts.append(render_section(kind, results["benchmarks"], measured_on(results)))
-        elif section.heading in old:
-            parts.append(old[section.heading].rstrip("\n") + "\n")
+        new = section.heading_on(results) if kind in kinds else None
+        kept = [heading for heading in old if heading != new and (
+            heading.startswith(section.heading) if section.per_machine else heading == section.heading)]
+        parts += [old[heading].rstrip("\n") + "\n" for heading in kept]
+        if new:
+            parts.append(render_section(kind, results["benchmarks"], results, measured_on(results)))
     gpu_old = next((text for heading, text in old.items() if heading.startswith("GPU")), None)
     parts.append(gpu_section or gpu_old or _gpu(None))
     return "\n".join(parts)

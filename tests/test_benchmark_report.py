@@ -34,3 +34,18 @@ def test_update_replaces_only_the_sections_a_rerun_measured_and_says_where():
     assert "Measured 2026-12-02 on Intel Xeon (2 cores, 0 GPUs)" in sizing and "amx_bf16" in sizing
     assert after.startswith(before.split("\n## ", 1)[0])  # the header names the first run still
     assert update(after, rerun) == after  # an update is idempotent
+
+
+def test_backend_tables_are_kept_per_machine_kind():
+    def on(cpu, bf16, rate, day):
+        return {"datetime": f"2026-12-0{day}T10:00:00", "benchmarks": [backend_run(rate)],
+                "machine_info": {"ablation": {"cpu": cpu, "cores": 2, "bf16_instructions": bf16}}}
+    report = render(on("Intel Xeon", ["avx512_bf16"], 111.0, 1))
+    assert "## Keras backends, train step at batch 128 on 32x32 images: Intel Xeon with avx512_bf16" in report
+    both = update(report, on("AMD EPYC", [], 222.0, 2))  # another kind: a table of its own beside the first
+    assert "Intel Xeon with avx512_bf16" in both and "AMD EPYC with no bf16 instructions" in both
+    assert "111" in both and "222" in both
+    amx = update(both, on("Intel Xeon", ["avx512_bf16", "amx_bf16"], 333.0, 3))  # one model name, another kind
+    assert amx.count("## Keras backends") == 3
+    again = update(amx, on("AMD EPYC", [], 444.0, 4))  # the same kind again: its table replaced
+    assert again.count("## Keras backends") == 3 and "444" in again and "222" not in again and "111" in again
