@@ -17,11 +17,22 @@ from urllib.parse import urlparse
 from ablation.files import replace_dir, restore_interrupted_swap
 from ablation.ingest import DataError, ImageFolder, Progress, ReadLimits, tfds_class_names
 from ablation.layout import INFO_FILE
-from ablation.records import ShardWriter, read_labels
+from ablation.records import SOURCE_SPLITS, ShardWriter, read_labels
 
 TFDS_CONNECT_TIMEOUT = 5.0  # seconds to wait for a tfds download host before naming the offline route
 # tfds' split names of the study's datasets, which offline tfds does not know either.
 TFDS_SPLITS = {"cifar10": ["train", "test"], "cats_vs_dogs": ["train"]}
+
+
+def tfds_splits(dataset: str, listed: list[str]) -> list[str]:
+    """The tfds splits a fetch reads: of those the dataset has (`listed`, or the known
+    ones where offline tfds lists none), the ones the split stage uses. svhn's
+    531k-image `extra` split, for one, would be written and never read."""
+    names = [name for name in SOURCE_SPLITS if name in (listed or TFDS_SPLITS.get(dataset, SOURCE_SPLITS))]
+    if "train" not in names:
+        raise DataError(f"tfds dataset {dataset!r} has no 'train' split (it has: {', '.join(listed) or 'none'}). "
+                        f"Fix: read it from a folder instead, -S data.source=folder -S data.paths.{dataset}=<folder>.")
+    return names
 
 
 def fetch_folder(dataset: str, path: str | Path, out_dir: Path, limits: ReadLimits = ReadLimits()) -> dict:
@@ -69,7 +80,7 @@ def fetch_tfds(dataset: str, out_dir: Path) -> dict:
         raise DataError(f"tfds does not know dataset {dataset!r}. Fix: use -S data.source=folder "
                         f"-S data.paths.{dataset}=<image folder or archive>.")
     builder = tfds.builder(dataset)
-    names = sorted(builder.info.splits.keys()) or TFDS_SPLITS.get(dataset, ["train", "test"])
+    names = tfds_splits(dataset, sorted(builder.info.splits.keys()))
     options = dict(split=names, with_info=True, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
     try:  # a prepared copy (TFDS_DATA_DIR) needs no network
         loaded, info = tfds.load(dataset, download=False, **options)

@@ -14,6 +14,8 @@ from ablation.ingest import DataError
 from ablation.layout import INFO_FILE
 
 SHARD_SIZE = 10_000
+# The source splits the split stage reads (splitting.split); a fetch keeps no other.
+SOURCE_SPLITS = ("train", "test")
 
 
 def read_info(fetched_dir: str | Path) -> dict:

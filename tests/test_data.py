@@ -159,6 +159,14 @@ def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tm
     assert seconds < 90, f"took {seconds:.0f} s"  # 3.5 minutes of tfds retries before the check
 
 
+def test_tfds_fetch_reads_only_the_splits_the_split_stage_uses():
+    assert fetching.tfds_splits("svhn_cropped", ["extra", "test", "train"]) == ["train", "test"]  # no 531k extra
+    assert fetching.tfds_splits("cats_vs_dogs", ["train"]) == ["train"]
+    assert fetching.tfds_splits("cifar10", []) == ["train", "test"]  # offline: the known splits
+    with pytest.raises(ingest.DataError, match="has no 'train' split .it has: validation.. Fix: .*data.source=folder"):
+        fetching.tfds_splits("imagenette_val_only", ["validation"])
+
+
 def test_tfds_unknown_dataset_points_to_folder(tmp_path):
     with pytest.raises(ingest.DataError, match="data.source=folder"):
         fetching.fetch("no_such_dataset_xyz", "tfds", None, tmp_path / "x")
