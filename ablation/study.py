@@ -161,7 +161,7 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
 # Flags that say how a study runs, not what it computes (with how many values they take):
 # left out of the command its report names, so --report-only writes the same bytes.
 HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--jobs": 1, "--until-decided": 0,
-                "--max-seeds": 1, "--seed-step": 1, "--dry-run": 0}
+                "--max-seeds": 1, "--seed-step": 1, "--rounds": 1, "--dry-run": 0}
 
 
 def reproducing_command(argv: list[str]) -> str:

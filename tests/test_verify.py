@@ -124,6 +124,8 @@ def test_the_report_names_the_study_not_how_it_was_run():
     assert reproducing_command(["--preset", "p.yaml", "--jobs", "2", "-S", "train.epochs=5"]) == expected
     assert reproducing_command(["--report-only", "--preset", "p.yaml", "--jobs=1", "-S", "train.epochs=5",
                                 "--replace-report"]) == expected
+    assert reproducing_command(["--preset", "p.yaml", "--until-decided", "--max-seeds", "4", "--rounds", "0",
+                                "-S", "train.epochs=5"]) == expected  # a round's report reads as the study's
 
 
 @pytest.mark.parametrize("edit, message", [
