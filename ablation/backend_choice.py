@@ -57,44 +57,44 @@ def study_backend(train_records: list[dict]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def cached(measure: Callable[[str, str, list[str]], float], params_file: str, overrides: list[str],
-           cache: Path = CACHE) -> tuple[dict[str, float], str]:
-    """{backend: FLOP/s} for every installed backend, and where they came from: read
-    from `cache` when this machine kind measured them for these settings, else
-    measured now and kept there."""
+def cached(measure: Callable[[str, str, list[str]], float], available: list[str], params_file: str,
+           overrides: list[str], cache: Path = CACHE) -> tuple[dict[str, float], str]:
+    """{backend: FLOP/s} for each of the `available` backends, and where they came
+    from: read from `cache` when this machine kind measured them for these settings,
+    else measured now and kept there."""
     cpu, flags = machine.cpu_kind()
     key = json.dumps([cpu, flags, os.cpu_count(), overrides, params_file,
-                      {name: machine.version(name) for name in backends.installed()}], sort_keys=True)
+                      {name: machine.version(name) for name in available}], sort_keys=True)
     file = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     try:
         return json.loads(file.read_text())["rates"], f"measured earlier on this machine kind, kept in {file}"
     except (OSError, ValueError, KeyError):
         pass
-    rates = {name: measure(name, params_file, overrides) for name in backends.installed()}
+    rates = {name: measure(name, params_file, overrides) for name in available}
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps({"key": json.loads(key), "rates": rates}, indent=1) + "\n")
     return rates, "measured here"
 
 
 def choose(requested: str, params_file: str, overrides: list[str],
-           measure: Callable[[str, str, list[str]], float] = probe, kept: str | None = None,
+           measure: Callable[[str, str, list[str]], float] = probe, kept: Callable[[], str | None] = lambda: None,
            cache: Path = CACHE) -> tuple[str, dict[str, float], list[str]]:
     """(backend, {backend: measured FLOP/s}, lines to print). `requested` is a backend
-    or auto; `kept` is the backend of the study's runs so far, which auto keeps while
+    or auto; `kept()` is the backend of the study's runs so far, which auto keeps while
     it is installed. A backend that is not installed is refused with the install command."""
+    available = backends.installed()
     if requested != AUTO:
-        if requested not in backends.installed():
+        if requested not in available:
             install = backends.INSTALL.get(requested, f"pip install {requested}")
             raise ParamsError(f"--backend {requested}: {requested} is not installed. Fix: `{install}`, "
                               f"or pass --backend auto.")
         return requested, {}, [f"backend: {requested}"]
-    if kept in backends.installed():
-        return kept, {}, [f"backend: auto -> {kept} (the backend of this study's runs so far, kept so that its "
-                          f"seeds stay comparable; --backend NAME to change it)"]
-    if len(backends.installed()) == 1:
-        only = backends.installed()[0]
-        return only, {}, [f"backend: auto -> {only} (the only backend installed)"]
-    rates, origin = cached(measure, params_file, overrides, cache)
+    if (study_runs := kept()) in available:
+        return study_runs, {}, [f"backend: auto -> {study_runs} (the backend of this study's runs so far, kept so "
+                                f"that its seeds stay comparable; --backend NAME to change it)"]
+    if len(available) == 1:
+        return available[0], {}, [f"backend: auto -> {available[0]} (the only backend installed)"]
+    rates, origin = cached(measure, available, params_file, overrides, cache)
     best = max(rates, key=rates.get)
     measured = ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
     return best, rates, [f"backend: auto -> {best} (train-step GFLOP/s {origin}: {measured})"]

@@ -81,9 +81,9 @@ def main():
     rates = {}
     if not (args.report_only or args.verify):  # DVC's queue and Ray's tasks train on KERAS_BACKEND
         probed = [*overrides, *arms[0].overrides]
-        kept = backend_choice.study_backend(study_files.train_records(out))
         requested = args.backend or backend_choice.default(on_ray)
-        backend, rates, lines = backend_choice.choose(requested, args.params, probed, kept=kept)
+        backend, rates, lines = backend_choice.choose(
+            requested, args.params, probed, kept=lambda: backend_choice.study_backend(study_files.train_records(out)))
         if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
             rates[backend] = backend_choice.probe(backend, args.params, probed)
         print("\n".join(lines), flush=True)

@@ -122,10 +122,10 @@ def test_backend_auto_is_the_default_measures_once_per_machine_kind_and_keeps_a_
     backend_choice.choose("auto", "params.yaml", ["model.depth=56"], measure, cache=tmp_path / "backends")
     assert len(probes) == 4  # other probed settings are measured afresh
     kept = backend_choice.choose("auto", "params.yaml", [], lambda *_: pytest.fail("a study's backend is kept"),
-                           kept="tensorflow", cache=tmp_path / "backends")
+                           kept=lambda: "tensorflow", cache=tmp_path / "backends")
     assert kept[0] == "tensorflow" and "the backend of this study's runs so far" in kept[2][0]
     monkeypatch.setattr(backends, "installed", lambda: ["tensorflow"])
-    assert backend_choice.choose("auto", "params.yaml", ["model.depth=20"], lambda name, *_: 1e9, kept="jax",
+    assert backend_choice.choose("auto", "params.yaml", ["model.depth=20"], lambda name, *_: 1e9, kept=lambda: "jax",
                            cache=tmp_path / "backends")[0] == "tensorflow"  # its backend is gone
 
 
