@@ -23,7 +23,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 def pytest_collection_modifyitems(config, items):
     """With benchmarks disabled (the test suite), each benchmark runs its first
     case only: enough that its code cannot rot, without measuring every arm in
-    CI. `--benchmark-enable` measures every case."""
+    CI, and each is `slow`. `--benchmark-enable` measures every case."""
     if not config.getoption("benchmark_disable") or config.getoption("benchmark_enable"):
         return
     seen, kept, dropped = set(), [], []
@@ -31,6 +31,7 @@ def pytest_collection_modifyitems(config, items):
         if not item.path.is_relative_to(Path(__file__).parent):
             kept.append(item)
             continue
+        item.add_marker("slow")  # each trains or times a network: not the contributor's quick lane
         function = (item.path, item.originalname)
         (dropped if function in seen else kept).append(item)
         seen.add(function)

@@ -34,11 +34,11 @@ import numpy as np
 from PIL import Image
 from tabulate import tabulate
 
-from ablation import models
-from ablation.ingest import ImageFolder
-from ablation.params import ModelParams, TrainParams
-from ablation.recipe import make_optimizer, pixel_moments, with_normalization
-from ablation.yaml_text import parse_yaml
+from ablation.core.params import ModelParams, TrainParams
+from ablation.core.yaml_text import parse_yaml
+from ablation.data.ingest import ImageFolder
+from ablation.nets import models
+from ablation.training.recipe import make_optimizer, pixel_moments, with_normalization
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_ITERATIONS = 64_000  # the paper's CIFAR-10 schedule: 64k iterations of batch 128

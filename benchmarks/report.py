@@ -62,7 +62,7 @@ SECTIONS = {
     "stage_memory": Section(
         "Peak resident memory of evaluate against training (CIFAR-sized images)",
         "Each in a fresh process: evaluate's passes (predict on 10,000 test images at batch 256, then the layer "
-        "responses of 2,000 at evaluation.RESPONSE_BATCH) against two train steps at the CPU study's batch of "
+        "responses of 2,000 at evaluate.RESPONSE_BATCH) against two train steps at the CPU study's batch of "
         "128. Reproduce: `python -m pytest benchmarks -k evaluate_peak --benchmark-enable "
         "--benchmark-json=reports/stage_memory.json && python -m benchmarks.report reports/stage_memory.json "
         "--update`.",

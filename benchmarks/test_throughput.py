@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablation import fetching, inputs, splitting
-from ablation.models import build_model, describe
-from ablation.params import KNOBS_ADDED, ModelParams, SplitParams
+from ablation.core.params import KNOBS_ADDED, ModelParams, SplitParams
+from ablation.data import fetch, splitting
+from ablation.nets.models import build_model, describe
+from ablation.training import inputs
 
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +134,7 @@ def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, pol
     if not (SHARED / archive).exists():
         pytest.skip(f"needs {SHARED / archive}")
     work = tmp_path_factory.mktemp(dataset)
-    fetching.fetch(dataset, "folder", str(SHARED / archive), work / "fetched")
+    fetch.fetch(dataset, "folder", str(SHARED / archive), work / "fetched")
     splitting.split(work / "fetched", SplitParams(test_fraction=0.2, val_fraction=0.0, seed=0), 4000, work / "split")
 
     def one_epoch(cached, count):
@@ -165,8 +166,8 @@ def test_input_pipeline(benchmark, tmp_path_factory, dataset, archive, side, pol
 MEMORY_PROBE = """
 import json, sys
 import keras, numpy as np
-from ablation.models import build_model
-from ablation.params import ModelParams
+from ablation.nets.models import build_model
+from ablation.core.params import ModelParams
 model, side, batch = ModelParams(**json.loads(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
 net = build_model(model, (side, side, 3), 10)
 net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
@@ -200,9 +201,9 @@ STAGE_MEMORY_PROBE = """
 import json, sys
 import keras, numpy as np
 import tensorflow as tf
-from ablation import evaluation, inputs, recipe
-from ablation.models import build_model
-from ablation.params import ModelParams
+from ablation.training import evaluate, inputs, recipe
+from ablation.nets.models import build_model
+from ablation.core.params import ModelParams
 model, stage = ModelParams(**json.loads(sys.argv[1])), sys.argv[2]
 net = recipe.with_normalization(build_model(model, (32, 32, 3), 10), np.zeros((32, 32, 3), "float32"),
                                 np.ones(3, "float32"))
@@ -215,9 +216,9 @@ if stage == "train":  # the CPU study's batch
 else:  # evaluate's passes: predict on 10,000 test images, then the layer responses
     images = rng.integers(0, 256, size=(10_000, 32, 32, 3)).astype("uint8")
     cached = tf.data.Dataset.from_tensor_slices((np.arange(10_000).astype(str), images, np.zeros(10_000, "int64")))
-    net.predict(inputs.evaluation_batches(cached, 10_000, evaluation.BATCH_SIZE), verbose=0)
-    sample = evaluation.RESPONSE_IMAGES
-    evaluation.layer_responses(net, inputs.evaluation_batches(cached.take(sample), sample, evaluation.RESPONSE_BATCH))
+    net.predict(inputs.evaluation_batches(cached, 10_000, evaluate.BATCH_SIZE), verbose=0)
+    sample = evaluate.RESPONSE_IMAGES
+    evaluate.layer_responses(net, inputs.evaluation_batches(cached.take(sample), sample, evaluate.RESPONSE_BATCH))
 print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
 """
 
@@ -268,8 +269,8 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
 
 BACKEND_STEP = """
 import json, sys, time, numpy as np, keras
-from ablation.models import build_model
-from ablation.params import ModelParams
+from ablation.nets.models import build_model
+from ablation.core.params import ModelParams
 policy, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 keras.mixed_precision.set_dtype_policy(policy)
 keras.utils.set_random_seed(0)

@@ -8,7 +8,7 @@ import errno
 import os
 import sys
 
-from ablation.backends import BACKENDS, INSTALL, importable
+from ablation.core.backends import BACKENDS, INSTALL, importable
 
 
 # Keras reads KERAS_BACKEND when it is imported and fails with a traceback for a
@@ -38,15 +38,15 @@ if (_backend_error := check_backend(os.environ.get("KERAS_BACKEND", "tensorflow"
     print(_backend_error, file=sys.stderr)
     sys.exit(2)
 
-from ablation.console import quiet_stderr, verbose  # noqa: E402
+from ablation.core.console import quiet_stderr, verbose  # noqa: E402
 
 if not verbose():  # TensorFlow's info lines after start-up (tf.data's buffer size), unless asked for
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.log
     import tensorflow as tf  # noqa: E402
 
-from ablation.errors import UserError  # noqa: E402
-from ablation.params import MAX_SEED, Params, ParamsError, RunSettings, load_params  # noqa: E402
+from ablation.core.errors import UserError  # noqa: E402
+from ablation.core.params import MAX_SEED, Params, ParamsError, RunSettings, load_params  # noqa: E402
 
 # OSErrors of the machine, not of an input: said in one line with the fix, since
 # every output is written atomically and the previous ones are still in place.

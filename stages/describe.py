@@ -4,14 +4,14 @@ from stages import _cli  # first: it checks KERAS_BACKEND before anything loads 
 
 from tabulate import tabulate
 
-from ablation import models
-from ablation.ingest import tfds_class_names
-from ablation.layout import fetched_dir
-from ablation.records import read_info
+from ablation.core.layout import fetched_dir
+from ablation.data.datasets import class_names
+from ablation.data.shards import read_info
+from ablation.nets import models
 
 
 def num_classes(dataset: str) -> int:
-    names = tfds_class_names(dataset)
+    names = class_names(dataset)
     return len(names) if names is not None else len(read_info(fetched_dir(dataset))["classes"])
 
 

@@ -1,15 +1,15 @@
 """evaluate stage: python -m stages.evaluate DATASET SEED -> results/DATASET/seedSEED/eval/"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 
-from ablation import evaluation
-from ablation.figures import plot_confusion
-from ablation.layout import fetched_dir, run_files, split_dir
+from ablation.core.layout import fetched_dir, run_files, split_dir
+from ablation.report.figures import plot_confusion
+from ablation.training import evaluate
 
 
 def main():
     args, run = _cli.stage_args(__doc__, seed=True)
     files = run_files(args.dataset, args.seed)
-    result = evaluation.evaluate(files, fetched_dir(args.dataset), split_dir(args.dataset),
+    result = evaluate.evaluate(files, fetched_dir(args.dataset), split_dir(args.dataset),
                                  run.image_size)
     accuracy = result.metrics["accuracy"]
     plot_confusion(result.confusion, result.classes, files.confusion,

@@ -1,8 +1,8 @@
 """split stage: python -m stages.split DATASET -> data/split/DATASET/{manifest.csv,counts.json}"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 
-from ablation import splitting
-from ablation.layout import fetched_dir, split_dir
+from ablation.core.layout import fetched_dir, split_dir
+from ablation.data import splitting
 
 
 def main():

@@ -1,13 +1,13 @@
 """train stage: python -m stages.train DATASET SEED -> results/DATASET/seedSEED/{model.keras,live/,train.json}"""
 from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
 
-from ablation import training
-from ablation.layout import checkpoints_dir, fetched_dir, run_dir, split_dir
+from ablation.core.layout import checkpoints_dir, fetched_dir, run_dir, split_dir
+from ablation.training import fit
 
 
 def main():
     args, run = _cli.stage_args(__doc__, seed=True)
-    metrics = training.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
+    metrics = fit.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), checkpoints_dir(args.dataset, args.seed))
     accuracy = metrics["val_accuracy"]
     print(f"trained {metrics['model']} on {args.dataset}: val accuracy "

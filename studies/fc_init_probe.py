@@ -5,8 +5,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation import inputs, models, recipe
-from ablation.params import KNOBS_ADDED, ModelParams
+from ablation.core.params import KNOBS_ADDED, ModelParams
+from ablation.nets import models
+from ablation.training import inputs, recipe
 
 cached, rows = inputs.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
 mean, var = recipe.pixel_moments(*inputs.pixel_sums(cached))

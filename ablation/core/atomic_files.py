@@ -1,0 +1,86 @@
+"""Writing outputs so that a failed, killed or disk-full stage leaves the previous
+ones as they were, and reading them back with one clear error when they are
+damaged. Every output goes to a temporary name beside its final path and is
+renamed into place (atomic on POSIX) only once complete."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from ablation.core.errors import UserError
+
+
+class OutputError(UserError):
+    """An output that is missing, truncated or not what this project wrote."""
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name of `path` while it is written: hidden, same directory
+    (so the rename is atomic) and same suffix (Keras and matplotlib pick the
+    format from it)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path to write `path` through; renamed into place when the
+    block ends without an error, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = partial_path(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary) if temporary.is_dir() else temporary.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename makes it the output
+
+
+def write_json(path: str | Path, value) -> None:
+    write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def replace_dir(new: Path, path: Path) -> None:
+    """Puts the complete directory `new` at `path`, the previous one removed only
+    after the swap: an interruption leaves `path` or its `.previous` copy."""
+    previous = path.with_name(f".{path.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if path.exists():
+        path.rename(previous)
+    new.rename(path)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def restore_interrupted_swap(path: Path) -> None:
+    """After a swap killed between its two renames, the previous directory is back."""
+    previous = path.with_name(f".{path.name}.previous")
+    if previous.exists() and not path.exists():
+        previous.rename(path)
+
+
+def parse_json(text: str, origin: str, fix: str):
+    """JSON this project wrote; OutputError naming `origin` and `fix` when it is truncated or damaged."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise OutputError(f"{origin} is not valid JSON ({error.msg} at line {error.lineno}): truncated or "
+                          f"damaged. Fix: {fix}") from None
+
+
+def read_json(path: str | Path, missing_fix: str, damaged_fix: str | None = None):
+    path = Path(path)
+    if not path.exists():
+        raise OutputError(f"{path} is missing. Fix: {missing_fix}")
+    return parse_json(path.read_text(errors="replace"), str(path), damaged_fix or missing_fix)

@@ -1,0 +1,341 @@
+"""reports/NAME/study.md: every arm of a study side by side, the decision rule
+(decisions), each grid key's effect (effects), and, where the grid runs
+plain and residual twins, the residual gain with its confidence interval and a
+test across seeds, the paper's degradation figure (Fig. 6) and layer responses
+(Fig. 7), and, with two depths or more, a verdict on each of the paper's three
+claims (claims); then how many seeds would decide each contrast."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+
+import numpy as np
+from tabulate import tabulate
+
+from ablation.core import atomic_files, decisions, machine
+from ablation.core.decisions import Decisions, Design
+from ablation.core.errors import DataError
+from ablation.core.layout import StudyFiles
+from ablation.core.run_records import final_train_error, mean_history, summarize_arm
+from ablation.core.statistics import summarize
+from ablation.nets.models import block_of
+from ablation.report import claims, dvc_view, effects, figures, published
+from ablation.study import raw_records, until_decided
+from ablation.study.engines import dvc_queue
+from ablation.study.grid import ArmResult
+
+
+def _family(arm: ArmResult) -> str:
+    return "residual" if arm.params.model.residual else "plain"
+
+
+def _depth(arm: ArmResult) -> int:
+    return arm.params.model.depth
+
+
+def _twin_key(arm: ArmResult) -> tuple:
+    """What an arm shares with its twin: every grid value but model.residual."""
+    return arm.settings("model.residual")
+
+
+def _train_errors(runs: dict) -> list:
+    return [final_train_error(r) for r in runs.values()]
+
+
+def _mean_responses(runs: dict) -> list[float] | None:
+    curves = [r["responses"]["std"] for r in runs.values() if r.get("responses") and not r["train"]["diverged"]]
+    return [float(v) for v in np.mean(curves, axis=0)] if curves else None
+
+
+def title(results: list[ArmResult]) -> str:
+    """What the study varies: the residual connection (over depths), or its grid keys."""
+    keys = list(effects.grid_values(results))
+    if "model.residual" in keys and set(keys) <= {"model.residual", "model.depth"}:
+        return "what the residual connection buys"
+    return "what " + " and ".join(f"`{key}`" for key in keys) + (" changes" if len(keys) == 1 else " change")
+
+
+def residual_groups(done: list[ArmResult]) -> dict[str, dict]:
+    """The arms the paper's sections compare: {the other grid keys' values: {depth:
+    {family: arm}}}, for each such combination with a plain and a residual arm at
+    one depth or more (a grid over model.residual, and maybe model.depth)."""
+    groups = defaultdict(lambda: defaultdict(dict))
+    for r in done:
+        others = ", ".join(r.settings("model.depth", "model.residual"))
+        groups[others][_depth(r)][_family(r)] = r
+    return {others: by_key for others, by_key in groups.items()
+            if any({"plain", "residual"} <= fams.keys() for fams in by_key.values())}
+
+
+def _suffix(others: str) -> str:
+    return "_" + "".join(c if c.isalnum() else "_" for c in others) if others else ""
+
+
+def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFiles, others: str,
+                      tests: Decisions) -> list[str]:
+    """The paper's claims (with two depths or more), Fig. 6 and Fig. 7 for one group
+    of residual_groups, and its accuracy-against-depth figure; `others` names the
+    group where there are several (in headings and figure names)."""
+    suffix, where = _suffix(others), f" ({others})" if others else ""
+    panels, responses, points, train_rows = defaultdict(dict), defaultdict(dict), defaultdict(dict), []
+    for depth in sorted(by_key):
+        row = [depth]
+        for family in ("plain", "residual"):
+            arm = by_key[depth].get(family)
+            if arm is None:
+                row.append("")
+                continue
+            runs = arm.runs[dataset]
+            panels[family][depth] = claims.error_curves(runs)
+            if (mean_std := _mean_responses(runs)) is not None:
+                responses[depth][family] = mean_std
+            accuracy = summaries[arm.name][dataset]["test_accuracy"]
+            if accuracy.mean is not None:
+                points[family][depth] = (accuracy.mean, accuracy.ci_low, accuracy.ci_high)
+            row.append(summarize(_train_errors(runs)).format())
+        train_rows.append(row)
+    figures.plot_degradation(dict(sorted(panels.items())), out.figure(dataset, f"degradation{suffix}"), dataset,
+                             claims.chance_error(by_key, dataset))
+    figures.plot_accuracy_vs_depth(points, out.figure(dataset, f"accuracy_vs_depth{suffix}"), dataset)
+    twin_depths = sum({"plain", "residual"} <= fams.keys() for fams in by_key.values())
+    lines = ([f"### The paper's claims{where}", "", *claims.lines(by_key, dataset, tests), ""]
+             if twin_depths >= 2 else [])
+    lines += [f"### Degradation (the paper's Fig. 6){where}", "",
+              "Training error (bold) and validation error (thin, dashed) per epoch, mean over seeds; plain "
+              "nets left, residual nets right, same axes; the dotted line is guessing's error.", "",
+              f"![degradation](figures/{dataset}_degradation{suffix}.png)", "",
+              "Final training error by depth:", "",
+              tabulate(train_rows, headers=["depth", "plain", "residual"], tablefmt="github", disable_numparse=True),
+              ""]
+    if responses:
+        figures.plot_layer_responses(dict(responses), out.figure(dataset, f"layer_responses{suffix}"), dataset)
+        lines += [f"### Layer responses (the paper's Fig. 7){where}", "",
+                  "Standard deviation of each 3x3 layer's output (after batch normalization, before the "
+                  "addition and ReLU) over 2,000 test images, by layer index, mean over seeds.", "",
+                  f"![layer responses](figures/{dataset}_layer_responses{suffix}.png)", ""]
+    return lines
+
+
+
+
+def _provenance(done: list[ArmResult], command: str) -> list[str]:
+    """Where the runs ran (train.json's machine record; per arm where they ran on more
+    than one machine kind) and where their raw results are."""
+    by_arm = {r.name: Counter(machine.summary(run["train"].get("machine")) for by_seed in r.runs.values()
+                              for run in by_seed.values()) for r in done}
+    machines = sum(by_arm.values(), Counter())
+    if len(machines) == 1:
+        ran_on = "; ".join(f"{_markdown(summary)} ({count} run{'s' * (count > 1)})"
+                           for summary, count in machines.items())
+    else:
+        ran_on = "more than one machine kind, so an arm's seeds differ by the machine too: " + "; ".join(
+            f"{name} on " + ", ".join(f"{_markdown(summary)} ({count})" for summary, count in counts.items())
+            for name, counts in by_arm.items())
+    return [f"Ran on: {ran_on}. The raw results of every run are in [`runs/`](runs/) (one "
+            f"folder per experiment); `{command} --report-only` regenerates this report from them."]
+
+
+def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
+    """The decision rule, stated once, with each dataset's family sizes."""
+    sizes = "; ".join(f"{dataset}: {len(t.family(decisions.PRIMARY))} primary, "
+                      f"{len(t.family(decisions.SECONDARY))} secondary" for dataset, t in all_tests.items())
+    primary = next(iter(all_tests.values())).primary_names() if all_tests else ()
+    named = ", ".join("the paper's claims" if p == decisions.CLAIMS else f"every contrast of `{p}`" for p in primary)
+    return ["## Decision rule", "",
+            f"Primary contrasts: {named or 'none'}" + (" (the preset's `report.primary`)" if design.primary else
+                                                       " (the default: the preset names none)")
+            + f"; every other contrast the report tests is secondary ({sizes}). Holm's procedure adjusts each "
+            f"family's p-values on its own. A verdict word (\"yes\", \"no\", \"beyond seed noise\") comes only from a "
+            f"Holm-adjusted p below {decisions.ALPHA}; every p is printed with its test and degrees of freedom; with "
+            f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\")."
+            + (f" This study added seeds in rounds until decided (`--until-decided`, looks at {list(design.looks)} "
+               "seeds per arm), so a primary verdict comes from that group-sequential design (O'Brien-Fleming-type "
+               "alpha spending with Holm's procedure, ablation/core/sequential.py), not from the fixed-design Holm p, "
+               "which after stopping early would find noise beyond seed noise more often than 5% of the time."
+               if design.looks else "")
+            + (f" These results are the design's look at {design.reached} seeds per arm, not its last: a contrast "
+               "not decided yet is open, and the same command adds the next round." if design.interim else ""), ""]
+
+
+def _markdown(text: str) -> str:
+    """Text from a record as a Markdown code span on one line: shown as written, never
+    read as markup, a link or HTML."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
+
+
+def _recipe(done: list[ArmResult], dataset: str) -> str:
+    """The training recipe, from the first arm's params (grid keys vary it per arm), and
+    the precision each run trained in (its train.json's record)."""
+    train = done[0].params.train.for_dataset(dataset)
+    schedule = train.schedule
+    if schedule == "step":
+        drops = ", ".join(f"{b * train.epochs:g}" for b in train.step_boundaries)
+        schedule += f" (lr / 10 after epoch{'s' * (len(train.step_boundaries) > 1)} {drops})"
+    precisions = Counter(run["train"].get("mixed_precision") or r.params.train.for_dataset(dataset).mixed_precision
+                         for r in done for run in r.runs.get(dataset, {}).values())
+    ran_in = ", ".join(f"{policy} ({count} run{'s' * (count > 1)})" for policy, count in precisions.items())
+    return (f"Recipe on {dataset}: {train.epochs} epochs of batch {train.batch_size}, {train.optimizer} at lr "
+            f"{train.learning_rate:g}, {schedule} schedule, seeds "
+            f"{sorted({s for r in done for s in r.runs.get(dataset, {})})}; trained in {ran_in}.")
+
+
+def _arm_rows(results: list[ArmResult], summaries: dict, log_hint: str) -> tuple[list, list]:
+    rows = []
+    for r in results:
+        if r.failed:
+            hints = ", ".join(log_hint.format(name=name) for name in r.missing or [r.name])
+            rows.append([r.name, "all", f"failed: see {hints}", "", "", "", "", "", "", ""])
+            continue
+        for dataset, s in summaries[r.name].items():
+            paper = published.describe(published.published(r.params.model, block_of(r.params.model), dataset))
+            rows.append([r.name, dataset, s["test_accuracy"].format(), s["train_error"].format(),
+                         s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
+                         s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0), paper])
+    headers = ["arm", "dataset", "test accuracy", "final training error", "diverged runs", "parameters",
+               "GFLOPs/image", "train s", "training images/s", "paper (its full recipe)"]
+    if not any(row[-1] for row in rows):  # no arm has a published number
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    return headers, rows
+
+
+def _twin_pairs(done: list[ArmResult]) -> list[dict]:
+    twins = defaultdict(dict)
+    for r in done:
+        twins[_twin_key(r)][_family(r)] = r
+    return [pair for pair in twins.values() if {"plain", "residual"} <= pair.keys()]
+
+
+def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> list[str]:
+    gains = []
+    for pair in _twin_pairs(done):
+        for dataset, tests in all_tests.items():
+            res, plain = pair["residual"].runs[dataset], pair["plain"].runs[dataset]
+            gain, _ = effects.compare(res, plain)
+            tested = tests[("test", frozenset((pair["residual"].name, pair["plain"].name)))]
+            gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(),
+                          tested.test_label(), gain.format_p() if tested.tested else "", tested.format_holm(),
+                          tested.family, effects.mcnemar_per_seed(res, plain)])
+    if not gains:
+        return []
+    return ["## Accuracy gained by the residual connection", "",
+            tabulate(gains, headers=["residual arm", "plain twin", "dataset", "gain [95% CI]", "test", "p", "Holm p",
+                                     "family", "McNemar p per seed (these two models differ)"],
+                     tablefmt="github", disable_numparse=True), "",
+            "The gain is the residual arm's mean test accuracy minus its plain twin's; its confidence interval "
+            "and test treat each seed as one replicate of the architecture, so they answer \"does the "
+            "residual connection help?\": a paired t-test on the per-seed gains where each seed's two runs "
+            "started from the same weights and saw the same batches (train.json's `initial_weights` and "
+            "`data_order`), else Welch's t-test; the Holm p is the one of its family (the decision rule). "
+            "McNemar's exact test compares the two *trained models* of one seed on the same test images: it says "
+            "whether those two sets of weights differ, not whether the architectures do.", ""]
+
+
+def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design,
+                  sequential: dict | None = None) -> Decisions:
+    """Every contrast the report tests on `dataset`, claims first (their labels name them),
+    adjusted; `sequential`: what the group-sequential design decided (study run in rounds)."""
+    groups = residual_groups(done)
+    has_claims = any(sum({"plain", "residual"} <= f.keys() for f in by_key.values()) >= 2 for by_key in groups.values())
+    tests = Decisions(design, has_claims, tuple(effects.grid_values(results)), sequential)
+    for by_key in groups.values():
+        claims.add(by_key, dataset, tests)
+    for pair in _twin_pairs(done):
+        res, plain = pair["residual"], pair["plain"]
+        tests.add(("test", frozenset((res.name, plain.name))), f"test accuracy, {res.name} minus {plain.name}",
+                  *effects.compare(res.runs[dataset], plain.runs[dataset]), "model.residual")
+    effects.add(done, dataset, tests)
+    tests.adjust()
+    return tests
+
+
+def headline(text: str) -> list[str]:
+    """What a terminal shows of a study report: its title and the paper's claims' verdicts."""
+    lines = text.splitlines()
+    return [lines[0], *(line for line in lines if line.startswith("- **("))]
+
+
+def _how_to_decide(done: list[ArmResult], dataset: str, tests: Decisions, command: str) -> list[str]:
+    seeds_now = min(len(by_seed) for r in done if (by_seed := r.runs.get(dataset)))
+    return decisions.how_to_decide(tests, seeds_now, command)
+
+
+def seeds_plan(results: list[ArmResult], design: Design, command: str) -> list[str]:
+    """The "How to decide" part of each dataset, for a study's committed results (--dry-run)."""
+    done = [r for r in results if not r.failed]
+    lines = []
+    for dataset in dict.fromkeys(d for r in done for d in r.runs):
+        lines += [f"How to decide, {dataset} (from the committed results):", "",
+                  *_how_to_decide(done, dataset, decisions_for(results, done, dataset, design), command)]
+    return lines
+
+
+def write_study_report(results: list[ArmResult], out: StudyFiles, command: str = "python -m stages.study",
+                       log_hint: str = dvc_queue.LOG_HINT, replace: bool = False, design: Design = Design()) -> str:
+    """reports/NAME/study.md, its figures/*.png and what DVC shows of it
+    (dvc_view.write_dvc_view); results are grid.collect()'s; `design` is the
+    preset's `report:` (decisions.Design); `log_hint` says where a failed run's
+    log is (`{name}`: the run). A report is never replaced by one that lost
+    results: with no arm done, or (unless `replace`) with an arm failed that has
+    results there, nothing is written and the DataError says how to go on."""
+    done = [r for r in results if not r.failed]
+    if not done:
+        raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
+                        f"{out.report} is left as it is. Fix: run the study (without --report-only), or run from "
+                        "the checkout that holds its experiments (`dvc exp show`).")
+    # Arms of this study that the report there holds results for but that left none now
+    # (their experiments are not in this checkout, say): replacing it would lose them.
+    lost = sorted(raw_records.arms_with_results(out) & {r.name for r in results if r.failed}) \
+        if out.report.exists() else []
+    if lost and not replace:
+        raise DataError(f"{out.report} has results for arm(s) {lost} that left none here, so it is left as it is. "
+                        "Fix: run them (or run from the checkout that holds their experiments), or pass "
+                        "--replace-report to replace it without them.")
+    summaries = {r.name: summarize_arm(r.runs) for r in done}
+    datasets = list(dict.fromkeys(d for r in done for d in r.runs))
+    headers, rows = _arm_rows(results, summaries, log_hint)
+    decided = None
+    if design.looks:  # run in rounds: its primary verdicts are the group-sequential design's
+        decided, at = until_decided.reached(done, list(design.looks), dataclasses.replace(design, looks=None),
+                                            decisions_for)
+        design = dataclasses.replace(design, reached=design.looks[at])
+    all_tests = {dataset: decisions_for(results, done, dataset, design, None if decided is None else
+                                        {key: look for (d, key), look in decided.items() if d == dataset})
+                 for dataset in datasets}
+    lines = [f"# Study: {title(results)}", ""]
+    if design.smoke_test:
+        lines += ["**A smoke test of the machinery: too few steps for its numbers to say anything about the "
+                  "networks.**", ""]
+    lines += [f"Every arm run as a DVC experiment: `{command}`. Each cell is the mean over seeds ± sample std "
+              "[95% confidence interval of the mean, t-based] (n = finite runs). Test accuracy is on the dataset's "
+              "test split; the final training error is 1 - the last epoch's accuracy on the augmented training "
+              "images. A diverged run is counted in `diverged runs` and never averaged in."
+              + (" The paper column is the published test error of the same network, trained with the paper's "
+                 "recipe (64k iterations of batch 128), whatever this study's recipe is (ablation/report/published.py)."
+                 if len(headers) == 10 else ""), "",
+              tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
+              *(_recipe(done, dataset) for dataset in datasets), "", *_provenance(done, command), ""]
+    if design.caveats:
+        lines += ["What this design cannot show:", "", *(f"- {caveat}" for caveat in design.caveats), ""]
+    partial = [(r.name, name) for r in done for name in r.missing]
+    if partial:
+        lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
+            f"{name} (see {log_hint.format(name=name)})" for _, name in partial) + ".", ""]
+    lines += [*_rule(design, all_tests), *_gain_section(done, all_tests)]
+    groups = residual_groups(done)
+    for dataset in datasets:
+        figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
+                            out.figure(dataset, "curves"), f"all arms on {dataset}")
+        lines += [f"## {dataset}", "", *effects.effect_sections(results, dataset, out, all_tests[dataset])]
+        for others, by_key in groups.items():
+            lines += residual_sections(by_key, dataset, summaries, out, others if len(groups) > 1 else "",
+                                       all_tests[dataset])
+        lines += ["### Curves" + (" and accuracy against depth" if groups else ""), "",
+                  f"![curves](figures/{dataset}_curves.png)", ""]
+        for others in groups:
+            suffix = _suffix(others) if len(groups) > 1 else ""
+            lines += [f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth{suffix}.png)", ""]
+        lines += ["### How to decide", "", *_how_to_decide(done, dataset, all_tests[dataset], command)]
+    text = "\n".join(lines)
+    atomic_files.write_text(out.report, text)
+    dvc_view.write_dvc_view(done, out)
+    return text

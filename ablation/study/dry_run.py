@@ -1,0 +1,129 @@
+"""`python -m stages.study --dry-run`: every arm validated and its network built
+for every dataset, one line per experiment (its name, its grid values, an
+estimated wall time on this machine) and nothing queued.
+
+The estimate is FLOPs over a measured rate: an arm's training FLOPs (3x the
+forward FLOPs per image, for the backward pass, x images x epochs x seeds) over
+the training FLOP/s this machine reaches on a short probe of resnet_cifar20 in
+the study's precision and threads. A bigger net uses a CPU or GPU better than
+the probe, so the estimate errs long for it; it is a plan, not a promise."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ablation.core import layout, machine, precision
+from ablation.core.params import RunSettings
+from ablation.data import ingest
+from ablation.data.datasets import DATASETS
+from ablation.nets import models
+
+PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
+
+
+def train_images(run: RunSettings) -> int | None:
+    """Images one epoch trains on: the fetched counts where the data was fetched here,
+    else the image files in the folder or archive of data.paths, or
+    the datasets table's tfds size, with the arm's split fractions and data.limit applied as the
+    split stage applies them (the limit caps each split after the fractions). Not
+    the workspace's split counts: they are of the workspace's params, not the arm's."""
+    info = layout.fetched_dir(run.dataset) / layout.INFO_FILE
+    folder = Path(os.environ.get("DVC_ROOT", ".")) / run.path if run.source == "folder" and run.path else None
+    if info.exists():
+        splits = json.loads(info.read_text())["splits"]
+    elif folder is not None and folder.exists():
+        splits = ingest.ImageFolder(run.dataset, folder).listed
+    elif run.source == "tfds" and run.dataset in DATASETS:
+        known = DATASETS[run.dataset]
+        splits = {"train": known.train_images, **({"test": 0} if "test" in known.splits else {})}
+    else:
+        return None
+    kept = (1 - run.split.val_fraction) * (1 if "test" in splits else 1 - run.split.test_fraction)
+    train = round(splits.get("train", 0) * kept)
+    return min(train, run.limit) if run.limit else train
+
+
+def measured_rate(run: RunSettings) -> float:
+    """Training FLOP/s of this machine on resnet_cifar20 (32x32, batch 32) in the
+    run's precision and threads: a few steps after a warm-up step (fewer where
+    they are slow: float16 on a CPU is emulated)."""
+    import keras  # here: a dry run that fails on its params needs no backend
+
+    from ablation.training.fit import jit_compile, set_threads
+    set_threads(run.train.threads)
+    keras.mixed_precision.set_dtype_policy(
+        precision.resolve(run.train.mixed_precision, machine.describe(keras.backend.backend(), run.train.threads)))
+    probe = dataclasses.replace(run.model, arch="resnet_cifar", depth=20, residual=True)
+    net = models.build_model(probe, (32, 32, 3), 10)
+    net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=jit_compile(run.train.jit_compile))
+    rng = np.random.default_rng(0)
+    images = rng.random((PROBE_BATCH, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, PROBE_BATCH)
+    net.train_on_batch(images, labels)  # builds and compiles the step
+    start, steps = time.perf_counter(), 0
+    while steps < PROBE_STEPS and (steps == 0 or time.perf_counter() - start < PROBE_SECONDS):
+        net.train_on_batch(images, labels)
+        steps += 1
+    seconds = time.perf_counter() - start
+    keras.mixed_precision.set_dtype_policy("float32")
+    return 3 * models.forward_flops(net) * PROBE_BATCH * steps / seconds
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(seconds / 60, 0.1):.1f} min"
+
+
+def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
+    """(estimated training seconds of all the arm's seeds, what it is made of)
+    with every dataset's network built (which checks that it builds)."""
+    total, parts = 0.0, []
+    for dataset in arm.params.datasets:
+        run = arm.params.for_dataset(dataset)
+        # Two classes: the classifier is a rounding error of the FLOPs whatever the count.
+        net = models.build_model(run.model, (run.image_size, run.image_size, 3), 2)
+        flops, images = models.forward_flops(net), train_images(run)
+        if images is None:
+            parts.append(f"{dataset}: {flops / 1e9:.3f} GFLOPs/image, size unknown until fetched")
+            total = None
+            continue
+        seconds = 3 * flops * images * run.train.epochs * len(arm.params.train.seeds) / rate
+        total = None if total is None else total + seconds
+        parts.append(f"{dataset}: {len(arm.params.train.seeds)} seed(s) x {run.train.epochs} epochs x "
+                     f"{images:,} images x {flops / 1e9:.3f} GFLOPs")
+    return total, parts
+
+
+def plan(study_arms: list, engine, jobs: int, rate: float | None = None) -> list[str]:
+    """The dry run's lines: a warning for a precision this machine emulates, the
+    precision the arms train in here, one line per experiment `engine` (an
+    engines.base.Engine) makes of each arm, then the total. `rate`: the training FLOP/s to plan with (the
+    runs' backend's, measured in a process of its own), else measured here."""
+    import keras  # here: a dry run that fails on its params needs no backend
+    first = study_arms[0].params.for_dataset(study_arms[0].params.datasets[0])
+    here = machine.describe(keras.backend.backend(), first.train.threads)
+    asked = dict.fromkeys(arm.params.for_dataset(d).train.mixed_precision for arm in study_arms
+                          for d in arm.params.datasets)
+    lines = [warning for policy in asked if (warning := precision.emulation_warning(policy, here))]
+    lines.append("precision on this machine: " + ", ".join(
+        f"{policy} -> {precision.resolve(policy, here)}" if policy == precision.AUTO else policy for policy in asked))
+    rate = rate or measured_rate(first)
+    total = 0.0
+    for arm in study_arms:
+        seconds, parts = arm_seconds(arm, rate)
+        seeds = len(arm.params.train.seeds)
+        names = [(e.name, seconds and seconds * len(e.params.train.seeds) / seeds) for e in engine.experiments(arm)]
+        for name, estimate in names:
+            when = "time unknown" if estimate is None else f"~{_duration(estimate)}"
+            lines.append(f"{name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
+        total = None if total is None or seconds is None else total + seconds
+    count = sum(1 for line in lines if not line.startswith(("warning:", "precision on")))
+    lines.append(f"{count} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
+                 f"{engine.workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at "
+                 f"({os.environ.get('KERAS_BACKEND', 'tensorflow')})"
+                 if total is not None else f"{count} experiment(s), nothing queued")
+    return lines

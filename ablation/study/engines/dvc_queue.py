@@ -1,0 +1,74 @@
+"""DVC's experiment queue on this machine, the default engine: each arm is one
+experiment that trains all its seeds; `--jobs` queue workers run them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ablation.core import console, layout
+from ablation.core.layout import StudyFiles
+from ablation.core.params import ParamsError
+from ablation.study import grid, raw_records
+from ablation.study.engines.base import Engine
+from ablation.study.grid import Arm
+from ablation.study.repo import busy_queue, check_repository, dvc, experiment_commits, queue_states, read_file
+
+LOG_HINT = "`dvc queue logs {name}`"
+
+
+class DvcQueue(Engine):
+    name = "dvc"
+    workers = "queue worker(s)"
+    local = True
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+
+    @classmethod
+    def from_args(cls, args) -> DvcQueue:
+        return cls(args.jobs or 1)
+
+    def experiments(self, arm: Arm) -> list[Arm]:
+        return [arm]
+
+    def submit(self, arms: list[Arm], overrides: list[str], out: StudyFiles, resume: bool) -> None:
+        todo = arms
+        if resume:  # finished experiments and committed raw results are kept
+            todo = [arm for arm, r in zip(arms, grid.collect(arms, out, self)) if r.failed]
+            print(f"resume: {len(arms) - len(todo)} of {len(arms)} arm(s) have results; running "
+                  f"{', '.join(a.name for a in todo) or 'none'}", flush=True)
+        if todo:
+            run(todo, overrides, self.jobs)
+
+    def log_hint(self, out: StudyFiles) -> str:
+        return LOG_HINT
+
+
+def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
+    """Queues every arm (replacing earlier experiments of the same name) and runs the
+    queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
+    neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
+    while the queue still runs anything: queuing beside it would race or remove it."""
+    check_repository()
+    if busy := busy_queue():
+        raise ParamsError(f"DVC's queue still has {', '.join(busy)} queued or running (another study's, or this "
+                          "one's from a start that was interrupted), and a study never races or replaces them. Fix: "
+                          "wait for them (`dvc queue status`) or stop them (`dvc queue kill NAME`), then rerun with "
+                          "--resume.")
+    commits = experiment_commits()
+    existing = set(commits) & {arm.name for arm in study_arms}
+    by_name = {arm.name: arm for arm in study_arms}
+    for name in sorted(existing):  # another study's experiment of the same name is never removed
+        differ = raw_records.params_differ(read_file(commits[name], layout.PARAMS_FILE), by_name[name].params,
+                                           f"params.yaml of experiment {name}")
+        if differ:
+            raise ParamsError(f"experiment {name} already exists and ran with other params ({', '.join(differ[:3])}"
+                              f"{', ...' if len(differ) > 3 else ''}): another study's, so it is left as it is. "
+                              f"Fix: run from a checkout without it, or remove it yourself (`dvc exp remove {name}`).")
+    if existing:
+        dvc("exp", "remove", *sorted(existing))
+    queued_since = datetime.now().replace(microsecond=0)  # DVC stamps its tasks to the second
+    for arm in study_arms:
+        settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
+        dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
+    with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since)):
+        dvc("exp", "run", "--run-all", "--jobs", str(jobs))

@@ -1,0 +1,316 @@
+"""A study's grid of arms: every point of `study.grid` as an Arm with its name, grid
+point and params; presets and the study's name; and collecting each arm's runs
+from the experiments an engine made of it (their git commits), or from the raw
+results the study committed (raw_records) where they are not here."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablation.core import layout, run_records
+from ablation.core.decisions import Design
+from ablation.core.knobs import NAME_RULE, is_plain_name, subgrids
+from ablation.core.layout import StudyFiles
+from ablation.core.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag, parse_params
+from ablation.core.yaml_text import parse_override_value, read_yaml_file
+from ablation.data.ingest import Progress
+from ablation.nets.models import model_name
+from ablation.study import raw_records
+from ablation.study.raw_records import Source
+from ablation.study.repo import experiment_commits, git, read_file
+
+
+def format_value(value) -> str:
+    """A grid or preset value as `-S KEY=VALUE` and the reports spell it."""
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One point of the study grid: its experiment's name, its grid point (dotted
+    key -> value) and its params."""
+    name: str
+    point: dict
+    params: Params
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The grid point as the `-S KEY=VALUE` settings its experiment runs with."""
+        return self.settings()
+
+    def settings(self, *leave_out: str) -> tuple[str, ...]:
+        """The grid point's `KEY=VALUE` settings, less the keys `leave_out`."""
+        return tuple(f"{key}={format_value(value)}" for key, value in self.point.items() if key not in leave_out)
+
+    def spelled(self, keys) -> dict[str, str]:
+        """The grid point's values of `keys`, as its settings spell them."""
+        return {key: format_value(value) for key, value in self.point.items() if key in keys}
+
+    def seed_arm(self, seed: int) -> Arm:
+        """One seed of the arm as an experiment of its own, `NAME-sSEED`: how Ray runs
+        every seed, and how --until-decided and verify add one."""
+        pinned = {"train.seeds": [seed]}
+        return Arm(f"{self.name}-s{seed}", {**self.point, **pinned},
+                   self.params.with_overrides([f"train.seeds=[{seed}]"]))
+
+
+@dataclass(frozen=True)
+class ArmResult(Arm):
+    """An arm with what its experiments left: `runs` {dataset: {seed: run}} (none:
+    the arm failed), the names of its runs that left no results, and where the
+    others were read from."""
+    runs: dict = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()  # where each of its experiments was read from
+
+    @property
+    def failed(self) -> bool:
+        return not self.runs
+
+
+# The grid keys models.model_name already spells (`resnet-cifar20`, `plain50`).
+MODEL_NAME_SAYS = ("model.arch", "model.depth", "model.residual")
+
+
+def name_part(key: str, value) -> str:
+    """A grid value as its arm's name says it: the key's tag (params.name_tag) and
+    the value: `lr0.01`, `shortcutB`, `stem-small`, `mixed-bfloat16`,
+    `jit-compile` / `no-jit-compile`, `step-boundaries0.3_0.6`."""
+    tag = name_tag(key)
+    if isinstance(value, bool):
+        return (tag if value else f"no-{tag}") or str(value).lower()
+    text = "_".join(map(format_value, value)) if isinstance(value, (list, tuple)) else format_value(value)
+    if not tag:
+        return text
+    return f"{tag}{text}" if len(text) == 1 or text[0] in "0123456789-." else f"{tag}-{text}"
+
+
+def arm_name(params: Params, grid_point: dict) -> str:
+    """The model's name plus every grid value that name does not already say."""
+    extra = [name_part(key, value) for key, value in grid_point.items() if key not in MODEL_NAME_SAYS]
+    return "-".join([model_name(params.model), *extra]).replace("_", "-")
+
+
+MAX_ARMS = 256  # a study's arms unless --max-arms says otherwise: each is an experiment to train
+
+
+def arms(params: Params, max_arms: int = MAX_ARMS) -> list[Arm]:
+    """Each point of the grid, named by arm_name; refused, before anything runs, when
+    the grid makes more than `max_arms` points (counted before any is built), a name
+    is not a plain name or two points get the same one."""
+    grids = subgrids(params.study.grid)
+    count = sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+    if count > max_arms:
+        raise ParamsError(f"params: the grid makes {count:,} arms, more than --max-arms {max_arms}; each is a run to "
+                          "train. Fix: grid over fewer keys or values, or pass --max-arms with a larger number.")
+    points = [dict(zip(grid, values)) for grid in grids for values in itertools.product(*grid.values())]
+    out, seen = [], {}
+    progress = Progress("arms checked", every=50)
+    for point in points:
+        progress.step()
+        arm = Arm("", point, params)
+        overrides = arm.overrides
+        arm_params = params.with_overrides(list(overrides))
+        name = arm_name(arm_params, point)
+        if not is_plain_name(name.replace(".", "_")):  # an experiment name is a git ref and a log file's name
+            raise ParamsError(f"params: the grid point {' '.join(overrides)} makes the experiment name {name!r}, "
+                              "which is not a plain name (letters, digits, `.`, `_`, `-`; at most 64). "
+                              "Fix: grid over values that make one, e.g. numbers or plain words, or fewer keys.")
+        if name in seen:
+            raise ParamsError(f"params: the grid points {' '.join(seen[name])} and {' '.join(overrides)} both make "
+                              f"the experiment name {name!r}. Fix: list each grid value once (1e-4 and 0.0001 are "
+                              "one value), or grid over values whose names differ.")
+        seen[name] = overrides
+        out.append(Arm(name, point, arm_params))
+    return out
+
+
+def parse_grid_item(item: str) -> tuple[str, list]:
+    """`KEY=V1,V2` -> (KEY, [V1, V2]), each value read as DVC's -S reads it."""
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+        raise ParamsError(f"params: --grid {item!r} is not `key=v1,v2`. Fix: write e.g. --grid model.depth=20,32.")
+    return key, [parse_override_value(v, f"--grid {item!r}") for v in values.split(",")]
+
+
+def load_study_params(params_file, overrides: list[str], grid: dict | list | None, grid_items: list[str]) -> Params:
+    """params.yaml with `overrides`, its study.grid replaced by `grid` (when given)
+    and each subgrid updated by the `KEY=V1,V2` grid items. The base is validated
+    at each key's first value in the first subgrid, so a grid may hold values the
+    file alone would refuse (depth 56 while params.yaml says resnet depth 34)."""
+    raw = read_yaml_file(params_file) if Path(params_file).exists() else None
+    raw = apply_overrides(raw, overrides) if isinstance(raw, dict) else {}
+    grids = subgrids(grid or (raw.get("study") or {}).get("grid") or {})
+    items = dict(parse_grid_item(item) for item in grid_items)
+    if len(items) < len(grid_items):
+        keys = [parse_grid_item(item)[0] for item in grid_items]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        raise ParamsError(f"params: --grid names {', '.join(repeated)} more than once. Fix: give each key's values "
+                          f"once, e.g. --grid {repeated[0]}=V1,V2,V3.")
+    grids = [{**g, **items} if isinstance(g, dict) else g for g in grids]
+    first = grids[0] if isinstance(grids[0], dict) else {}
+    firsts = [f"{key}={format_value(values[0])}" for key, values in first.items()
+              if isinstance(values, list) and values]
+    params = load_params(params_file, [*overrides, *firsts])
+    return from_dict({**params.raw, "study": {"grid": grids[0] if len(grids) == 1 else grids}})
+
+
+def study_name(name: str | None, preset: str | None, grid: dict, overrides: list[str]) -> str:
+    """The study's folder under reports/: `name` when given, else the preset's file
+    name (studies/cifar10-cpu.yaml: cifar10-cpu), else its grid keys and a hash
+    of its grid and -S values, so each ad-hoc study has a folder of its own."""
+    if name is None and preset:
+        name = Path(preset).stem
+    if name is None:
+        digest = hashlib.sha256(json.dumps([grid, sorted(overrides)], sort_keys=True).encode()).hexdigest()[:8]
+        keys = dict.fromkeys(key for sub in subgrids(grid) for key in sub)
+        name = "-".join(["grid", *(key.split(".")[-1] for key in keys), digest]).replace("_", "-")
+    if not is_plain_name(name):
+        raise ParamsError(f"params: the study name {name!r} is not a plain name ({NAME_RULE}); it names the "
+                          "study's folder in reports/. Fix: pass --name with one, e.g. --name depth-sweep.")
+    if name in layout.pipeline_report_outputs():
+        raise ParamsError(f"params: the study name {name!r} would put the study in reports/{name}, an output of "
+                          "the pipeline's report stage, which `dvc repro` deletes and rewrites. Fix: pass --name "
+                          "with another name, e.g. --name depth-sweep.")
+    return name
+
+
+# Flags that say how a study runs, not what it computes (with how many values they take):
+# left out of the command its report names, so --report-only writes the same bytes.
+HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--jobs": 1, "--until-decided": 0,
+                "--max-seeds": 1, "--seed-step": 1, "--rounds": 1, "--dry-run": 0}
+
+
+def reproducing_command(argv: list[str]) -> str:
+    """`python -m stages.study ...` as the report names it: argv without HOW_NOT_WHAT."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=")[0] in HOW_NOT_WHAT:
+            skip = HOW_NOT_WHAT[arg] if arg in HOW_NOT_WHAT else 0
+        else:
+            kept.append(arg)
+    return " ".join(["python -m stages.study", *kept])
+
+
+PRESET_KEYS = {"set", "grid", "jobs", "report"}
+
+
+def check_jobs(jobs, where: str = "--jobs") -> None:
+    """Experiments at once: a positive integer (DVC's queue waits forever on fewer than one worker)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ParamsError(f"params: {where} is {jobs!r}; allowed: an integer >= 1. Fix: pass --jobs 1 (or 2 with "
+                          "train.threads=1 on a 2-core machine).")
+
+
+def load_preset(path) -> dict:
+    """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
+    {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
+    experiments at once, "report": what its report decides (decisions.Design)}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. "
+                          "Fix: pass a file from studies/, e.g. --preset studies/cifar10-cpu.yaml.")
+    preset = read_yaml_file(path, f"study preset {path}")
+    if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
+        raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "
+                          "Fix: see studies/cifar10-cpu.yaml.")
+    for key in ("set", "grid"):
+        value = preset.get(key, {})
+        if not isinstance(value, dict) and not (key == "grid" and isinstance(value, list) and value
+                                                and all(isinstance(g, dict) for g in value)):
+            raise ParamsError(f"study preset {path}: `{key}` must be a mapping of dotted param keys"
+                              f"{' (or, for grid, a list of them)' if key == 'grid' else ''}. "
+                              "Fix: see studies/cifar10-cpu.yaml.")
+    check_jobs(preset.get("jobs"), f"`jobs` in {path}")
+    return {"set": [f"{k}={format_value(v)}" for k, v in preset.get("set", {}).items()],
+            "grid": preset.get("grid", {}), "jobs": preset.get("jobs"),
+            "report": Design.parse(preset.get("report"), f"study preset {path}")}
+
+
+def locate(name: str, expected: Params, commits: dict[str, str], out: StudyFiles,
+           experiments: bool = True) -> Source | None:
+    """Where experiment `name` of this study is read from: its commit when it is in
+    this checkout and ran with the arm's params, else its raw results in the
+    study's folder (same check), else None. An experiment of the same name from
+    another study (other params) is passed over, with a note. Without
+    `experiments`, only the raw results count (the committed record)."""
+    candidates = []
+    if experiments and (commit := commits.get(name)):
+        candidates.append(Source(name, lambda path, commit=commit: read_file(commit, path), f"experiment {commit[:7]}",
+                                 commit))
+    if out.run(name).is_dir():
+        candidates.append(Source(name, raw_records.raw_reader(out.run(name)), out.run(name).as_posix()))
+    for source in candidates:
+        if source.read(layout.ReportFiles().metrics.as_posix()) is None:  # its report stage never ran
+            continue
+        differ = raw_records.params_differ(source.read(layout.PARAMS_FILE), expected, f"params.yaml of {name}")
+        if not differ:
+            return source
+        print(f"note: {source.origin} ({name}) ran with other params ({', '.join(differ[:4])}"
+              f"{', ...' if len(differ) > 4 else ''}), so it is not this study's run", flush=True)
+    return None
+
+
+def added_seeds(arm: Arm, commits: dict[str, str], out: StudyFiles) -> list[int]:
+    """Seeds run for the arm after its first experiment, each an experiment of its own
+    (`NAME-sSEED`, as --until-decided adds them), found among this checkout's
+    experiments and the study's raw results."""
+    names = set(commits) | ({p.name for p in out.runs.iterdir() if p.is_dir()} if out.runs.is_dir() else set())
+    prefix = f"{arm.name}-s"
+    return sorted(int(seed) for n in names if n.startswith(prefix) and (seed := n[len(prefix):]).isdigit()
+                  and int(seed) not in arm.params.train.seeds)
+
+
+def collect(study_arms: list[Arm], out: StudyFiles, engine, experiments: bool = True) -> list[ArmResult]:
+    """Each arm with its params (validated as every stage validates them) and its
+    runs, read from the experiments `engine` (an engines.base.Engine) makes of it
+    and from any seeds added since (added_seeds), each read from its commit or its
+    raw results (`locate`); `failed` when none left results, and `missing` names
+    the experiments that left none. The arm gathers the seeds that finished."""
+    commits = experiment_commits()
+    results = []
+    for arm in study_arms:
+        added = [arm.seed_arm(seed) for seed in added_seeds(arm, commits if experiments else {}, out)]
+        wanted = [(a.name, a.params) for a in [*engine.experiments(arm), *added]]
+        runs, missing, sources = {}, [], []
+        for name, expected in wanted:
+            source = locate(name, expected, commits, out, experiments)
+            if source is None:
+                missing.append(name)
+                continue
+            fix = (f"restore it (`git checkout -- {source.origin}`), or rerun the arm (the study without "
+                   "--report-only)." if not source.commit else f"rerun the arm (experiment {name} is damaged).")
+            found = run_records.collect_runs(expected.datasets, expected.train.seeds, source.read,
+                                           origin=source.origin, fix=fix)
+            asked = raw_records.recorded_precision(source.read(layout.PARAMS_FILE))
+            for run in (r for by_seed in found.values() for r in by_seed.values()):
+                run["train"].setdefault("mixed_precision", asked)  # recorded before train.json said
+            for dataset, by_seed in found.items():
+                runs.setdefault(dataset, {}).update(by_seed)
+            sources.append(source)
+        params = arm.params
+        if runs:  # the seeds its experiments left
+            collected = sorted({seed for by_seed in runs.values() for seed in by_seed})
+            params = params.with_overrides([f"train.seeds={collected}"])
+            runs = {dataset: dict(sorted(by_seed.items())) for dataset, by_seed in runs.items()}
+        results.append(ArmResult(arm.name, arm.point, params, runs, tuple(missing), tuple(sources)))
+    return results
+
+
+def save_raw(results: list[ArmResult], out: StudyFiles) -> list[Path]:
+    """The raw results of every run read from an experiment's commit, copied into
+    the study folder (runs/EXPERIMENT/) to be committed."""
+    written = []
+    for result in results:
+        for source in (s for s in result.sources if s.commit):
+            params = parse_params(source.read(layout.PARAMS_FILE), f"params.yaml of {source.experiment}")
+            details = {"arm": result.name, "grid": list(result.overrides), "commit": source.commit,
+                       "baseline": git("rev-parse", f"{source.commit}^").strip()}
+            written.append(raw_records.write_raw(source, params.datasets, params.train.seeds, out, details))
+    return written

