@@ -1,15 +1,14 @@
 import os
-import platform
 from pathlib import Path
+
+from ablation.core.machine import cpu_kind
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """What the figures depend on, for reports/benchmarks.md."""
     import tensorflow as tf
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    cpu, flags = cpu_kind()
     machine_info["ablation"] = {
         "cpu": cpu,
         "cores": os.cpu_count(),

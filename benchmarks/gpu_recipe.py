@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ import numpy as np
 from PIL import Image
 from tabulate import tabulate
 
-from ablation.core.params import ModelParams, TrainParams
+from ablation.core.machine import describe as describe_machine
+from ablation.core.sections import ModelParams, TrainParams
 from ablation.core.yaml_text import parse_yaml
 from ablation.data.ingest import ImageFolder
 from ablation.nets import models
@@ -175,20 +175,16 @@ def keras_resnet50_rate(size: int, batch: int, steps: int, precision: str) -> fl
 
 
 def machine() -> dict:
-    info = {"backend": keras.backend.backend(), "keras": keras.__version__, "python": platform.python_version(),
-            "devices": keras.distribution.list_devices()}
-    if info["backend"] == "jax":
-        import jax
-        info["jax"] = jax.__version__
-        info["device_kind"] = jax.devices()[0].device_kind
-    return info
+    """What a run records of its machine (ablation.core.machine), and the devices Keras distributes over."""
+    return {**describe_machine(keras.backend.backend(), 0), "devices": keras.distribution.list_devices()}
 
 
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["## GPU recipe: the paper's CIFAR-10 recipe and ImageNet-size train steps, no TensorFlow", "",
-             f"Measured {results['date']} on {m.get('device_kind', m['devices'][0])} ({len(m['devices'])} device(s)), "
-             f"Keras {m['keras']} on the {m['backend']} backend" + (f" (JAX {m['jax']})" if "jax" in m else "")
+             f"Measured {results['date']} on {(m['gpus'] or m['devices'])[0]} ({len(m['devices'])} device(s)), "
+             f"Keras {m['versions']['keras']} on the {m['backend']} backend"
+             + (f" (JAX {m['versions']['jax']})" if "jax" in m["versions"] else "")
              + f". Command: `{results['command']}`", "",
              "CIFAR-10 from the JPEG image-folder archive: SGD lr 0.1 (momentum 0.9, L2 1e-4, batch 128), lr / 10 at "
              "50% and 75% of the epochs, pad-4 crop and flip augmented in NumPy on the host (counted in images/s). "

@@ -31,7 +31,8 @@ import json, sys, time
 import keras, numpy as np, tensorflow as tf
 from ablation.nets import models
 from ablation.training import fit
-from ablation.core.params import KNOBS_ADDED, ModelParams
+from ablation.core.params import KNOBS_ADDED
+from ablation.core.sections import ModelParams
 policy, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model, side, classes = json.loads(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 fit.set_threads(threads)

@@ -20,9 +20,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablation.core.params import KNOBS_ADDED, ModelParams, SplitParams
+from ablation.core.params import KNOBS_ADDED
+from ablation.core.sections import ModelParams, SplitParams
 from ablation.data import fetch, splitting
-from ablation.nets.models import build_model, describe
+from ablation.nets.anatomy import describe
+from ablation.nets.models import build_model
 from ablation.training import inputs
 
 BATCH = 32
@@ -167,7 +169,7 @@ MEMORY_PROBE = """
 import json, sys
 import keras, numpy as np
 from ablation.nets.models import build_model
-from ablation.core.params import ModelParams
+from ablation.core.sections import ModelParams
 model, side, batch = ModelParams(**json.loads(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
 net = build_model(model, (side, side, 3), 10)
 net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
@@ -203,7 +205,7 @@ import keras, numpy as np
 import tensorflow as tf
 from ablation.training import evaluate, inputs, recipe
 from ablation.nets.models import build_model
-from ablation.core.params import ModelParams
+from ablation.core.sections import ModelParams
 model, stage = ModelParams(**json.loads(sys.argv[1])), sys.argv[2]
 net = recipe.with_normalization(build_model(model, (32, 32, 3), 10), np.zeros((32, 32, 3), "float32"),
                                 np.ones(3, "float32"))
@@ -270,7 +272,7 @@ def test_options_resnet_cifar20(benchmark, policy, batch):
 BACKEND_STEP = """
 import json, sys, time, numpy as np, keras
 from ablation.nets.models import build_model
-from ablation.core.params import ModelParams
+from ablation.core.sections import ModelParams
 policy, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 keras.mixed_precision.set_dtype_policy(policy)
 keras.utils.set_random_seed(0)

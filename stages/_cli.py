@@ -46,7 +46,8 @@ with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.
     import tensorflow as tf  # noqa: E402
 
 from ablation.core.errors import UserError  # noqa: E402
-from ablation.core.params import MAX_SEED, Params, ParamsError, RunSettings, load_params  # noqa: E402
+from ablation.core.params import Params, ParamsError, RunSettings, load_params  # noqa: E402
+from ablation.core.sections import MAX_SEED  # noqa: E402
 
 # OSErrors of the machine, not of an input: said in one line with the fix, since
 # every output is written atomically and the previous ones are still in place.

@@ -7,7 +7,7 @@ from tabulate import tabulate
 from ablation.core.layout import fetched_dir
 from ablation.data.datasets import class_names
 from ablation.data.shards import read_info
-from ablation.nets import models
+from ablation.nets import anatomy, models
 
 
 def num_classes(dataset: str) -> int:
@@ -21,7 +21,7 @@ def main():
     for dataset in params.datasets:
         size = params.for_dataset(dataset).image_size
         net = models.build_model(params.model, (size, size, 3), num_classes(dataset))
-        info = models.describe(net)
+        info = anatomy.describe(net)
         rows.append([dataset, f"{size}x{size}x3", info["model"], f"{info['trainable_params']:,}",
                      f"{info['flops'] / 1e9:.3f}", info["weighted_layers"], info["residual_additions"]])
     print(tabulate(rows, headers=["dataset", "input", "model", "trainable params", "GFLOPs/image (fwd)",

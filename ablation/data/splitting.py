@@ -12,7 +12,7 @@ from pathlib import Path
 from ablation.core import atomic_files
 from ablation.core.errors import DataError
 from ablation.core.layout import COUNTS_FILE, MANIFEST_FILE
-from ablation.core.params import SplitParams
+from ablation.core.sections import SplitParams
 from ablation.data.shards import read_info, read_labels
 
 SPLITS = ("train", "val", "test")

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import keras
 from keras import layers, ops
 
-from ablation.nets.units import BLOCK_LAYERS, BLOCKS, NORMS, SHORTCUT_FORMS, SHORTCUT_PREFIX, UNITS, GatedSum, Response
+from ablation.nets.units import BLOCK_LAYERS, BLOCKS, NORMS, SHORTCUT_FORMS, SHORTCUT_PREFIX, UNITS, Response
 
 # Keras maps a functional graph recursively, a few frames per layer, when it builds
 # or loads a model: the paper's 1202-layer CIFAR ResNet needs ~15k frames, past
@@ -258,7 +258,7 @@ def block_of(model) -> str | None:
 
 
 def refusal(model) -> tuple | None:
-    """Why params.ModelParams `model` cannot be built, as (key, value, allowed, fix),
+    """Why sections.ModelParams `model` cannot be built, as (key, value, allowed, fix),
     or None: checked when params load, so every combination builds or stops there."""
     arch = ARCHITECTURES[model.arch]
     allowed = arch.blocks(model.depth)
@@ -288,7 +288,7 @@ def refusal(model) -> tuple | None:
 
 def model_name(model) -> str:
     """`resnet34`, its plain twin `plain34`, `resnet_cifar56`, `vgg16`, ... for
-    params.ModelParams (or anything with its arch, depth and residual)."""
+    sections.ModelParams (or anything with its arch, depth and residual)."""
     prefix = model.arch
     if ARCHITECTURES[model.arch].has_shortcuts and not model.residual:
         prefix = prefix.replace("resnet", "plain")
@@ -296,7 +296,7 @@ def model_name(model) -> str:
 
 
 def build_model(model, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Builds the uncompiled network that params.ModelParams `model` describes
+    """Builds the uncompiled network that sections.ModelParams `model` describes
     (validated when the params loaded)."""
     architecture = ARCHITECTURES[model.arch]
     if min(input_shape[:2]) < architecture.min_side:
@@ -305,55 +305,3 @@ def build_model(model, input_shape: tuple[int, int, int], num_classes: int) -> k
     inputs = keras.Input(shape=input_shape, name="image")
     outputs = architecture.build(_Builder(model), inputs, model, num_classes)
     return keras.Model(inputs, outputs, name=model_name(model))
-
-
-# --- describing a built model ------------------------------------------------
-
-def weighted_layers(net: keras.Model) -> list[layers.Layer]:
-    """Convolutions and dense layers of the main path: the depth in the name."""
-    return [layer for layer in net.layers if isinstance(layer, (layers.Conv2D, layers.Dense))
-            and SHORTCUT_PREFIX not in layer.name]
-
-
-def response_layers(net: keras.Model) -> list[layers.Layer]:
-    """For each 3x3 convolution of the main path, in depth order, the layer whose
-    output is its "layer response" in the paper's Fig. 7, as _Builder.conv marked
-    it: after the norm right after the convolution where one is (the original
-    unit's, before the addition and ReLU), else after the convolution itself (the
-    last one of a pre-activation unit, whose output goes to the addition; any
-    with model.norm=none)."""
-    return [layer for layer in net.layers if isinstance(layer, Response)]
-
-
-def residual_additions(net: keras.Model) -> int:
-    """Shortcuts merged into the main path (additions, or gated sums)."""
-    return sum(isinstance(layer, (layers.Add, GatedSum)) for layer in net.layers)
-
-
-def trainable_parameters(net: keras.Model) -> int:
-    return int(sum(ops.size(w) for w in net.trainable_weights))
-
-
-def forward_flops(net: keras.Model) -> int:
-    """Forward FLOPs per image, counting a multiply-add as 2 FLOPs (the paper's
-    Table 1 counts multiply-adds, i.e. half of this). Convolutions and dense
-    layers only: BN, ReLU, pooling and additions are a rounding error."""
-    macs = 0
-    for layer in net.layers:
-        if isinstance(layer, layers.Conv2D):
-            _, height, width, out_channels = layer.output.shape
-            kh, kw, in_channels, _ = layer.kernel.shape
-            macs += height * width * out_channels * kh * kw * in_channels
-        elif isinstance(layer, layers.Dense):
-            macs += layer.kernel.shape[0] * layer.kernel.shape[1]
-    return 2 * int(macs)
-
-
-def describe(net: keras.Model) -> dict:
-    return {
-        "model": net.name,
-        "trainable_params": trainable_parameters(net),
-        "flops": forward_flops(net),
-        "weighted_layers": len(weighted_layers(net)),
-        "residual_additions": residual_additions(net),
-    }

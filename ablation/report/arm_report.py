@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from ablation.core import atomic_files
 from ablation.core.layout import ReportFiles, fetched_dir
-from ablation.core.params import ModelParams, Params
+from ablation.core.params import Params
 from ablation.core.run_records import (
     collect_runs,
     mean_history,
@@ -25,6 +25,7 @@ from ablation.core.run_records import (
     test_accuracy,
     workspace_reader,
 )
+from ablation.core.sections import ModelParams
 from ablation.core.statistics import confusion_matrix
 from ablation.data.shards import read_info
 from ablation.nets.models import model_name

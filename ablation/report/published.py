@@ -50,7 +50,7 @@ PUBLISHED = [
 
 
 def published(model, block: str | None, dataset: str) -> Published | None:
-    """The row arm `model` (params.ModelParams; `block` resolved, models.block_of)
+    """The row arm `model` (sections.ModelParams; `block` resolved, models.block_of)
     matches on `dataset`, or None. Table 6's 110 row and Table 2's original
     ResNet-110 row are one number; the first listed wins."""
     have = {**{key: getattr(model, key) for key in type(model).__dataclass_fields__}, "block": block,

@@ -21,7 +21,7 @@ from ablation.core import layout, machine, precision
 from ablation.core.params import RunSettings
 from ablation.data import ingest
 from ablation.data.datasets import DATASETS
-from ablation.nets import models
+from ablation.nets import anatomy, models
 
 PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
 
@@ -71,7 +71,7 @@ def measured_rate(run: RunSettings) -> float:
         steps += 1
     seconds = time.perf_counter() - start
     keras.mixed_precision.set_dtype_policy("float32")
-    return 3 * models.forward_flops(net) * PROBE_BATCH * steps / seconds
+    return 3 * anatomy.forward_flops(net) * PROBE_BATCH * steps / seconds
 
 
 def _duration(seconds: float) -> str:
@@ -86,7 +86,7 @@ def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
         run = arm.params.for_dataset(dataset)
         # Two classes: the classifier is a rounding error of the FLOPs whatever the count.
         net = models.build_model(run.model, (run.image_size, run.image_size, 3), 2)
-        flops, images = models.forward_flops(net), train_images(run)
+        flops, images = anatomy.forward_flops(net), train_images(run)
         if images is None:
             parts.append(f"{dataset}: {flops / 1e9:.3f} GFLOPs/image, size unknown until fetched")
             total = None

@@ -182,7 +182,7 @@ def definition(study_arms: list, overrides: list[str]) -> dict:
     every arm shares, less the seeds (more seeds extend a study) and where data lives."""
     def what(override: str) -> bool:
         key = override.partition("=")[0]
-        return key != "train.seeds" and not key.startswith("data.paths")
+        return key != "train.seeds" and not any(key == w or key.startswith(f"{w}.") for w in WHERE_NOT_WHAT)
     return {"set": sorted(o for o in overrides if what(o)),
             "arms": {arm.name: [o for o in arm.overrides if what(o)] for arm in study_arms}}
 

@@ -45,8 +45,8 @@ class EpochTimer(keras.callbacks.Callback):
         self.epochs += 1
 
 
-QUICK_RUN_HINT = ("over 2 hours on this machine. For a CPU, see the README's 'A quick run on a CPU' "
-                  "(CIFAR ResNets, data.limit, fewer epochs) or run on a GPU")
+QUICK_RUN_HINT = ("over 2 hours on this machine. For a CPU, start from the README's 'A first result' "
+                  "(a CIFAR ResNet; data.limit and fewer epochs are quicker still) or run on a GPU")
 
 
 class ProgressLine(keras.callbacks.Callback):

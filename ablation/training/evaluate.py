@@ -14,7 +14,10 @@ from ablation.core.errors import DataError
 from ablation.core.layout import RunFiles
 from ablation.core.statistics import confusion_matrix
 from ablation.data import shards, splitting
-from ablation.nets import models  # it registers the custom layers
+from ablation.nets import (
+    anatomy,
+    models,  # noqa: F401 (it registers the custom layers a saved model holds)
+)
 from ablation.training import inputs
 
 BATCH_SIZE = 256
@@ -25,11 +28,11 @@ RESPONSE_BATCH = 32
 
 
 def layer_responses(model: keras.Model, batches) -> dict:
-    """Std of each 3x3 layer's response (models.response_layers) over the images,
+    """Std of each 3x3 layer's response (anatomy.response_layers) over the images,
     positions and channels of `batches`: the paper's Fig. 7. `model` is the saved
     arm, the normalization layers in front of the network."""
     net = model.layers[-1]
-    bns = models.response_layers(net)
+    bns = anatomy.response_layers(net)
     responses = keras.Model(net.inputs, [bn.output for bn in bns])
     normalize = lambda images: model.get_layer("normalize")(model.get_layer("to_float")(images))  # noqa: E731
     sums, squares, count = np.zeros(len(bns)), np.zeros(len(bns)), np.zeros(len(bns))

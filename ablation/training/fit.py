@@ -23,7 +23,7 @@ from ablation.core import atomic_files, machine, precision
 from ablation.core.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.core.params import ParamsError, RunSettings
 from ablation.data import shards, splitting
-from ablation.nets import models
+from ablation.nets import anatomy, models
 from ablation.training import inputs
 from ablation.training.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.training.recipe import make_optimizer, model_for, pixel_moments, with_normalization
@@ -198,7 +198,7 @@ def train(run: RunSettings, seed: int, fetched_dir, split_dir, out_dir, checkpoi
                       loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=jit_compile(cfg.jit_compile),
                       steps_per_execution=cfg.steps_per_execution)
-    description = models.describe(net)
+    description = anatomy.describe(net)
     initial_weights = initial_weights_key(net)
 
     first_epoch, log = resume_state(state, model) if state.dir.exists() else (0, {})

@@ -80,7 +80,7 @@ def _resized_crop_flip(image: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     return tf.image.stateless_random_flip_left_right(image, seed=seeds[2])
 
 
-# `data.augment`'s choices (params.py lists the same names; tests/test_params.py checks).
+# `data.augment`'s choices: params' knob allows exactly these keys (knobs.key_of).
 AUGMENTATIONS = {
     "none": lambda image, seeds: image,
     "pad_crop_flip": _pad_crop_flip,

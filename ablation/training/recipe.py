@@ -88,7 +88,7 @@ def model_for(train, model):
 
 
 def make_optimizer(train, steps_per_epoch: int, weight_decay: float) -> keras.optimizers.Optimizer:
-    """The optimizer and schedule that params.TrainParams `train` names; `weight_decay`
+    """The optimizer and schedule that sections.TrainParams `train` names; `weight_decay`
     (`model.weight_decay`) is used by an optimizer that decays the weights itself."""
     schedule = StudySchedule(train.learning_rate, train.epochs * steps_per_epoch, train.schedule,
                              train.step_boundaries, train.warmup_epochs * steps_per_epoch)

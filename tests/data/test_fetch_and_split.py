@@ -16,7 +16,7 @@ import tensorflow as tf
 from PIL import Image
 
 from ablation.core.errors import DataError
-from ablation.core.params import SplitParams
+from ablation.core.sections import SplitParams
 from ablation.data import datasets, fetch, shards, splitting
 from ablation.training import inputs
 from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, ROOT, require_shared

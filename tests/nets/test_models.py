@@ -3,8 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ablation.core.params import KNOBS_ADDED, ModelParams, ParamsError
-from ablation.nets.models import RESNET_STAGES, VGG_BLOCKS, build_model, describe, response_layers
+from ablation.core.params import KNOBS_ADDED, ParamsError
+from ablation.core.sections import ModelParams
+from ablation.nets.anatomy import describe, response_layers
+from ablation.nets.models import RESNET_STAGES, VGG_BLOCKS, build_model
 from ablation.nets.units import BLOCKS, SHORTCUT_FORMS, UNITS
 
 # torchvision's published trainable parameter counts (224x224x3, 1000 classes).
