@@ -83,7 +83,7 @@ def _quiet_excepthook(kind, value, traceback) -> None:
         sys.__excepthook__(kind, value, traceback)
 
 
-def run(main) -> None:
+def main_guarded(main) -> None:
     """Runs main(); a UserError (bad params or data, a cluster not ready) ends the
     process with its message and exit code 2, as does a full or read-only disk."""
     sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook

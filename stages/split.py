@@ -12,4 +12,4 @@ def main():
 
 
 if __name__ == "__main__":
-    _cli.run(main)
+    _cli.main_guarded(main)

@@ -113,8 +113,8 @@ def main():
                 or (args.rounds is not None and args.rounds < 0):
             raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more "
                               "and --rounds 0 or more. Fix: drop --engine ray and --report-only, or --until-decided.")
-        results, looks = until_decided.run(arms, overrides, out, preset["report"], args.max_seeds, args.seed_step,
-                                           args.jobs, args.rounds, study_report.decisions_for)
+        results, looks = until_decided.run_rounds(arms, overrides, out, preset["report"], args.max_seeds,
+                                                  args.seed_step, args.jobs, args.rounds, study_report.decisions_for)
         preset["report"] = dataclasses.replace(preset["report"], looks=tuple(looks))
     elif not args.report_only:
         engine.submit(arms, overrides, out, args.resume)
@@ -139,4 +139,4 @@ def main():
 
 
 if __name__ == "__main__":
-    _cli.run(main)
+    _cli.main_guarded(main)

@@ -94,7 +94,7 @@ def _seeds(result: ArmResult) -> int:
     return max((s for by_seed in result.runs.values() for s in by_seed), default=-1) + 1
 
 
-def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, max_seeds: int | None,
+def run_rounds(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, max_seeds: int | None,
         step: int, jobs: int, rounds: int | None, contrasts: Contrasts) -> tuple[list[ArmResult], list[int]]:
     """Runs the study's arms (where they have no results yet), then adds seeds in
     rounds until every primary contrast is decided or the budget is spent, or
@@ -110,7 +110,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
     engine = DvcQueue(jobs)
     results = grid.collect(arms, out, engine)
     if missing := [arm for arm, r in zip(arms, results) if r.failed]:
-        dvc_queue.run(missing, overrides, jobs)
+        dvc_queue.queue(missing, overrides, jobs)
         results = grid.collect(arms, out, engine)
     at, ran = 0, 0  # the looks are replayed in order, so a study cut short mid-round goes on where it stopped
     while True:
@@ -134,7 +134,7 @@ def run(arms: list[Arm], overrides: list[str], out: StudyFiles, design: Design, 
         if not open_arms or upcoming is None or paused:
             return results, looks
         if added:  # none when a resumed study already has this round's seeds
-            dvc_queue.run(added, overrides, jobs)
+            dvc_queue.queue(added, overrides, jobs)
             results = grid.collect(arms, out, engine)
             ran += 1
         at += 1

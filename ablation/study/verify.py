@@ -158,7 +158,7 @@ def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target
     rerun_arm = dataclasses.replace(arm.seed_arm(seed), name=f"verify-{arm_name}-s{seed}")
     datasets = list(recorded.runs)
     # Forced, with their upstream stages: outputs restored from a cache would verify nothing.
-    dvc_queue.run([rerun_arm], common, jobs=1,
+    dvc_queue.queue([rerun_arm], common, jobs=1,
               forced=tuple(f"{stage}@{dataset}-{seed}" for dataset in datasets for stage in ("train", "evaluate")))
     commit = experiment_commits().get(rerun_arm.name)
     if commit is None:

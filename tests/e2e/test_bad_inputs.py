@@ -385,20 +385,6 @@ def test_a_bad_keras_backend_is_one_line(project, tmp_path, backend, fragment):
     assert_clean_error(result, fragment)
 
 
-def test_ray_engine_needs_a_default_dvc_remote(monkeypatch):
-    from ablation.study.engines import remote
-    answers = {"status": "", "rev-parse": "abc123\n", "remote": "/srv/git/project.git\n", "fetch": "",
-               "for-each-ref": "refs/remotes/origin/main\n"}
-    monkeypatch.setattr(remote, "git", lambda *args, **kw: answers[args[0]])
-
-    def captured(tool, *args, **kw):
-        if tool == "git":
-            return subprocess.CompletedProcess(args, 0, answers[args[0]])
-        return subprocess.CompletedProcess(args, 1, "No default remote set\n", "")  # what DVC 3.67 prints, on stdout
-    monkeypatch.setattr(remote, "captured", captured)
-    with pytest.raises(remote.EngineError, match="no default DVC remote"):
-        remote.check_baseline("origin")
-
 
 def test_a_link_to_an_endless_device_stays_within_the_memory_bound(project, tmp_path):
     """A `.jpg` link to /dev/zero (8.3 GB in 58 s before it was checked as a regular

@@ -210,7 +210,7 @@ def test_an_experiment_of_another_study_with_the_same_name_is_never_removed(monk
     monkeypatch.setattr(dvc_queue, "read_file", lambda commit, path: other)
     monkeypatch.setattr(dvc_queue, "dvc", lambda *args, **kw: called.append(args))
     with pytest.raises(ParamsError, match=f"experiment {arm.name} already exists and ran with other params"):
-        dvc_queue.run([arm], [], jobs=1)
+        dvc_queue.queue([arm], [], jobs=1)
     assert called == []  # nothing removed, nothing queued
 
 

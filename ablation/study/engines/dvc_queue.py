@@ -37,13 +37,13 @@ class DvcQueue(Engine):
             print(f"resume: {len(arms) - len(todo)} of {len(arms)} arm(s) have results; running "
                   f"{', '.join(a.name for a in todo) or 'none'}", flush=True)
         if todo:
-            run(todo, overrides, self.jobs)
+            queue(todo, overrides, self.jobs)
 
     def log_hint(self, out: StudyFiles) -> str:
         return LOG_HINT
 
 
-def run(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
+def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
     """Queues every arm (replacing earlier experiments of the same name) and runs the
     queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
     neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
