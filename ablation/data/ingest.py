@@ -62,10 +62,10 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-Reader = Callable[[], "bytes | None"]
+ReadBytes = Callable[[], "bytes | None"]  # a member's bytes, None when it cannot be read
 
 
-def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, Reader]]:
+def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, ReadBytes]]:
     """Yields (relative path, read()) for every file, in a stable order; read()
     gives None for a file that cannot be used (unreadable, a dangling or looping
     symlink, a name that is not UTF-8, larger than `max_bytes`: checked from the
@@ -76,7 +76,7 @@ def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, Reader]]:
                          "a truncated or corrupt archive. Fix: copy or download it again, or point data.paths at an "
                          "unpacked folder.")
 
-    def checked(read: Callable[[], bytes]) -> Reader:
+    def checked(read: Callable[[], bytes]) -> ReadBytes:
         def read_checked():
             try:
                 return read()
