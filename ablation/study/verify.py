@@ -137,6 +137,13 @@ def split_target(target: str, arm_names: list[str]) -> tuple[str, int | None]:
                       "or ARM-sSEED for one seed of it.")
 
 
+def committed_record(arm, out: StudyFiles):
+    """The arm's runs as the study committed them (grid.ArmResult), or None: read
+    as whichever engine ran the study left them, each engine its own experiments."""
+    return next((r for engine in ENGINES.values()
+                 if not (r := grid.collect([arm], out, engine(), experiments=False)[0]).failed), None)
+
+
 def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target: str) -> list[Verdict]:
     """Reruns one run of a committed study as the experiment `verify-ARM-sSEED`
     (DVC's queue, so the workspace is left alone) and judges it against the
@@ -144,9 +151,7 @@ def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target
     by_name = {arm.name: arm for arm in study_arms}
     arm_name, seed = split_target(target, list(by_name))
     arm = by_name[arm_name]
-    # Recorded by whichever engine ran the study: each reads its own experiments.
-    recorded = next((r for engine in ENGINES.values()
-                     if not (r := grid.collect([arm], out, engine(), experiments=False)[0]).failed), None)
+    recorded = committed_record(arm, out)
     if recorded is None:
         raise DataError(f"{out.runs} holds no raw results of {arm_name}, so there is nothing to check a rerun "
                         f"against. Fix: run the study first (python -m stages.study ...), and commit {out.dir}.")

@@ -172,3 +172,14 @@ def test_a_gzip_bomb_among_raw_results_is_inflated_only_up_to_the_bound(tmp_path
     (tmp_path / "eval" / "predictions.csv.gz").write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="not a readable gzip file"):
         raw_records.raw_reader(tmp_path)("eval/predictions.csv")
+
+
+@pytest.mark.parametrize("preset, seeds", [("cifar10-cpu", 4), ("cats-vs-dogs-cpu", 2)])
+def test_verify_finds_the_committed_record_of_every_arm(preset, seeds):
+    from ablation.study import grid
+    loaded = grid.load_preset(ROOT / "studies" / f"{preset}.yaml")
+    arms = grid.arms(grid.load_study_params(ROOT / "params.yaml", loaded["set"], loaded["grid"], []))
+    out = StudyFiles(preset, ROOT / "reports")
+    for arm in arms:
+        record = verify.committed_record(arm, out)
+        assert record is not None and all(len(by_seed) == seeds for by_seed in record.runs.values()), arm.name
