@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation.core.params import KNOBS_ADDED, ModelParams
+from ablation.core.params import KNOBS_ADDED
+from ablation.core.sections import ModelParams
 from ablation.nets import models
 from ablation.training import inputs, recipe
 
