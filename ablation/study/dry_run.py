@@ -10,6 +10,7 @@ the probe, so the estimate errs long for it; it is a plan, not a promise."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -26,6 +27,13 @@ from ablation.nets import anatomy, models
 PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
 
 
+@functools.lru_cache(maxsize=None)
+def _listed(dataset: str, folder: Path) -> dict:
+    """Images per split of a folder or archive, listed once per dry run: every arm of
+    a study reads the same data, and listing CIFAR-10's archive takes seconds."""
+    return ingest.ImageFolder(dataset, folder).listed
+
+
 def train_images(run: RunSettings) -> int | None:
     """Images one epoch trains on: the fetched counts where the data was fetched here,
     else the image files in the folder or archive of data.paths, or
@@ -37,7 +45,7 @@ def train_images(run: RunSettings) -> int | None:
     if info.exists():
         splits = json.loads(info.read_text())["splits"]
     elif folder is not None and folder.exists():
-        splits = ingest.ImageFolder(run.dataset, folder).listed
+        splits = _listed(run.dataset, folder.resolve())
     elif run.source == "tfds" and run.dataset in DATASETS:
         known = DATASETS[run.dataset]
         splits = {"train": known.train_images, **({"test": 0} if "test" in known.splits else {})}

@@ -238,7 +238,7 @@ def test_a_killed_study_resumes_on_dvc_s_queue_without_retraining(project_copy):
         assert "Traceback" not in refused.stderr and _experiments(root) >= first
     while _experiments(root) != {"resnet-cifar8", "plain-cifar8"} and time.time() < deadline:
         time.sleep(2)
-    idle = [sys.executable, "-c", "from ablation.study.grid import busy_queue; print(busy_queue())"]
+    idle = [sys.executable, "-c", "from ablation.study.repo import busy_queue; print(busy_queue())"]
     while sh(root, *idle).stdout.strip() != "[]" and time.time() < deadline:  # the workers' last clean-up
         time.sleep(2)
     commits = sh(root, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps").stdout
