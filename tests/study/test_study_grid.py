@@ -82,7 +82,9 @@ def test_every_preset_builds_each_arm_and_trains_its_first_a_step(preset_arms, p
     first = preset_arms[preset][0]
     run = first.params.for_dataset(first.params.datasets[0])
     net = models.build_model(model_for(run.train, run.model), (run.image_size, run.image_size, 3), 2)
-    net.compile(optimizer=make_optimizer(run.train, 1, run.model.weight_decay), loss="sparse_categorical_crossentropy")
+    # Eagerly: tracing the step of a 164-layer net takes longer than the step (graph mode: the pipeline tests).
+    net.compile(optimizer=make_optimizer(run.train, 1, run.model.weight_decay), loss="sparse_categorical_crossentropy",
+                run_eagerly=True)
     loss = net.train_on_batch(np.zeros((2, run.image_size, run.image_size, 3), "float32"), np.array([0, 1]))
     assert np.isfinite(loss)
     keras.backend.clear_session()
