@@ -52,6 +52,7 @@ class Design:
         """A preset's `report:` mapping, checked; ParamsError naming the key and the fix."""
         if value is None:
             return cls()
+
         def fail(key, allowed):
             raise ParamsError(f"{where}: report.{key} is {value.get(key)!r}; allowed: {allowed}. "
                               "Fix: see studies/cifar10-cpu.yaml.")

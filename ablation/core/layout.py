@@ -237,6 +237,7 @@ def pipeline_report_outputs(dvc_file: str | Path = "dvc.yaml") -> set[str]:
     if not path.exists():
         return set()
     found: set[str] = set()
+
     def walk(node, in_outputs=False):
         if isinstance(node, dict):
             for key, value in node.items():

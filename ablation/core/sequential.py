@@ -45,6 +45,7 @@ def nominal_levels(fractions: tuple[float, ...], alpha: float) -> tuple[float, .
         target = spent(fraction, alpha) - (spent(fractions[k - 1], alpha) if k else 0.0)
         step = np.sqrt(fraction - previous)
         weights = density * (np.gradient(grid) if grid.size > 1 else 1.0)  # mass at each grid point
+
         def crossing(bound):  # P(continued to look k and |S_k| beyond bound * sqrt(t_k))
             edge = bound * np.sqrt(fraction)
             return float(weights @ (stats.norm.cdf((-edge - grid) / step) + stats.norm.sf((edge - grid) / step)))

@@ -184,6 +184,7 @@ def power(comparison: Comparison, effect: float, alpha: float, seeds: int) -> fl
     df = (seeds - 1) * sum(terms) ** 2 / sum(t * t for t in terms)
     shift = abs(effect) / math.sqrt(sum(terms) / seeds)
     critical = stats.t.ppf(1 - alpha / 2, df)
+
     def rejects(v):  # P(|Z + shift| > critical * sqrt(v / df)), weighted by v's chi-square density
         bar = critical * math.sqrt(v / df)
         return (stats.norm.sf(bar - shift) + stats.norm.cdf(-bar - shift)) * stats.chi2.pdf(v, df)
@@ -196,6 +197,7 @@ def seeds_needed(comparison: Comparison, effect: float | None, alpha: float, tar
     true contrast of `effect`; None without a seed std or effect, or past MAX_SEEDS."""
     if not comparison.spread or not effect or not any(comparison.variance_terms):
         return None
+
     def enough(n):
         return power(comparison, abs(effect), alpha, n) >= target
     if not enough(MAX_SEEDS):

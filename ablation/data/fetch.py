@@ -22,6 +22,8 @@ from ablation.data.ingest import ImageFolder, Progress, ReadLimits
 from ablation.data.shards import ShardWriter, read_labels
 
 TFDS_CONNECT_TIMEOUT = 5.0  # seconds to wait for a tfds download host before naming the offline route
+
+
 def fetch_folder(dataset: str, path: str | Path, out_dir: Path, limits: ReadLimits = ReadLimits()) -> dict:
     folder = ImageFolder(dataset, path, limits)
     writer, formats = ShardWriter(out_dir), Counter()

@@ -21,7 +21,6 @@ def read_info(fetched_dir: str | Path) -> dict:
                      "re-run the fetch stage (`dvc repro -f fetch`).")
 
 
-
 def _example(example_id: str, image: bytes, label: int) -> bytes:
     feature = {
         "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[example_id.encode()])),
@@ -68,7 +67,6 @@ def shard_split_and_count(path: Path) -> tuple[str, int]:
         raise DataError(f"{path} is not a shard this project wrote (no example count in its name). "
                         "Fix: re-run the fetch stage (`dvc repro -f fetch`).")
     return parts[0], int(parts[3])
-
 
 
 RECORD_FEATURES = {

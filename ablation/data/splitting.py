@@ -19,7 +19,6 @@ SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("id", "label", "split")
 
 
-
 def _key(seed: int, example_id: str) -> str:
     return hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()
 

@@ -34,6 +34,8 @@ UNITS = {
     "relu_only_preactivation": Unit(("relu",), ("bn", "relu"), ("bn",), ()),  # (d)
     "full_preactivation": Unit(("bn", "relu"), ("bn", "relu"), (), ()),  # (e)
 }
+
+
 class Norm(NamedTuple):
     make: Callable | None  # (model params, layer name) -> the layer; None: no layer, and convolutions get a bias
     suffix: str = ""  # its layers' names: NAME_SUFFIX

@@ -44,6 +44,7 @@ def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
     data_order; runs recorded before those were kept have neither): only then
     does a seed pair the two arms' runs."""
     shared = sorted(runs_a.keys() & runs_b.keys())
+
     def same(seed, key):
         value = runs_a[seed]["train"].get(key)
         return value is not None and value == runs_b[seed]["train"].get(key)

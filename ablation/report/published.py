@@ -62,6 +62,8 @@ def describe(row: Published | None) -> str:
     if row is None:
         return ""
     return f"{'fails to train' if row.error is None else f'{row.error:.2f}% error'} ({row.source})"
+
+
 # ImageNet val, 10-crop top-1 error: Table 2 (plain nets; ResNets with option A)
 # and Table 3 (ResNet-34 with options A/B/C; 50/101/152 with option B).
 PAPER_IMAGENET_ERROR = {(18, False, None): (27.94, "Table 2"), (34, False, None): (28.54, "Table 2"),

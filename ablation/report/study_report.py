@@ -116,8 +116,6 @@ def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFil
     return lines
 
 
-
-
 def _provenance(done: list[ArmResult], command: str) -> list[str]:
     """Where the runs ran (train.json's machine record; per arm where they ran on more
     than one machine kind) and where their raw results are."""

@@ -32,8 +32,6 @@ RECORDED_SINCE = ("initial_weights", "data_order", "mixed_precision")
 MIN_SEEDS = 5  # other seeds a cross-machine check needs: then ±t(4) · sqrt(1.2) = ±3.0 seed stds at most
 
 
-
-
 @dataclass(frozen=True)
 class Verdict:
     agrees: bool | None  # None: the check could not tell (too few other seeds)

@@ -17,7 +17,6 @@ from ablation.data.splitting import read_manifest
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-
 PAD = 4  # the paper's CIFAR augmentation: pad 4 pixels, random 32x32 crop, flip
 
 

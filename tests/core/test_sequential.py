@@ -71,6 +71,7 @@ def test_a_round_adds_seeds_only_to_the_arms_of_undecided_primary_contrasts():
     two = {"resnet20": [0.71, 0.72], "plain20": [0.72, 0.70], "resnet56": [0.80, 0.81], "plain56": [0.30, 0.31]}
     six = {"resnet20": [0.71, 0.72, 0.70, 0.73, 0.69, 0.72], "plain20": [0.72, 0.70, 0.71, 0.72, 0.70, 0.73],
            "resnet56": [0.80, 0.81, 0.80, 0.82, 0.79, 0.81], "plain56": [0.30, 0.31, 0.30, 0.32, 0.29, 0.31]}
+
     def results(accuracy):
         return [arm(name, name.startswith("resnet"), int(name[-2:]), runs(values)) for name, values in accuracy.items()]
     decided, open_arms = next_round(results(two), [2, 4, 6], 0, Design(), decisions_for)

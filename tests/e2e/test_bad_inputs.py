@@ -385,7 +385,6 @@ def test_a_bad_keras_backend_is_one_line(project, tmp_path, backend, fragment):
     assert_clean_error(result, fragment)
 
 
-
 def test_a_link_to_an_endless_device_stays_within_the_memory_bound(project, tmp_path):
     """A `.jpg` link to /dev/zero (8.3 GB in 58 s before it was checked as a regular
     file) and a FIFO in a class folder: fetch counts both and stays under 1.5 GB."""

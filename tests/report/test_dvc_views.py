@@ -136,6 +136,7 @@ def plots_page(clone, tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+
     def chromium(*args: str) -> str:
         done = subprocess.run([browser, *CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", *args, url],
                               capture_output=True, text=True, timeout=120)

@@ -193,6 +193,7 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
     assert "### Degradation (the paper's Fig. 6) (model.shortcut=B)" in text  # one per group of twins
     assert (tmp_path / "knobs" / "figures" / "cifar10_layer_responses_model_shortcut_A.png").exists()
     lines = text.splitlines()
+
     def row(key, others, value):  # the cells of a row of key's table
         start = lines.index(f"#### {key}")
         cells = ([c.strip() for c in line.split("|")[1:-1]] for line in lines[start:] if line.startswith("| "))

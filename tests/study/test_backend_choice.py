@@ -32,6 +32,7 @@ def test_backend_auto_is_the_default_measures_once_per_machine_kind_and_keeps_a_
     assert backend_choice.default() == "jax"  # the user's choice wins
     monkeypatch.setattr(backends, "installed", lambda: ["tensorflow", "torch"])
     probes = []
+
     def measure(name, *_):
         probes.append(name)
         return {"tensorflow": 70e9, "torch": 95e9}[name]
