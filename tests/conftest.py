@@ -64,8 +64,9 @@ TINY = {
 
 def tiny_flags(*sections: str) -> list[str]:
     """TINY's keys of `sections` as `-S KEY=VALUE` flags, for a project whose params.yaml stays as it is."""
+    from ablation.study.grid import format_value
     return [flag for section in sections for key, value in TINY[section].items()
-            if not isinstance(value, dict) for flag in ("-S", f"{section}.{key}={json.dumps(value).strip(chr(34))}")]
+            if not isinstance(value, dict) for flag in ("-S", f"{section}.{key}={format_value(value)}")]
 
 
 def merge(base: dict, changes: dict) -> dict:
@@ -164,8 +165,7 @@ def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3, start=
 def arm(name, residual, depth, runs, extra=()):
     """A study arm's result: resnet_cifar of `depth`, residual or plain, `runs` by seed on cifar10."""
     from ablation.core.params import load_params
-    from ablation.study.grid import ArmResult
+    from ablation.study.grid import ArmResult, settings
     point = {**dict(o.split("=", 1) for o in extra), "model.residual": residual, "model.depth": depth}
-    grid_point = ArmResult(name, point, None)
-    return ArmResult(name, point, load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *grid_point.overrides]),
+    return ArmResult(name, point, load_params(ROOT / "params.yaml", ["model.arch=resnet_cifar", *settings(point)]),
                      {"cifar10": dict(enumerate(runs))} if runs else {})

@@ -29,6 +29,11 @@ def format_value(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
+def settings(point: dict, *leave_out: str) -> tuple[str, ...]:
+    """A grid point's `KEY=VALUE` settings (as `-S` takes them), less the keys `leave_out`."""
+    return tuple(f"{key}={format_value(value)}" for key, value in point.items() if key not in leave_out)
+
+
 @dataclass(frozen=True)
 class Arm:
     """One point of the study grid: its experiment's name, its grid point (dotted
@@ -44,7 +49,7 @@ class Arm:
 
     def settings(self, *leave_out: str) -> tuple[str, ...]:
         """The grid point's `KEY=VALUE` settings, less the keys `leave_out`."""
-        return tuple(f"{key}={format_value(value)}" for key, value in self.point.items() if key not in leave_out)
+        return settings(self.point, *leave_out)
 
     def spelled(self, keys) -> dict[str, str]:
         """The grid point's values of `keys`, as its settings spell them."""
@@ -54,8 +59,7 @@ class Arm:
         """One seed of the arm as an experiment of its own, `NAME-sSEED`: how Ray runs
         every seed, and how --until-decided and verify add one."""
         pinned = {"train.seeds": [seed]}
-        return Arm(f"{self.name}-s{seed}", {**self.point, **pinned},
-                   self.params.with_overrides([f"train.seeds=[{seed}]"]))
+        return Arm(f"{self.name}-s{seed}", {**self.point, **pinned}, self.params.with_overrides(list(settings(pinned))))
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,7 @@ def arms(params: Params, max_arms: int = MAX_ARMS) -> list[Arm]:
     progress = Progress("arms checked", every=50)
     for point in points:
         progress.step()
-        arm = Arm("", point, params)
-        overrides = arm.overrides
+        overrides = settings(point)
         arm_params = params.with_overrides(list(overrides))
         name = arm_name(arm_params, point)
         if not is_plain_name(name.replace(".", "_")):  # an experiment name is a git ref and a log file's name
