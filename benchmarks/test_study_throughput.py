@@ -31,14 +31,15 @@ import json, sys, time
 import keras, numpy as np, tensorflow as tf
 from ablation.nets import models
 from ablation.training import fit
-from ablation.core.params import KNOBS_ADDED
+from ablation.core.declarations import defaults
 from ablation.core.sections import ModelParams
 policy, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model, side, classes = json.loads(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 fit.set_threads(threads)
 keras.mixed_precision.set_dtype_policy(policy)
-net = models.build_model(ModelParams(**{**KNOBS_ADDED["model"], "residual": True, "stem": "auto", **model},
-                                     fc_init="linear_default", weight_decay=1e-4, dense_units=1, dropout=0.0),
+net = models.build_model(ModelParams(**{**defaults("model"), "residual": True, "stem": "auto",
+                                        "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 1,
+                                        "dropout": 0.0, **model}),
                          (side, side, 3), classes)
 net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
             metrics=["accuracy"])

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablation.core.params import KNOBS_ADDED
+from ablation.core.declarations import defaults
 from ablation.core.sections import ModelParams, SplitParams
 from ablation.data import fetch, splitting
 from ablation.nets.anatomy import describe
@@ -30,7 +30,7 @@ from ablation.training import inputs
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
-BASE = {**KNOBS_ADDED["model"], "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default",
+BASE = {**defaults("model"), "residual": True, "shortcut": "B", "stem": "auto", "fc_init": "linear_default",
         "weight_decay": 1e-4, "dense_units": 512, "dropout": 0.5}
 # (name, model params, image side) of every arm measured.
 ARMS = [

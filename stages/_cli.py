@@ -7,6 +7,7 @@ import argparse
 import errno
 import os
 import sys
+from pathlib import Path
 
 from ablation.core.backends import BACKENDS, INSTALL, importable
 
@@ -45,6 +46,7 @@ if not verbose():  # TensorFlow's info lines after start-up (tf.data's buffer si
 with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.log
     import tensorflow as tf  # noqa: E402
 
+from ablation.core import knob_reads  # noqa: E402
 from ablation.core.errors import UserError  # noqa: E402
 from ablation.core.params import Params, ParamsError, RunSettings, load_params  # noqa: E402
 from ablation.core.sections import MAX_SEED  # noqa: E402
@@ -87,6 +89,7 @@ def main_guarded(main) -> None:
     """Runs main(); a UserError (bad params or data, a cluster not ready) ends the
     process with its message and exit code 2, as does a full or read-only disk."""
     sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
+    knob_reads.start_if_asked(Path(sys.argv[0]).stem)
     try:
         main()
     except UserError as error:

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ablation.core.params import KNOBS_ADDED
+from ablation.core.declarations import defaults
 from ablation.core.sections import ModelParams
 from ablation.nets import models
 from ablation.training import inputs, recipe
@@ -13,15 +13,15 @@ from ablation.training import inputs, recipe
 cached, rows = inputs.load_split("data/fetched/cifar10", "data/split/cifar10", "train", 32)
 mean, var = recipe.pixel_moments(*inputs.pixel_sums(cached))
 images, labels = next(iter(inputs.evaluation_batches(cached.shuffle(50000, seed=0), len(rows), 1000)))
-base = dict(**KNOBS_ADDED["model"], arch="resnet_cifar", shortcut="A", stem="auto", weight_decay=1e-4, dense_units=1,
-            dropout=0.0)
+base = {**defaults("model"), "arch": "resnet_cifar", "shortcut": "A", "stem": "auto", "weight_decay": 1e-4,
+        "dense_units": 1, "dropout": 0.0}
 print("arm fc_init seed initial_loss logit_offset_std feature_norm")
 for depth in (20, 56):
     for residual in (True, False):
         for fc in ("he_normal", "linear_default"):
             for seed in (0, 1):
                 keras.utils.set_random_seed(seed)
-                arm = ModelParams(**base, depth=depth, residual=residual, fc_init=fc)
+                arm = ModelParams(**{**base, "depth": depth, "residual": residual, "fc_init": fc})
                 net = models.build_model(arm, (32, 32, 3), 10)
                 model = recipe.with_normalization(net, mean, var)
 

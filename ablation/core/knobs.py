@@ -1,22 +1,37 @@
-"""The checkers of params.yaml's knobs: each takes a value and returns None when it
-is fine, else what is allowed (params.py turns that into the error), and `knob`,
-which attaches one to a settings field. Allowed names come from the tables that
-implement them, looked up by module name when a value is checked (`table`)."""
+"""A knob's declaration (`Knob`, attached to a settings field by `knob`) and the
+checkers of its values: each takes a value and returns None when it is fine, else
+what is allowed (sections.py turns that into the error). Allowed names come from
+the tables that implement them, looked up by module name when a value is checked
+(`table`)."""
 from __future__ import annotations
 
 import importlib
 import math
 import re
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, Callable
+
+# The stages of dvc.yaml, in pipeline order: what a knob's `stages` name.
+STAGES = ("fetch", "split", "train", "evaluate", "report")
+ALWAYS = "always"  # a Knob's `before` for a knob that runs have had from the first
 
 
 def table(module: str, name: str) -> dict:
     """The lookup table `name` of `ablation.<module>`, imported by name when a value
     is checked. Every stage validates every knob, but fetch and split must not have
     nets/models.py or training/recipe.py as DVC deps (editing a model would re-fetch the data):
-    what they write never depends on these tables, only whether they start."""
+    what they write never depends on these tables, only whether they start. The
+    modules it may load are `TABLE_MODULES` (tests/test_packages.py holds them to
+    the package plan)."""
+    if module not in TABLE_MODULES:
+        raise ValueError(f"ablation.{module} is not one of the knob tables' modules {TABLE_MODULES}")
     return getattr(importlib.import_module(f"ablation.{module}"), name)
+
+
+# The modules whose tables name a knob's choices: core may look them up by name (not
+# import them), so their edits are not deps of fetch and split.
+TABLE_MODULES = ("core.precision", "data.fetch", "nets.models", "nets.units", "training.fit", "training.inputs",
+                 "training.recipe")
 
 
 def one_of(*choices):
@@ -118,8 +133,24 @@ def subgrids(grid) -> list[dict]:
     return list(grid) if isinstance(grid, (list, tuple)) else [grid]
 
 
-def knob(check: Callable[[Any], str | None], tag: str | None = None):
-    """A params.yaml key: its value must pass `check`. `tag` names the key in a
-    study arm's name (`lr0.01`): default the key, `_` as `-`; "" where the values
-    name themselves (`mixed-bfloat16`)."""
-    return field(metadata={"check": check, "tag": tag})
+@dataclass(frozen=True)
+class Knob:
+    """One params.yaml key, declared once: everything else about it (validation, the
+    value old runs load with, each stage's `params:` in dvc.yaml, the run fingerprint,
+    params.yaml itself) is derived from this (core/declarations.py)."""
+    check: Callable[[Any], str | None]  # None for a good value, else what is allowed
+    default: Any  # its value in the shipped params.yaml
+    meaning: str  # one line: params.yaml's comment beside the key
+    stages: tuple[str, ...]  # the dvc.yaml stages whose outputs depend on it (of STAGES)
+    before: Any = ALWAYS  # the value runs had before the knob existed (what an old params file means)
+    tag: str | None = None  # names the key in an arm's name (`lr0.01`): None = the key, `_` as `-`; "" = none
+    note: str = ""  # why the default is what it is: comment lines above the key in params.yaml
+
+    def __post_init__(self):
+        if unknown := set(self.stages) - set(STAGES):
+            raise ValueError(f"unknown stages {sorted(unknown)}; stages are {STAGES}")
+
+
+def knob(check: Callable[[Any], str | None], default: Any, meaning: str, stages: tuple[str, ...], **more):
+    """A settings field declared as a Knob (see there for `more`)."""
+    return field(metadata={"knob": Knob(check, default, meaning, tuple(stages), **more)})

@@ -19,16 +19,28 @@ from pathlib import Path
 from typing import Any
 
 from ablation.core.errors import ParamsError
-from ablation.core.knobs import (
-    dataset_names,
-    list_of,
-    subgrids,
-    table,
+from ablation.core.knobs import subgrids, table
+from ablation.core.sections import (
+    DATASETS,
+    SECTIONS,
+    DataParams,
+    ModelParams,
+    SplitParams,
+    StudyParams,
+    TrainParams,
+    added,
+    checked_fields,
+    declared,
+    fail,
 )
-from ablation.core.sections import DataParams, ModelParams, SplitParams, StudyParams, TrainParams, checked_fields, fail
 from ablation.core.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
 
 PARAMS_FILE = Path("params.yaml")
+
+
+def _knob(key: str):
+    """A RunSettings field that holds the knob `key` (resolved for its dataset)."""
+    return field(metadata={"key": key})
 
 
 @dataclass(frozen=True)
@@ -36,18 +48,26 @@ class RunSettings:
     """One dataset's resolved settings: what the fetch, split, train and evaluate
     stages of that dataset use."""
     dataset: str
-    source: str
-    path: str | None
-    image_size: int
-    augment: str
-    limit: int | None
-    max_file_mb: float
-    max_image_megapixels: float
-    split: SplitParams
-    model: ModelParams
-    train: TrainParams
+    source: str = _knob("data.source")
+    path: str | None = _knob("data.paths")
+    image_size: int = _knob("data.image_size")
+    augment: str = _knob("data.augment")
+    limit: int | None = _knob("data.limit")
+    max_file_mb: float = _knob("data.max_file_mb")
+    max_image_megapixels: float = _knob("data.max_image_megapixels")
+    split: SplitParams = _knob("split")
+    model: ModelParams = _knob("model")
+    train: TrainParams = _knob("train")
     # the train keys that train.per_dataset.<dataset> sets: key -> (train.KEY, its value here)
-    per_dataset_train: dict[str, tuple[Any, Any]]
+    per_dataset_train: dict[str, tuple[Any, Any]] = _knob("train.per_dataset")
+
+    def value(self, key: str) -> Any:
+        """The knob `key` (`data.image_size`, `model.depth`) as this run resolves it."""
+        holders = {item.metadata["key"]: item.name for item in dataclasses.fields(self) if item.metadata}
+        if key in holders:
+            return getattr(self, holders[key])
+        section, name = key.split(".")
+        return getattr(getattr(self, holders[section]), name)
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,7 @@ class Params:
     # params.yaml's mapping as loaded: a study applies each arm's `-S` overrides to it
     raw: dict = field(repr=False, compare=False)
 
-    SECTIONS = ("datasets", "data", "split", "model", "train", "study")
+    SECTIONS = ("datasets", *SECTIONS)
 
     def for_dataset(self, name: str) -> RunSettings:
         """A stage's DATASET argument resolved: it must be one of `datasets`."""
@@ -95,11 +115,10 @@ def name_tag(dotted: str) -> str:
     section field it goes through (`train.per_dataset.cifar10.learning_rate`:
     learning_rate's `lr`; `data.image_size.cifar10`: `image-size`)."""
     section, *parts = dotted.split(".")
-    cls = {"data": DataParams, "split": SplitParams, "model": ModelParams, "train": TrainParams}.get(section)
-    fields = {f.name: f for f in dataclasses.fields(cls)} if cls else {}
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])} if section in SECTIONS else {}
     for part in reversed(parts):
         if part in fields:
-            tag = fields[part].metadata["tag"]
+            tag = declared(fields[part]).tag
             return part.replace("_", "-") if tag is None else tag
     return dotted.split(".")[-1].replace("_", "-")
 
@@ -155,20 +174,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-# Knobs added after runs were recorded, with the value that builds what a params file
-# without them built: the params.yaml of a committed experiment or study run (and
-# an older params file) still loads, and means what it meant. A new knob goes here
-# as well as in params.yaml.
-KNOBS_ADDED = {"model": {"block": "auto", "unit": "original", "norm": "batch", "norm_groups": 8,
-                         "shortcut_form": "identity", "shortcut_scale": 0.5, "scale_residual": False, "gate_bias": -6.0,
-                         "shortcut_dropout": 0.5},
-               "train": {"clipnorm": None}}
-
-
 def with_added_knobs(raw: dict) -> dict:
-    """`raw` with each of KNOBS_ADDED it lacks set to its value."""
+    """`raw` with each knob added since runs were recorded (sections.added) that it
+    lacks set to the value runs had before it."""
     raw = copy.deepcopy(raw)
-    for section, knobs in KNOBS_ADDED.items():
+    for section, knobs in added().items():
         if isinstance(raw.get(section), dict):
             raw[section] = {**knobs, **raw[section]}
     return raw
@@ -187,7 +197,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
         if key not in raw:
             raise ParamsError(f"params: `{key}` is missing. Fix: add `{key}` under `the top level` in params.yaml "
                               "(see the shipped params.yaml).")
-    if allowed := list_of(dataset_names, distinct=True)(raw["datasets"]):
+    if allowed := DATASETS.check(raw["datasets"]):
         fail("datasets", raw["datasets"], allowed)
     datasets = tuple(raw["datasets"])
     data = DataParams.parse(raw["data"], datasets)

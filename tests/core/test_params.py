@@ -97,7 +97,7 @@ def test_every_choice_is_a_key_of_the_table_that_implements_it():
     tables = {}
     for section in (p.DataParams, p.ModelParams, p.TrainParams):
         for knob in dataclasses.fields(section):
-            check = knob.metadata["check"]
+            check = knob.metadata["knob"].check
             check = getattr(check, "inner", check)  # a per-dataset mapping's values
             if hasattr(check, "table"):
                 module, name = check.table
@@ -111,7 +111,7 @@ def test_every_choice_is_a_key_of_the_table_that_implements_it():
                       "ModelParams.block": "BLOCK_CHOICES", "ModelParams.unit": "UNITS", "ModelParams.norm": "NORMS",
                       "ModelParams.shortcut_form": "SHORTCUT_FORMS",
                       "TrainParams.optimizer": "OPTIMIZERS", "TrainParams.schedule": "SCHEDULES",
-                      "TrainParams.distribute": "DISTRIBUTIONS"}
+                      "TrainParams.distribute": "DISTRIBUTIONS", "TrainParams.mixed_precision": "POLICIES"}
 
 
 def test_a_new_table_entry_is_a_valid_choice(monkeypatch, default_params):

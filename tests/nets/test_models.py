@@ -3,7 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ablation.core.params import KNOBS_ADDED, ParamsError
+from ablation.core.declarations import defaults
+from ablation.core.params import ParamsError
 from ablation.core.sections import ModelParams
 from ablation.nets.anatomy import describe, response_layers
 from ablation.nets.models import RESNET_STAGES, VGG_BLOCKS, build_model
@@ -21,9 +22,9 @@ def arm(model_params, **changes):
 
 @pytest.fixture(scope="module")
 def imagenet_resnets():
-    base = {**KNOBS_ADDED["model"], "arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto",
+    base = {**defaults("model"), "arch": "resnet", "residual": True, "shortcut": "B", "stem": "auto",
             "fc_init": "linear_default", "weight_decay": 1e-4, "dense_units": 4096, "dropout": 0.5}
-    return {d: describe(build_model(ModelParams(**base, depth=d), (224, 224, 3), 1000)) for d in TORCHVISION}
+    return {d: describe(build_model(ModelParams(**{**base, "depth": d}), (224, 224, 3), 1000)) for d in TORCHVISION}
 
 
 @pytest.mark.parametrize("depth", sorted(TORCHVISION))

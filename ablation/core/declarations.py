@@ -1,0 +1,91 @@
+"""What follows from the knob declarations (sections.py): each stage's `params:` in
+dvc.yaml, the knobs that fingerprint a training run, each section's defaults and
+params.yaml itself. tests/core/test_declarations.py holds dvc.yaml and params.yaml
+to these, and tests/e2e/test_knob_reads.py holds them to what each stage reads."""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ablation.core.knobs import STAGES, Knob
+from ablation.core.params import RunSettings
+from ablation.core.sections import SECTIONS, knobs
+
+TRAIN = "train"
+
+
+def stage_knobs(stage: str) -> list[str]:
+    """The dotted keys of the knobs `stage` reads, in params.yaml's order."""
+    if stage not in STAGES:
+        raise ValueError(f"{stage!r} is not a stage of dvc.yaml ({', '.join(STAGES)})")
+    return [key for key, declared in knobs().items() if stage in declared.stages]
+
+
+def stage_params(stage: str) -> list[str]:
+    """`stage`'s `params:` in dvc.yaml: its knobs, a whole section where it reads all of
+    that section's knobs (so DVC also tracks a knob added there later)."""
+    keys, params = stage_knobs(stage), []
+    for key in keys:
+        section = key.split(".")[0]
+        whole = all(other in keys for other in knobs() if other.split(".")[0] == section)
+        entry = section if whole else key
+        if entry not in params:
+            params.append(entry)
+    return params
+
+
+def fingerprint(run: RunSettings) -> dict[str, Any]:
+    """The knobs that shape a training run, as `run` resolves them: the train stage's."""
+    return {key: run.value(key) for key in stage_knobs(TRAIN)}
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """A section's knobs at their declared defaults (what the shipped params.yaml holds)."""
+    return {key.split(".", 1)[1]: declared.default for key, declared in knobs().items()
+            if key.split(".")[0] == section and "." in key}
+
+
+# --- params.yaml, written from the declarations ---------------------------------------
+
+HEADER = """\
+# Every knob of the study. One arm = one set of these values; arms are DVC
+# experiments (`dvc exp run -S model.residual=false`). Validated whenever a stage
+# loads it. Written from the knobs' declarations (ablation/core/sections.py) by
+# `python -m ablation.core.declarations > params.yaml`: edit a value here, a
+# comment there.
+"""
+COMMENT_COLUMN = 24  # where a key's one-line meaning starts, when the value leaves room
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML on one line (`[0.5, 0.75]`, `null`, `A`)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
+
+
+def _comment_lines(text: str, indent: str) -> list[str]:
+    return [f"{indent}# {line}".rstrip() for line in text.splitlines()]
+
+
+def _knob_lines(name: str, declared: Knob, indent: str) -> list[str]:
+    lines = _comment_lines(declared.note, indent)
+    if isinstance(declared.default, dict) and declared.default:
+        lines.append(f"{indent}{name}:".ljust(COMMENT_COLUMN) + f"  # {declared.meaning}")
+        return lines + [f"{indent}  {_flow(key)}: {_flow(value)}" for key, value in declared.default.items()]
+    return lines + [f"{indent}{name}: {_flow(declared.default)}".ljust(COMMENT_COLUMN) + f"  # {declared.meaning}"]
+
+
+def params_yaml_text() -> str:
+    """The shipped params.yaml: every knob at its default with its meaning."""
+    declared_knobs = knobs()
+    lines = HEADER.splitlines() + [""] + _knob_lines("datasets", declared_knobs["datasets"], "")
+    for section, cls in SECTIONS.items():
+        lines += ["", *_comment_lines(cls.__doc__, ""), f"{section}:"]
+        for key, declared in declared_knobs.items():
+            if key.startswith(section + "."):
+                lines += _knob_lines(key.split(".", 1)[1], declared, "  ")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(params_yaml_text(), end="")
