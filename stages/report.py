@@ -7,7 +7,7 @@ from ablation.report import arm_report
 
 def main():
     params = _cli.params_from(_cli.parser(__doc__).parse_args())
-    out = layout.ReportFiles()
+    out = layout.ArmReportFiles()
     summary = arm_report.write_arm_report(params, layout.RESULTS, layout.FETCHED, out)
     for dataset, values in summary.items():
         print(f"report {dataset}: test accuracy {values['test_accuracy']}")

@@ -17,17 +17,19 @@ from stages import _cli  # first: it checks KERAS_BACKEND before anything loads 
 import dataclasses
 import os
 import sys
+from typing import NamedTuple
 
 from ablation.core import backends, layout
-from ablation.core.decisions import Design
 from ablation.core.errors import ParamsError
 from ablation.report import study_report
 from ablation.study import backend_choice, grid, raw_records
-from ablation.study.engines.dvc_queue import DvcQueue
+from ablation.study.collecting import collect, save_raw
+from ablation.study.deciding.decisions import Design
+from ablation.study.engines.base import Engine
 from ablation.study.engines.registry import DEFAULT, ENGINES
 
 
-def main():
+def arguments():
     parser = _cli.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=None,
                         help="experiments run in parallel (default 1, or the preset's)")
@@ -45,7 +47,7 @@ def main():
                         help="write the study's study.md even when arms that have results there left none here")
     parser.add_argument("--until-decided", action="store_true",
                         help="add seeds in rounds until the primary contrasts are decided (group-sequential, "
-                             "ablation/core/sequential.py) or the seed budget is spent")
+                             "ablation/study/deciding/sequential.py) or the seed budget is spent")
     parser.add_argument("--max-seeds", type=int, help="the seed budget per arm of --until-decided "
                                                       "(default: the preset's report.max_seeds)")
     parser.add_argument("--seed-step", type=int, default=1, help="seeds added per arm each round (default 1)")
@@ -67,8 +69,25 @@ def main():
         engine_type.add_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="run only the arms (Ray: the runs) that left no "
                                                               "results: finished experiments and raw results are kept")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+class Study(NamedTuple):
+    """A study as the command line asks for it."""
+    args: object
+    overrides: list[str]  # the preset's -S, then the command line's
+    arms: list[grid.Arm]
+    engine: Engine
+    out: layout.StudyFiles
+    design: Design  # the preset's report:
+
+
+def setup(args) -> Study:
+    """The preset, params, arms, engine and folder of the study; refused before anything runs where bad."""
     grid.check_jobs(args.jobs)
+    if args.until_decided and (args.report_only or args.seed_step < 1 or (args.rounds is not None and args.rounds < 0)):
+        raise ParamsError("--until-decided runs seeds in rounds, with --seed-step 1 or more and --rounds 0 or more. "
+                          "Fix: drop --report-only, or --until-decided.")
     preset = grid.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None,
                                                                   "report": Design()}
     overrides = [*preset["set"], *args.overrides]  # the command line wins
@@ -78,64 +97,86 @@ def main():
     engine = ENGINES[args.engine].from_args(args)
     out = layout.StudyFiles(grid.study_name(args.name, args.preset, params.study.grid, overrides))
     print(f"study {out.name} ({out.dir}/), arms: " + ", ".join(a.name for a in arms), flush=True)
-    loaded = os.environ.get("KERAS_BACKEND", "tensorflow")  # this process's Keras
-    rates = {}
-    if not (args.report_only or args.verify):  # DVC's queue and Ray's tasks train on KERAS_BACKEND
-        probed = [*overrides, *arms[0].overrides]
-        requested = args.backend or backend_choice.default(engine.local)
-        backend, rates, lines = backend_choice.choose(
-            requested, args.params, probed, kept=lambda: backend_choice.study_backend(raw_records.train_records(out)))
-        if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
-            rates[backend] = backend_choice.probe(backend, args.params, probed)
-        print("\n".join(lines), flush=True)
-        os.environ["KERAS_BACKEND"] = backend
-    if args.dry_run:
-        from ablation.study import dry_run
-        print("\n".join(dry_run.plan(arms, engine, jobs=args.jobs,
-                                     rate=rates.get(os.environ.get("KERAS_BACKEND", loaded)))))
-        if out.runs.is_dir():  # a study with committed results: what more seeds would decide
-            committed = grid.collect(arms, out, engine, experiments=False)
-            print("\n" + "\n".join(study_report.seeds_plan(committed, preset["report"],
-                                                           grid.reproducing_command(sys.argv[1:]))))
-        return
-    if args.verify:
-        from ablation.study import verify
-        verdicts = verify.rerun_and_judge(arms, overrides, out, args.verify)
-        print("\n\n".join(map(str, verdicts)))
-        if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell
-            raise SystemExit(1)
-        return
-    owner = raw_records.definition(arms, overrides)
-    raw_records.check_owner(out, owner, args.replace_report)
+    return Study(args, overrides, arms, engine, out, preset["report"])
+
+
+def choose_backend(study: Study) -> dict:
+    """Sets KERAS_BACKEND for the runs (DVC's queue and Ray's tasks train on it);
+    returns the training rates any probe measured, by backend."""
+    args, loaded = study.args, os.environ.get("KERAS_BACKEND", "tensorflow")  # this process's Keras
+    probed = [*study.overrides, *study.arms[0].overrides]
+    requested = args.backend or backend_choice.default(study.engine.local)
+    backend, rates, lines = backend_choice.choose(
+        requested, args.params, probed,
+        kept=lambda: backend_choice.study_backend(raw_records.train_records(study.out)))
+    if args.dry_run and backend != loaded and backend not in rates:  # estimate with the runs' backend
+        rates[backend] = backend_choice.probe(backend, args.params, probed)
+    print("\n".join(lines), flush=True)
+    os.environ["KERAS_BACKEND"] = backend
+    return rates
+
+
+def dry_run(study: Study, rates: dict) -> None:
+    from ablation.study import dry_run as planning
+    print("\n".join(planning.plan(study.arms, study.engine, jobs=study.args.jobs,
+                                  rate=rates.get(os.environ.get("KERAS_BACKEND", "tensorflow")))))
+    if study.out.runs.is_dir():  # a study with committed results: what more seeds would decide
+        committed = collect(study.arms, study.out, study.engine, experiments=False)
+        print("\n" + "\n".join(study_report.seeds_plan(committed, study.design,
+                                                       grid.reproducing_command(sys.argv[1:]))))
+
+
+def verify(study: Study) -> None:
+    from ablation.study import verify as checking
+    verdicts = checking.rerun_and_judge(study.engine, study.arms, study.overrides, study.out, study.args.verify)
+    print("\n\n".join(map(str, verdicts)))
+    if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell
+        raise SystemExit(1)
+
+
+def run(study: Study) -> tuple[list, Design]:
+    """Runs the arms (in rounds with --until-decided; none with --report-only) and
+    collects their results; returns them and the design the report decides by."""
+    args, design = study.args, study.design
     if args.until_decided:
         from ablation.study import until_decided
-        if engine.name != DvcQueue.name or args.report_only or args.seed_step < 1 \
-                or (args.rounds is not None and args.rounds < 0):
-            raise ParamsError("--until-decided runs seeds in rounds on DVC's queue, with --seed-step 1 or more "
-                              "and --rounds 0 or more. Fix: drop --engine ray and --report-only, or --until-decided.")
-        results, looks = until_decided.run_rounds(arms, overrides, out, preset["report"], args.max_seeds,
-                                                  args.seed_step, args.jobs, args.rounds, study_report.decisions_for)
-        preset["report"] = dataclasses.replace(preset["report"], looks=tuple(looks))
-    elif not args.report_only:
-        engine.submit(arms, overrides, out, args.resume)
-    if not args.until_decided:
-        results = grid.collect(arms, out, engine)
-        for written in grid.save_raw(results, out):
-            print(f"raw results: {written}", flush=True)
-    if not args.until_decided and (looks := raw_records.recorded_looks(out)):  # run in rounds before
-        preset["report"] = dataclasses.replace(preset["report"], looks=looks)
-    command = grid.reproducing_command(sys.argv[1:])
-    log_hint = engine.log_hint(out)
-    text = study_report.write_study_report(results, out, command, log_hint, replace=args.replace_report,
-                                           design=preset["report"])
+        results, looks = until_decided.run_rounds(study.engine, study.arms, study.overrides, study.out, design,
+                                                  args.max_seeds, args.seed_step, args.rounds)
+        return results, dataclasses.replace(design, looks=tuple(looks))
+    if not args.report_only:
+        study.engine.submit(study.arms, study.overrides, study.out, args.resume)
+    results = collect(study.arms, study.out, study.engine)
+    for written in save_raw(results, study.out):
+        print(f"raw results: {written}", flush=True)
+    if looks := raw_records.recorded_looks(study.out):  # run in rounds before
+        design = dataclasses.replace(design, looks=looks)
+    return results, design
+
+
+def report(study: Study, results: list, design: Design, owner) -> None:
+    log_hint = study.engine.log_hint(study.out)
+    text = study_report.write_study_report(results, study.out, grid.reproducing_command(sys.argv[1:]), log_hint,
+                                           replace=study.args.replace_report, design=design)
     print("\n".join(study_report.headline(text)))
-    raw_records.record_owner(out, owner, preset["report"].looks)
+    raw_records.record_owner(study.out, owner, design.looks)
+    out = study.out
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
-    missing = [name for r in results for name in r.missing]
-    if missing:
-        where = log_hint.format(name="NAME")
-        raise SystemExit(f"error: runs {missing} left no results. Fix: read {where}, fix the cause, then rerun "
-                         "with --resume.")
+    if missing := [name for r in results for name in r.missing]:
+        raise SystemExit(f"error: runs {missing} left no results. Fix: read {log_hint.format(name='NAME')}, fix the "
+                         "cause, then rerun with --resume.")
+
+
+def main():
+    study = setup(arguments())
+    rates = {} if study.args.report_only or study.args.verify else choose_backend(study)
+    if study.args.dry_run:
+        return dry_run(study, rates)
+    if study.args.verify:
+        return verify(study)
+    owner = raw_records.definition(study.arms, study.overrides)
+    raw_records.check_owner(study.out, owner, study.args.replace_report)
+    results, design = run(study)
+    report(study, results, design, owner)
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def run_files(dataset: str, seed: int, results: Path = RESULTS) -> RunFiles:
 
 
 @dataclass(frozen=True)
-class ReportFiles:
+class ArmReportFiles:
     """The arm's report (the report stage); a study's files are StudyFiles."""
     dir: Path = REPORTS
 

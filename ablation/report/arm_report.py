@@ -15,7 +15,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ablation.core import atomic_files
-from ablation.core.layout import ReportFiles, fetched_dir
+from ablation.core.layout import ArmReportFiles, fetched_dir
 from ablation.core.params import Params
 from ablation.core.run_records import (
     collect_runs,
@@ -75,7 +75,7 @@ PLOT_CSVS = {"loss": {"train_loss": "loss", "val_loss": "val_loss"},
 CONFUSION_PLOT = "confusion"  # the plot of actual against predicted classes
 
 
-def write_history_csvs(history: dict[str, list[float]], out: ReportFiles, dataset: str) -> None:
+def write_history_csvs(history: dict[str, list[float]], out: ArmReportFiles, dataset: str) -> None:
     """The loss and accuracy plots' CSVs of one dataset from a per-epoch history."""
     for kind, columns in PLOT_CSVS.items():
         present = {column: history[key] for column, key in columns.items() if history.get(key)}
@@ -125,7 +125,7 @@ def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
     return "\n".join(lines)
 
 
-def write_arm_report(params: Params, results_dir, fetched_root, out: ReportFiles) -> dict:
+def write_arm_report(params: Params, results_dir, fetched_root, out: ArmReportFiles) -> dict:
     """The report's Markdown, figures, metrics and plot CSVs
     ({loss,accuracy,confusion}/<dataset>.csv); returns the metrics."""
     runs = collect_runs(params.datasets, params.train.seeds, workspace_reader(), results_dir)

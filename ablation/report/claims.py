@@ -1,89 +1,15 @@
-"""The paper's three claims, tested on one group of a study's arms (plain and
-residual twins at two depths or more) and said in plain language:
-
-(a) degradation, as the paper means it: depth raises the plain net's training
-    error more than the residual net's, the depth x residual interaction on
-    final training error, (plain-deep - plain-shallow) - (residual-deep -
-    residual-shallow), printed beside each family's own depth effect;
-(b) the residual net has a lower test error than its plain twin, at each depth;
-(c) the deeper residual net has a lower test error than the shallower one.
-
-Each is one contrast of the study's primary family (decisions): "yes" or "no"
-only when its Holm-adjusted p says beyond seed noise, else "not shown", with
-the curves' evidence (curve_reading), each reason with its own test.
-Contrasts are paired where a seed's twins started alike (same initial weights
-and batches): (b) is the paired t-test, (a) Welch's test of the per-seed twin
-differences at the two depths; otherwise Welch over the arms' seeds.
+"""The paper's three claims, said in plain language from what their contrasts
+decided (study/deciding/claims.py tests them): "yes" or "no" only when the
+decision rule says beyond seed noise, else "not shown", with the curves'
+evidence (curve_reading), each reason with its own test.
 """
 from __future__ import annotations
 
-from ablation.core.decisions import CLAIMS, Decisions
-from ablation.core.run_records import final_train_error, mean_history, test_accuracy
-from ablation.core.statistics import contrast, paired_differences
-from ablation.report import curve_reading, effects
-
-TWIN_DIFFERENCES = "Welch on twin differences"  # (a) where each depth's twins pair by seed
-FOUR_ARMS = "Welch, 4 arms"  # (a) where they do not
-
-
-def test_error(run: dict) -> float | None:
-    return None if (accuracy := test_accuracy(run)) is None else 1.0 - accuracy
-
-
-def _pair(a, b) -> frozenset:
-    return frozenset((a.name, b.name))
-
-
-def _interaction(by_key: dict, dataset: str, low: int, high: int):
-    """(a): the plain family's rise in final training error from `low` to `high` minus
-    the residual family's, paired by seed within each depth's twins where they pair."""
-    runs = {(d, f): by_key[d][f].runs[dataset] for d in (low, high) for f in ("plain", "residual")}
-    twins = [effects.shared_start_seeds(runs[(d, "plain")], runs[(d, "residual")]) for d in (high, low)]
-    if all(twins):
-        groups = [paired_differences([final_train_error(runs[(d, "plain")][s]) for s in seeds],
-                                     [final_train_error(runs[(d, "residual")][s]) for s in seeds])
-                  for d, seeds in zip((high, low), twins)]
-        return contrast(groups, [1, -1]), TWIN_DIFFERENCES
-    groups = [[final_train_error(r) for r in runs[key].values()]
-              for key in ((high, "plain"), (low, "plain"), (high, "residual"), (low, "residual"))]
-    return contrast(groups, [1, -1, -1, 1]), FOUR_ARMS
-
-
-def _depths(by_key: dict) -> list[int]:
-    return sorted(d for d, fams in by_key.items() if {"plain", "residual"} <= fams.keys())
-
-
-def add(by_key: dict, dataset: str, decisions: Decisions) -> None:
-    """Every contrast the claims of this group test, into `decisions` (before its adjust)."""
-    depths = _depths(by_key)
-    if len(depths) < 2:
-        return
-    low, high = depths[0], depths[-1]
-    arm = {(d, f): by_key[d][f] for d in depths for f in ("plain", "residual")}
-    comparison, test = _interaction(by_key, dataset, low, high)
-    decisions.add(_interaction_key(arm, low, high), f"(a) depth x residual on training error, {high} vs {low}",
-                  comparison, test, CLAIMS)
-    for depth in reversed(depths):
-        res, plain = arm[(depth, "residual")], arm[(depth, "plain")]
-        decisions.add(("test", _pair(res, plain)), f"(b) test error, residual-{depth} minus plain-{depth}",
-                      *effects.compare(res.runs[dataset], plain.runs[dataset], test_error), CLAIMS)
-    res_high, res_low = arm[(high, "residual")], arm[(low, "residual")]
-    decisions.add(("test", _pair(res_high, res_low)), f"(c) test error, residual-{high} minus residual-{low}",
-                  *effects.compare(res_high.runs[dataset], res_low.runs[dataset], test_error), CLAIMS)
-    # Not claims: each family's own depth effect beside (a), and the training-error gaps the reasons cite.
-    for family in ("plain", "residual"):
-        _train_gap(decisions, arm[(high, family)], arm[(low, family)], dataset)
-    for depth in depths:
-        _train_gap(decisions, arm[(depth, "residual")], arm[(depth, "plain")], dataset)
-
-
-def _interaction_key(arm: dict, low: int, high: int) -> tuple:
-    return ("interaction", tuple(arm[(d, f)].name for d in (high, low) for f in ("plain", "residual")))
-
-
-def _train_gap(decisions: Decisions, a, b, dataset: str) -> None:
-    decisions.add(("train", _pair(a, b)), f"final training error, {a.name} minus {b.name}",
-                  *effects.compare(a.runs[dataset], b.runs[dataset], final_train_error), "")
+from ablation.core.run_records import mean_history
+from ablation.report import curve_reading
+from ablation.study.deciding.claims import depths_of, interaction_key, pair, test_error
+from ablation.study.deciding.comparisons import compare
+from ablation.study.deciding.decisions import Decisions
 
 
 def _chance_error(runs: dict) -> float | None:
@@ -138,15 +64,15 @@ def _reason(mark: str, better, worse, on_test: bool, claimed_way: bool, gap) -> 
 
 def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
     """The claims of one group, from `decisions` (after its adjust)."""
-    depths = _depths(by_key)
+    depths = depths_of(by_key)
     if len(depths) < 2:
         return ["- Needs a plain and a residual arm at two depths or more."]
     low, high = depths[0], depths[-1]
     arm = {(d, f): by_key[d][f] for d in depths for f in ("plain", "residual")}
     curve = {(d, f): curves(arm[(d, f)], dataset, f"{f}-{d}") for d in depths for f in ("plain", "residual")}
-    a = decisions[_interaction_key(arm, low, high)]
+    a = decisions[interaction_key(arm, low, high)]
     a_mark = _mark(a.comparison.difference, a, +1)
-    plain_depth, res_depth = (decisions[("train", _pair(arm[(high, f)], arm[(low, f)]))] for f in ("plain", "residual"))
+    plain_depth, res_depth = (decisions[("train", pair(arm[(high, f)], arm[(low, f)]))] for f in ("plain", "residual"))
     out = [_line(f"(a) degradation: going from depth {low} to {high} raises plain nets' training error more than "
                  "residual nets'", a_mark,
                  f"depth x residual interaction on final training error {a.comparison.format_difference()} "
@@ -171,14 +97,14 @@ def _test_error_claim(label: str, order: str, better, worse, better_curve, worse
                       decisions: Decisions) -> str:
     """A claim that `better` has a lower test error than `worse` ((b) and (c)), its reason
     citing the test of their final training errors."""
-    tested = decisions[("test", _pair(better, worse))]
-    difference, _ = effects.compare(better.runs[dataset], worse.runs[dataset], test_error)
+    tested = decisions[("test", pair(better, worse))]
+    difference, _ = compare(better.runs[dataset], worse.runs[dataset], test_error)
     mark = _mark(difference.difference, tested, -1)
     return _line(label, mark, f"test error difference {difference.format_difference()} ({order}, 95% CI); "
                               f"{tested.noise()}.",
                  _reason(mark, better_curve, worse_curve, True,
                          mark.startswith("not shown") and (difference.difference or 0) < 0,
-                         decisions[("train", _pair(better, worse))]))
+                         decisions[("train", pair(better, worse))]))
 
 
 def _both_worse(plain_depth, res_depth, low: int, high: int) -> str:

@@ -5,7 +5,7 @@ never left chance's), was it still learning when training stopped
 its training error fell (overfitting), or had it settled? And did a net that
 fits its training images better also do better on held-out ones? A reason is
 given only with the number behind it: the gap in training error with its test
-(decisions.Tested), the last epoch's learning rate, its fall in training error.
+(decisions.ContrastDecision), the last epoch's learning rate, its fall in training error.
 
 The training error is the fit loop's: a running mean over the epoch on
 augmented images, while the validation error is measured after the epoch on
@@ -95,7 +95,7 @@ class Curves:
 
 def _fit(better: Curves, worse: Curves, gap) -> str:
     """How the two nets' final training errors compare, the fit the paper's claims are
-    about, with the test of the gap (`gap`: decisions.Tested, or None)."""
+    about, with the test of the gap (`gap`: decisions.ContrastDecision, or None)."""
     a, b = better.train_error[-1], worse.train_error[-1]
     tested = f"; {gap.noise()}" if gap is not None else ""
     if abs(a - b) <= CLOSE:
@@ -117,7 +117,7 @@ def why(expected_better: Curves, expected_worse: Curves, on_test: bool, claimed_
     """The curve evidence for a claim 'expected_better beats expected_worse' (on test
     error when on_test, else on training error) that was not shown; `claimed_way`:
     the difference went the claimed way, within seed noise; `gap`: the test of their
-    final training errors (decisions.Tested), without which no optimization
+    final training errors (decisions.ContrastDecision), without which no optimization
     difference is claimed."""
     if not expected_better.train_error or not expected_worse.train_error:
         return "Why: one of the two has no training curve."

@@ -1,120 +1,22 @@
-"""What each grid key of a study did: per dataset, each value's test accuracy over
-seeds and its difference from the key's reference value (its first in the grid)
-within each combination of the other grid keys, with a 95% CI, a test across
-seeds and its Holm-adjusted p in its family (decisions); and one figure per
-key. Any grid works: the comparisons never assume which knob was varied. Also
-McNemar's test of two arms' models seed by seed, paired by test example."""
+"""What each grid key of a study did, as the report shows it: per dataset, each
+value's test accuracy over seeds and its difference from the key's reference
+value (its first in the grid) within each combination of the other grid keys,
+with a 95% CI, a test across seeds and its Holm-adjusted p in its family (tested
+in study/deciding/comparisons.py); and one figure per key."""
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from ablation.core.decisions import Decisions
 from ablation.core.layout import StudyFiles
 from ablation.core.run_records import test_accuracy
-from ablation.core.statistics import Comparison, mcnemar_p, paired, summarize, welch
+from ablation.core.statistics import summarize
 from ablation.report import figures
+from ablation.study.deciding.comparisons import contrasts, grid_values, label
+from ablation.study.deciding.decisions import Decisions
 from ablation.study.grid import ArmResult
-
-PAIRED, WELCH = "paired t", "Welch"  # the report's names of the two tests
-
-
-def grid_values(results: list[ArmResult]) -> dict[str, list[str]]:
-    """Each grid key that takes two values or more, with its values as the arms'
-    settings spell them, in grid order (a key of one value varies nothing)."""
-    grid: dict[str, list[str]] = {}
-    for result in results:
-        for key, value in result.spelled(result.point).items():
-            if value not in grid.setdefault(key, []):
-                grid[key].append(value)
-    return {key: values for key, values in grid.items() if len(values) > 1}
-
-
-def label(values: dict[str, str]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in values.items()) or "(no other grid key)"
-
-
-def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
-    """The seeds both arms ran, where each seed's two runs started from the same
-    initial weights and saw the same batches (train.json's initial_weights and
-    data_order; runs recorded before those were kept have neither): only then
-    does a seed pair the two arms' runs."""
-    shared = sorted(runs_a.keys() & runs_b.keys())
-
-    def same(seed, key):
-        value = runs_a[seed]["train"].get(key)
-        return value is not None and value == runs_b[seed]["train"].get(key)
-    return shared if len(shared) >= 2 and all(same(s, "initial_weights") and same(s, "data_order")
-                                              for s in shared) else None
-
-
-def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Comparison, str]:
-    """runs minus reference in `value` of a run (test accuracy unless told): paired
-    by seed where the seeds pair the runs (shared_start_seeds), else Welch's test."""
-    seeds = shared_start_seeds(runs, reference)
-    if seeds:
-        return paired([value(runs[s]) for s in seeds], [value(reference[s]) for s in seeds]), PAIRED
-    return welch([value(r) for r in runs.values()], [value(r) for r in reference.values()]), WELCH
-
-
-def _correct(predictions: str | None) -> dict[str, bool]:
-    return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader((predictions or "").splitlines())}
-
-
-def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:
-    """'s0: 1.2e-05, s1: 0.31': exact McNemar p of the two trained models of each
-    shared seed, paired by test example."""
-    parts = []
-    for seed in sorted(residual_runs.keys() & plain_runs.keys()):
-        a, b = _correct(residual_runs[seed]["predictions"]), _correct(plain_runs[seed]["predictions"])
-        ids = sorted(a.keys() & b.keys())
-        if ids:
-            p_value = mcnemar_p([a[i] for i in ids], [b[i] for i in ids])
-            parts.append(f"s{seed}: {p_value:.2g}" if p_value > 0 else f"s{seed}: <1e-300")  # below float range
-    return ", ".join(parts) or "n/a"
-
-
-@dataclass(frozen=True)
-class Contrast:
-    key: str
-    others: str
-    value: str
-    reference: str
-    comparison: Comparison
-    test: str
-    arms: frozenset  # the two arms' names: what identifies the contrast wherever the report prints it
-
-
-def contrasts(results: list[ArmResult], dataset: str) -> list[Contrast]:
-    """Every value of every grid key against its reference value, within each
-    combination of the other keys, on `dataset`."""
-    grid = grid_values(results)
-    by_point = {tuple(sorted(r.spelled(grid).items())): r for r in results if dataset in r.runs}
-    out = []
-    for key, values in grid.items():
-        for result in (r for r in results if dataset in r.runs):
-            here = result.spelled(grid)
-            if here[key] == values[0]:
-                continue
-            reference = by_point.get(tuple(sorted({**here, key: values[0]}.items())))
-            if reference is None:
-                continue
-            comparison, test = compare(result.runs[dataset], reference.runs[dataset])
-            others = label({k: v for k, v in here.items() if k != key})
-            out.append(Contrast(key, others, here[key], values[0], comparison, test,
-                                frozenset((result.name, reference.name))))
-    return out
-
-
-def add(results: list[ArmResult], dataset: str, decisions: Decisions) -> None:
-    """Every grid key's contrasts on `dataset` into `decisions` (before its adjust)."""
-    for c in contrasts(results, dataset):
-        decisions.add(("test", c.arms), f"test accuracy, {c.key}={c.value} minus {c.key}={c.reference} ({c.others})",
-                      c.comparison, c.test, c.key)
 
 
 def numeric_order(values: list[str]) -> list[str]:

@@ -12,30 +12,21 @@ from collections import Counter, defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from ablation.core import atomic_files, decisions, machine
-from ablation.core.decisions import Decisions, Design
+from ablation.core import atomic_files, machine
 from ablation.core.errors import DataError
 from ablation.core.layout import StudyFiles
 from ablation.core.run_records import final_train_error, mean_history, summarize_arm
 from ablation.core.statistics import summarize
 from ablation.nets.models import block_of
 from ablation.report import claims, dvc_view, effects, figures, published
-from ablation.study import raw_records, until_decided
-from ablation.study.engines import dvc_queue
+from ablation.study import raw_records
+from ablation.study.deciding import decisions
+from ablation.study.deciding.claims import residual_groups, twin_pairs
+from ablation.study.deciding.comparisons import compare, grid_values, mcnemar_per_seed
+from ablation.study.deciding.contrasts import decisions_for
+from ablation.study.deciding.decisions import Decisions, Design
+from ablation.study.deciding.rounds import reached
 from ablation.study.grid import ArmResult
-
-
-def _family(arm: ArmResult) -> str:
-    return "residual" if arm.params.model.residual else "plain"
-
-
-def _depth(arm: ArmResult) -> int:
-    return arm.params.model.depth
-
-
-def _twin_key(arm: ArmResult) -> tuple:
-    """What an arm shares with its twin: every grid value but model.residual."""
-    return arm.settings("model.residual")
 
 
 def _train_errors(runs: dict) -> list:
@@ -49,22 +40,10 @@ def _mean_responses(runs: dict) -> list[float] | None:
 
 def title(results: list[ArmResult]) -> str:
     """What the study varies: the residual connection (over depths), or its grid keys."""
-    keys = list(effects.grid_values(results))
+    keys = list(grid_values(results))
     if "model.residual" in keys and set(keys) <= {"model.residual", "model.depth"}:
         return "what the residual connection buys"
     return "what " + " and ".join(f"`{key}`" for key in keys) + (" changes" if len(keys) == 1 else " change")
-
-
-def residual_groups(done: list[ArmResult]) -> dict[str, dict]:
-    """The arms the paper's sections compare: {the other grid keys' values: {depth:
-    {family: arm}}}, for each such combination with a plain and a residual arm at
-    one depth or more (a grid over model.residual, and maybe model.depth)."""
-    groups = defaultdict(lambda: defaultdict(dict))
-    for r in done:
-        others = ", ".join(r.settings("model.depth", "model.residual"))
-        groups[others][_depth(r)][_family(r)] = r
-    return {others: by_key for others, by_key in groups.items()
-            if any({"plain", "residual"} <= fams.keys() for fams in by_key.values())}
 
 
 def _suffix(others: str) -> str:
@@ -148,8 +127,9 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
             f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\")."
             + (f" This study added seeds in rounds until decided (`--until-decided`, looks at {list(design.looks)} "
                "seeds per arm), so a primary verdict comes from that group-sequential design (O'Brien-Fleming-type "
-               "alpha spending with Holm's procedure, ablation/core/sequential.py), not from the fixed-design Holm p, "
-               "which after stopping early would find noise beyond seed noise more often than 5% of the time."
+               "alpha spending with Holm's procedure, ablation/study/deciding/sequential.py), not from the "
+               "fixed-design Holm p, which after stopping early would find noise beyond seed noise more often than "
+               "5% of the time."
                if design.looks else "")
             + (f" These results are the design's look at {design.reached} seeds per arm, not its last: a contrast "
                "not decided yet is open, and the same command adds the next round." if design.interim else ""), ""]
@@ -177,6 +157,9 @@ def _recipe(done: list[ArmResult], dataset: str) -> str:
             f"{sorted({s for r in done for s in r.runs.get(dataset, {})})}; trained in {ran_in}.")
 
 
+PAPER_COLUMN = "paper (its full recipe)"
+
+
 def _arm_rows(results: list[ArmResult], summaries: dict, log_hint: str) -> tuple[list, list]:
     rows = []
     for r in results:
@@ -190,29 +173,22 @@ def _arm_rows(results: list[ArmResult], summaries: dict, log_hint: str) -> tuple
                          s["test_accuracy"].diverged, f"{s['trainable_params']:,}", f"{s['flops'] / 1e9:.3f}",
                          s["train_seconds"].format_mean(0), s["images_per_second"].format_mean(0), paper])
     headers = ["arm", "dataset", "test accuracy", "final training error", "diverged runs", "parameters",
-               "GFLOPs/image", "train s", "training images/s", "paper (its full recipe)"]
+               "GFLOPs/image", "train s", "training images/s", PAPER_COLUMN]
     if not any(row[-1] for row in rows):  # no arm has a published number
         headers, rows = headers[:-1], [row[:-1] for row in rows]
     return headers, rows
 
 
-def _twin_pairs(done: list[ArmResult]) -> list[dict]:
-    twins = defaultdict(dict)
-    for r in done:
-        twins[_twin_key(r)][_family(r)] = r
-    return [pair for pair in twins.values() if {"plain", "residual"} <= pair.keys()]
-
-
 def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> list[str]:
     gains = []
-    for pair in _twin_pairs(done):
+    for pair in twin_pairs(done):
         for dataset, tests in all_tests.items():
             res, plain = pair["residual"].runs[dataset], pair["plain"].runs[dataset]
-            gain, _ = effects.compare(res, plain)
+            gain, _ = compare(res, plain)
             tested = tests[("test", frozenset((pair["residual"].name, pair["plain"].name)))]
             gains.append([pair["residual"].name, pair["plain"].name, dataset, gain.format_difference(),
                           tested.test_label(), gain.format_p() if tested.tested else "", tested.format_holm(),
-                          tested.family, effects.mcnemar_per_seed(res, plain)])
+                          tested.family, mcnemar_per_seed(res, plain)])
     if not gains:
         return []
     return ["## Accuracy gained by the residual connection", "",
@@ -226,24 +202,6 @@ def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> lis
             "`data_order`), else Welch's t-test; the Holm p is the one of its family (the decision rule). "
             "McNemar's exact test compares the two *trained models* of one seed on the same test images: it says "
             "whether those two sets of weights differ, not whether the architectures do.", ""]
-
-
-def decisions_for(results: list[ArmResult], done: list[ArmResult], dataset: str, design: Design,
-                  sequential: dict | None = None) -> Decisions:
-    """Every contrast the report tests on `dataset`, claims first (their labels name them),
-    adjusted; `sequential`: what the group-sequential design decided (study run in rounds)."""
-    groups = residual_groups(done)
-    has_claims = any(sum({"plain", "residual"} <= f.keys() for f in by_key.values()) >= 2 for by_key in groups.values())
-    tests = Decisions(design, has_claims, tuple(effects.grid_values(results)), sequential)
-    for by_key in groups.values():
-        claims.add(by_key, dataset, tests)
-    for pair in _twin_pairs(done):
-        res, plain = pair["residual"], pair["plain"]
-        tests.add(("test", frozenset((res.name, plain.name))), f"test accuracy, {res.name} minus {plain.name}",
-                  *effects.compare(res.runs[dataset], plain.runs[dataset]), "model.residual")
-    effects.add(done, dataset, tests)
-    tests.adjust()
-    return tests
 
 
 def headline(text: str) -> list[str]:
@@ -267,14 +225,9 @@ def seeds_plan(results: list[ArmResult], design: Design, command: str) -> list[s
     return lines
 
 
-def write_study_report(results: list[ArmResult], out: StudyFiles, command: str = "python -m stages.study",
-                       log_hint: str = dvc_queue.LOG_HINT, replace: bool = False, design: Design = Design()) -> str:
-    """reports/NAME/study.md, its figures/*.png and what DVC shows of it
-    (dvc_view.write_dvc_view); results are grid.collect()'s; `design` is the
-    preset's `report:` (decisions.Design); `log_hint` says where a failed run's
-    log is (`{name}`: the run). A report is never replaced by one that lost
-    results: with no arm done, or (unless `replace`) with an arm failed that has
-    results there, nothing is written and the DataError says how to go on."""
+def _keep_or_refuse(results: list[ArmResult], out: StudyFiles, replace: bool) -> list[ArmResult]:
+    """The arms that left results; refused (DataError) when writing would lose results
+    the report there holds."""
     done = [r for r in results if not r.failed]
     if not done:
         raise DataError(f"no arm of the study left results ({', '.join(r.name for r in results)}), so "
@@ -288,17 +241,27 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
         raise DataError(f"{out.report} has results for arm(s) {lost} that left none here, so it is left as it is. "
                         "Fix: run them (or run from the checkout that holds their experiments), or pass "
                         "--replace-report to replace it without them.")
-    summaries = {r.name: summarize_arm(r.runs) for r in done}
-    datasets = list(dict.fromkeys(d for r in done for d in r.runs))
-    headers, rows = _arm_rows(results, summaries, log_hint)
+    return done
+
+
+def _decide(results: list[ArmResult], done: list[ArmResult], datasets: list[str],
+            design: Design) -> tuple[dict[str, Decisions], Design]:
+    """Each dataset's tested contrasts; where the study ran in rounds, its primary
+    verdicts are the group-sequential design's at the last look reached."""
     decided = None
-    if design.looks:  # run in rounds: its primary verdicts are the group-sequential design's
-        decided, at = until_decided.reached(done, list(design.looks), dataclasses.replace(design, looks=None),
-                                            decisions_for)
+    if design.looks:
+        decided, at = reached(done, list(design.looks), dataclasses.replace(design, looks=None))
         design = dataclasses.replace(design, reached=design.looks[at])
-    all_tests = {dataset: decisions_for(results, done, dataset, design, None if decided is None else
-                                        {key: look for (d, key), look in decided.items() if d == dataset})
-                 for dataset in datasets}
+    return {dataset: decisions_for(results, done, dataset, design, None if decided is None else
+                                   {key: look for (d, key), look in decided.items() if d == dataset})
+            for dataset in datasets}, design
+
+
+def _overview(results: list[ArmResult], done: list[ArmResult], summaries: dict, datasets: list[str],
+              command: str, log_hint: str, design: Design) -> list[str]:
+    """The report's top: title, every arm's table, recipe, provenance and caveats."""
+    headers, rows = _arm_rows(results, summaries, log_hint)
+    has_paper = headers[-1] == PAPER_COLUMN
     lines = [f"# Study: {title(results)}", ""]
     if design.smoke_test:
         lines += ["**A smoke test of the machinery: too few steps for its numbers to say anything about the "
@@ -309,7 +272,7 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
               "images. A diverged run is counted in `diverged runs` and never averaged in."
               + (" The paper column is the published test error of the same network, trained with the paper's "
                  "recipe (64k iterations of batch 128), whatever this study's recipe is (ablation/report/published.py)."
-                 if len(headers) == 10 else ""), "",
+                 if has_paper else ""), "",
               tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
               *(_recipe(done, dataset) for dataset in datasets), "", *_provenance(done, command), ""]
     if design.caveats:
@@ -318,21 +281,43 @@ def write_study_report(results: list[ArmResult], out: StudyFiles, command: str =
     if partial:
         lines += ["Runs that left no results, so their arms average fewer seeds: " + ", ".join(
             f"{name} (see {log_hint.format(name=name)})" for _, name in partial) + ".", ""]
-    lines += [*_rule(design, all_tests), *_gain_section(done, all_tests)]
+    return lines
+
+
+def _dataset_section(results: list[ArmResult], done: list[ArmResult], dataset: str, summaries: dict,
+                     out: StudyFiles, tests: Decisions, command: str) -> list[str]:
+    """One dataset's part: each grid key's effect, the paper's sections, curves, how to decide."""
     groups = residual_groups(done)
+    figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
+                        out.figure(dataset, "curves"), f"all arms on {dataset}")
+    lines = [f"## {dataset}", "", *effects.effect_sections(results, dataset, out, tests)]
+    for others, by_key in groups.items():
+        lines += residual_sections(by_key, dataset, summaries, out, others if len(groups) > 1 else "", tests)
+    lines += ["### Curves" + (" and accuracy against depth" if groups else ""), "",
+              f"![curves](figures/{dataset}_curves.png)", ""]
+    for others in groups:
+        suffix = _suffix(others) if len(groups) > 1 else ""
+        lines += [f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth{suffix}.png)", ""]
+    return lines + ["### How to decide", "", *_how_to_decide(done, dataset, tests, command)]
+
+
+def write_study_report(results: list[ArmResult], out: StudyFiles, command: str, log_hint: str,
+                       replace: bool = False, design: Design = Design()) -> str:
+    """reports/NAME/study.md, its figures/*.png and what DVC shows of it
+    (dvc_view.write_dvc_view); results are collecting.collect()'s; `design` is the
+    preset's `report:` (decisions.Design); `log_hint` says where a failed run's
+    log is (`{name}`: the run), as the engine that ran it says. A report is never
+    replaced by one that lost results: with no arm done, or (unless `replace`)
+    with an arm failed that has results there, nothing is written and the
+    DataError says how to go on."""
+    done = _keep_or_refuse(results, out, replace)
+    summaries = {r.name: summarize_arm(r.runs) for r in done}
+    datasets = list(dict.fromkeys(d for r in done for d in r.runs))
+    all_tests, design = _decide(results, done, datasets, design)
+    lines = [*_overview(results, done, summaries, datasets, command, log_hint, design),
+             *_rule(design, all_tests), *_gain_section(done, all_tests)]
     for dataset in datasets:
-        figures.plot_curves({r.name: mean_history(r.runs[dataset]) for r in done},
-                            out.figure(dataset, "curves"), f"all arms on {dataset}")
-        lines += [f"## {dataset}", "", *effects.effect_sections(results, dataset, out, all_tests[dataset])]
-        for others, by_key in groups.items():
-            lines += residual_sections(by_key, dataset, summaries, out, others if len(groups) > 1 else "",
-                                       all_tests[dataset])
-        lines += ["### Curves" + (" and accuracy against depth" if groups else ""), "",
-                  f"![curves](figures/{dataset}_curves.png)", ""]
-        for others in groups:
-            suffix = _suffix(others) if len(groups) > 1 else ""
-            lines += [f"![accuracy against depth](figures/{dataset}_accuracy_vs_depth{suffix}.png)", ""]
-        lines += ["### How to decide", "", *_how_to_decide(done, dataset, all_tests[dataset], command)]
+        lines += _dataset_section(results, done, dataset, summaries, out, all_tests[dataset], command)
     text = "\n".join(lines)
     atomic_files.write_text(out.report, text)
     dvc_view.write_dvc_view(done, out)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ablation.core import atomic_files
 from ablation.core.errors import DataError
-from ablation.core.layout import EXPERIMENT_FILE, PARAMS_FILE, ReportFiles, StudyFiles, inside, run_files
+from ablation.core.layout import EXPERIMENT_FILE, PARAMS_FILE, ArmReportFiles, StudyFiles, inside, run_files
 from ablation.core.params import Params, ParamsError, with_added_knobs
 from ablation.core.precision import AUTO
 from ablation.core.run_records import DVCLIVE_FILES, RAW_FILE_LIMIT, Reader
@@ -45,7 +45,7 @@ class Source:
 
 def raw_paths(datasets, seeds) -> list[str]:
     """Every file of one experiment the study report reads, relative to the project."""
-    paths = [PARAMS_FILE, ReportFiles().metrics.as_posix()]
+    paths = [PARAMS_FILE, ArmReportFiles().metrics.as_posix()]
     for dataset in datasets:
         for seed in seeds:
             run = run_files(dataset, seed)

@@ -20,8 +20,8 @@ from ablation.core.errors import DataError
 from ablation.core.layout import StudyFiles
 from ablation.core.params import ParamsError
 from ablation.core.statistics import half_width_in_stds, prediction_interval, summarize
-from ablation.study import grid
-from ablation.study.engines import dvc_queue
+from ablation.study.collecting import collect
+from ablation.study.engines.base import Engine
 from ablation.study.engines.registry import ENGINES
 from ablation.study.repo import experiment_commits, read_file
 
@@ -139,13 +139,14 @@ def committed_record(arm, out: StudyFiles):
     """The arm's runs as the study committed them (grid.ArmResult), or None: read
     as whichever engine ran the study left them, each engine its own experiments."""
     return next((r for engine in ENGINES.values()
-                 if not (r := grid.collect([arm], out, engine(), experiments=False)[0]).failed), None)
+                 if not (r := collect([arm], out, engine(), experiments=False)[0]).failed), None)
 
 
-def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target: str) -> list[Verdict]:
-    """Reruns one run of a committed study as the experiment `verify-ARM-sSEED`
-    (DVC's queue, so the workspace is left alone) and judges it against the
-    study's raw results, one verdict per dataset."""
+def rerun_and_judge(engine: Engine, study_arms: list, common: list[str], out: StudyFiles,
+                    target: str) -> list[Verdict]:
+    """Reruns one run of a committed study as the experiment `verify-ARM-sSEED` on
+    `engine` (an experiment, so the workspace is left alone) and judges it against
+    the study's raw results, one verdict per dataset."""
     by_name = {arm.name: arm for arm in study_arms}
     arm_name, seed = split_target(target, list(by_name))
     arm = by_name[arm_name]
@@ -161,12 +162,12 @@ def rerun_and_judge(study_arms: list, common: list[str], out: StudyFiles, target
     rerun_arm = dataclasses.replace(arm.seed_arm(seed), name=f"verify-{arm_name}-s{seed}")
     datasets = list(recorded.runs)
     # Forced, with their upstream stages: outputs restored from a cache would verify nothing.
-    dvc_queue.queue([rerun_arm], common, jobs=1,
-              forced=tuple(f"{stage}@{dataset}-{seed}" for dataset in datasets for stage in ("train", "evaluate")))
+    engine.run([rerun_arm], common, out,
+               forced=tuple(f"{stage}@{dataset}-{seed}" for dataset in datasets for stage in ("train", "evaluate")))
     commit = experiment_commits().get(rerun_arm.name)
     if commit is None:
         raise DataError(f"the rerun {rerun_arm.name} left no results. "
-                        f"Fix: read {dvc_queue.LOG_HINT.format(name=rerun_arm.name)}.")
+                        f"Fix: read {engine.log_hint(out).format(name=rerun_arm.name)}.")
     rerun = run_records.collect_runs(datasets, [seed], lambda path: read_file(commit, path))
     return [judge(recorded.runs[dataset][seed], rerun[dataset][seed], recorded.runs[dataset],
                   f"{arm_name} seed {seed} on {dataset}") for dataset in datasets]

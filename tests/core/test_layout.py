@@ -33,7 +33,7 @@ def declared_paths() -> set[str]:
 
 
 def layout_paths() -> set[str]:
-    run, report = layout.run_files(DATASET, SEED), layout.ReportFiles()
+    run, report = layout.run_files(DATASET, SEED), layout.ArmReportFiles()
     paths = [layout.fetched_dir(DATASET), layout.fetch_metrics(DATASET), layout.manifest(DATASET),
              layout.split_counts(DATASET), run.model, run.live, run.train_metrics, run.predictions, run.confusion,
              run.layer_responses, run.eval_metrics, layout.RESULTS, layout.FETCHED, report.report_md,

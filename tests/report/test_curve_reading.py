@@ -1,14 +1,14 @@
 """The curves' evidence for a claim the study report could not show: at chance,
 still learning, overfitting or settled, and whether a better fit carried over."""
-from ablation.core.decisions import SECONDARY, Tested
 from ablation.core.statistics import welch
 from ablation.report.curve_reading import Curves, chance_note, why
+from ablation.study.deciding.decisions import SECONDARY, ContrastDecision
 
 
-def gap(a, b) -> Tested:
+def gap(a, b) -> ContrastDecision:
     """The test of two arms' final training errors as the report makes it (a family of one)."""
     comparison = welch(a, b)
-    return Tested("training error gap", comparison, "Welch", SECONDARY, comparison.p_value, 1)
+    return ContrastDecision("training error gap", comparison, "Welch", SECONDARY, comparison.p_value, 1)
 
 
 def test_a_net_still_learning_overfitting_or_settled_is_named_so():

@@ -8,19 +8,27 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ablation.core import run_records, statistics
-from ablation.core.decisions import Decisions, Design
 from ablation.core.errors import DataError
-from ablation.core.layout import ReportFiles, StudyFiles
+from ablation.core.layout import ArmReportFiles, StudyFiles
 from ablation.core.params import ParamsError, load_params
-from ablation.report import arm_report, claims, effects, study_report
+from ablation.report import arm_report, claims, study_report
 from ablation.study import raw_records
+from ablation.study.deciding import claims as deciding_claims
+from ablation.study.deciding import comparisons
+from ablation.study.deciding.decisions import Decisions, Design
+from ablation.study.engines.dvc_queue import LOG_HINT
 from tests.conftest import ROOT, arm, run
+
+
+def write_report(results, out, command="python -m stages.study", **options):
+    """The study report as DVC's queue's study writes it (its log hint)."""
+    return study_report.write_study_report(results, out, command, LOG_HINT, **options)
 
 
 def test_history_csvs_hold_what_dvc_plots_draws(tmp_path):
     history = {"loss": [2.0, 1.5], "val_loss": [2.2, 1.9], "accuracy": [0.3, 0.5], "val_accuracy": [0.25, 0.4],
                "learning_rate": [0.1, 0.01]}
-    arm_report.write_history_csvs(history, ReportFiles(tmp_path), "cifar10")
+    arm_report.write_history_csvs(history, ArmReportFiles(tmp_path), "cifar10")
     with open(tmp_path / "plots" / "loss" / "cifar10.csv") as handle:
         assert list(csv.DictReader(handle)) == [{"epoch": "1", "train_loss": "2", "val_loss": "2.2"},
                                                 {"epoch": "2", "train_loss": "1.5", "val_loss": "1.9"}]
@@ -67,7 +75,7 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
                                           run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
                arm("resnet110", True, 110, [])]
     out = StudyFiles("p", tmp_path)
-    text = study_report.write_study_report(results, out, "python -m stages.study --preset p.yaml")
+    text = write_report(results, out, "python -m stages.study --preset p.yaml")
     assert "`python -m stages.study --preset p.yaml`" in text
     # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
     gain_row = next(line for line in text.splitlines() if line.startswith("| resnet56 ") and "plain56" in line)
@@ -107,16 +115,16 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
 def test_a_study_report_is_never_replaced_by_one_that_lost_results(tmp_path):
     done = [arm("resnet20", True, 20, [run(0.90, 0.95, [True])]), arm("plain20", False, 20, [run(0.88, 0.93, [True])])]
     out = StudyFiles("s", tmp_path)
-    first = study_report.write_study_report(done, out)
+    first = write_report(done, out)
     assert raw_records.arms_with_results(out) == {"resnet20", "plain20"}
     lost = [done[0], arm("plain20", False, 20, [])]  # plain20's experiment is not here any more
     with pytest.raises(DataError, match=r"arm\(s\) \['plain20'\].*--replace-report"):
-        study_report.write_study_report(lost, out)
+        write_report(lost, out)
     with pytest.raises(DataError, match="no arm of the study left results"):
-        study_report.write_study_report([arm("resnet20", True, 20, [])], out)
+        write_report([arm("resnet20", True, 20, [])], out)
     assert out.report.read_text() == first
-    assert "failed: see" in study_report.write_study_report(lost, out, replace=True)
-    other = study_report.write_study_report([arm("resnet32", True, 32, [run(0.9, 0.9, [True])])], out)  # a new grid
+    assert "failed: see" in write_report(lost, out, replace=True)
+    other = write_report([arm("resnet32", True, 32, [run(0.9, 0.9, [True])])], out)  # a new grid
     assert out.report.read_text() == other
 
 
@@ -125,7 +133,7 @@ def test_verdicts_say_no_when_the_numbers_say_no(tmp_path):
                arm("plain20", False, 20, [run(0.88, 0.80, [True]), run(0.87, 0.81, [True])]),
                arm("resnet56", True, 56, [run(0.70, 0.75, [True]), run(0.71, 0.74, [True])]),
                arm("plain56", False, 56, [run(0.80, 0.90, [True]), run(0.81, 0.91, [True])])]
-    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
+    text = write_report(results, StudyFiles("s", tmp_path))
     assert "raises plain nets' training error more than residual nets': no.**" in text  # interaction -0.31
     assert "(b) residual-56 has a lower test error than plain-56: no.**" in text
     assert "(c) residual-56 has a lower test error than residual-20: no.**" in text
@@ -136,7 +144,7 @@ def test_a_difference_within_seed_noise_is_not_shown(tmp_path):
                arm("plain20", False, 20, [run(0.70, 0.68, [True]), run(0.66, 0.68, [True])]),
                arm("resnet56", True, 56, [run(0.60, 0.65, [True]), run(0.67, 0.60, [True])]),
                arm("plain56", False, 56, [run(0.55, 0.70, [True]), run(0.70, 0.62, [True])])]
-    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
+    text = write_report(results, StudyFiles("s", tmp_path))
     assert "raises plain nets' training error more than residual nets': not shown.**" in text
     assert "(b) residual-56 has a lower test error than plain-56: not shown.**" in text
     assert "(c) residual-56 has a lower test error than residual-20: not shown.**" in text
@@ -165,7 +173,7 @@ def test_a_net_that_never_left_chance_is_named_in_the_claims_shown_and_not_shown
                                           two_class(0.60, 0.668, 0.53)]),
                arm("plain56", False, 56, [two_class(0.52, 0.51, 0.505), two_class(0.53, 0.512, 0.505),
                                           two_class(0.52, 0.511, 0.505)])]
-    text = study_report.write_study_report(results, StudyFiles("s", tmp_path))
+    text = write_report(results, StudyFiles("s", tmp_path))
     claims = {line[4:7]: line for line in text.splitlines() if line.startswith("- **(")}
     assert ": yes.** " in claims["(a)"] and "Note, from the curves: plain-56's training error by epoch" in claims["(a)"]
     assert "it never left chance (guessing's error is 0.500)" in claims["(a)"]
@@ -186,7 +194,7 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
                arm("resnet-cifar20-shortcutB", True, 20, runs([0.91, 0.86, 0.83], "wB"), ("model.shortcut=B",)),
                arm("plain-cifar20-shortcutB", False, 20, runs([0.87, 0.83, 0.79], "w"), ("model.shortcut=B",))]
     out = StudyFiles("knobs", tmp_path)
-    text = study_report.write_study_report(results, out)
+    text = write_report(results, out)
     assert text.startswith("# Study: what `model.shortcut` and `model.residual` change")
     assert raw_records.arms_with_results(out) == {r.name for r in results}
     assert "The paper's claims" not in text  # they compare depths
@@ -210,7 +218,7 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
     # B against A among the plain arms: same start, paired.
     assert row("model.shortcut", "model.residual=false", "B")[4].startswith("paired t")
     assert row("model.shortcut", "model.residual=true", "A")[3] == "reference"
-    found = effects.contrasts(results, "cifar10")
+    found = comparisons.contrasts(results, "cifar10")
     # No claims here, so every grid contrast is primary: one Holm family of 4.
     assert len(found) == 4 and "(cifar10: 4 primary, 0 secondary)" in text and paired_row[7] == "primary"
     adjusted = statistics.holm([c.comparison.p_value for c in found])
@@ -225,8 +233,8 @@ def test_a_grid_over_any_key_reports_each_keys_effect_paired_where_seeds_start_a
 def test_runs_recorded_without_start_keys_are_compared_by_welch():
     old = {0: run(0.9, 0.9, [True]), 1: run(0.8, 0.8, [True])}
     new = {0: run(0.85, 0.85, [True]), 1: run(0.7, 0.7, [True])}
-    comparison, test = effects.compare(new, old)
-    assert test == effects.WELCH
+    comparison, test = comparisons.compare(new, old)
+    assert test == comparisons.WELCH
     assert comparison.p_value == pytest.approx(stats.ttest_ind([0.85, 0.7], [0.9, 0.8], equal_var=False).pvalue)
 
 
@@ -244,7 +252,7 @@ def test_the_claims_test_each_contrast_as_the_gain_table_does():
     by_key = {depth: {"residual" if r.params.model.residual else "plain": r for r in results
                       if r.params.model.depth == depth} for depth in (20, 56)}
     tests = Decisions(Design(), True, ("model.residual", "model.depth"))
-    claims.add(by_key, "cifar10", tests)
+    deciding_claims.add_claims(by_key, "cifar10", tests)
     tests.adjust()
     lines = {line.split(":")[0][4:]: line for line in claims.lines(by_key, "cifar10", tests)}
     gain = stats.ttest_rel([0.60, 0.50], [0.35, 0.26])
@@ -266,7 +274,7 @@ def test_one_seed_prints_no_interval_test_or_verdict_and_a_smoke_test_says_so(tm
                arm("plain20", False, 20, [run(0.25, 0.3, [True])]),
                arm("resnet32", True, 32, [run(0.28, 0.33, [True])]),
                arm("plain32", False, 32, [run(0.2, 0.3, [True])])]
-    text = study_report.write_study_report(results, StudyFiles("quick", tmp_path), design=Design(smoke_test=True))
+    text = write_report(results, StudyFiles("quick", tmp_path), design=Design(smoke_test=True))
     assert text.splitlines()[2].startswith("**A smoke test of the machinery")
     gain_row = next(line for line in text.splitlines() if line.startswith("| resnet32 ") and "plain32" in line)
     assert "+0.0800 " in gain_row and "[" not in gain_row and "one seed: no test" in gain_row
@@ -294,7 +302,7 @@ def test_runs_on_two_machine_kinds_are_named_per_arm_and_record_text_cannot_beco
     xeon = {"cpu": "Intel Xeon", "cpu_flags": ["amx_bf16"], "gpus": [], "backend": "tensorflow", "threads": 1}
     hostile = {**xeon, "cpu": "# Owned [click](javascript:alert(1)) <b>x</b>\n`code`"}
     results = [arm("resnet20", True, 20, on(xeon, [0.7, 0.72])), arm("plain20", False, 20, on(hostile, [0.6, 0.62]))]
-    text = study_report.write_study_report(results, StudyFiles("mixed", tmp_path))
+    text = write_report(results, StudyFiles("mixed", tmp_path))
     ran_on = next(line for line in text.splitlines() if line.startswith("Ran on: "))
     assert "more than one machine kind" in ran_on and "resnet20 on `Intel Xeon" in ran_on
     assert "plain20 on `# Owned [click](javascript:alert(1)) <b>x</b> 'code'" in ran_on  # one code span, one line
@@ -310,9 +318,9 @@ def test_a_study_run_in_rounds_takes_its_primary_verdicts_from_the_sequential_de
                arm("plain20", False, 20, [run(0.88, 0.93, [True]), run(0.87, 0.92, [True])]),
                arm("resnet56", True, 56, [run(0.92, 0.97, [True]), run(0.93, 0.98, [True])]),
                arm("plain56", False, 56, [run(0.80, 0.85, [True]), run(0.81, 0.84, [True])])]
-    fixed = study_report.write_study_report(results, StudyFiles("fixed", tmp_path))
+    fixed = write_report(results, StudyFiles("fixed", tmp_path))
     assert "**(b) residual-56 has a lower test error than plain-56: yes.**" in fixed
-    rounds = study_report.write_study_report(results, StudyFiles("rounds", tmp_path), design=Design(looks=(2, 4, 6)))
+    rounds = write_report(results, StudyFiles("rounds", tmp_path), design=Design(looks=(2, 4, 6)))
     claim = next(line for line in rounds.splitlines() if line.startswith("- **(b) residual-56"))
     assert ": not shown yet.**" in claim
     assert "group-sequential: not decided yet at 2 of 6 seeds per arm: not yet beyond seed noise" in claim

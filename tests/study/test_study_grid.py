@@ -156,9 +156,9 @@ def test_dry_run_of_a_study_with_committed_results_says_how_many_seeds_decide_it
 @pytest.mark.parametrize("flags, message", [
     ([], "--until-decided needs a seed budget. Fix: pass --max-seeds N"),
     (["--max-seeds", "1"], "--max-seeds 1 is no more than the 1 seed(s) each arm runs first. Fix: pass --max-seeds 2"),
-    (["--max-seeds", "3", "--engine", "ray"], "--until-decided runs seeds in rounds on DVC's queue"),
+    (["--max-seeds", "3", "--seed-step", "0"], "--until-decided runs seeds in rounds, with --seed-step 1 or more"),
 ])
-def test_until_decided_is_refused_before_anything_runs_without_a_budget_or_on_ray(flags, message):
+def test_until_decided_is_refused_before_anything_runs_without_a_budget(flags, message):
     refs = ["git", "for-each-ref", "refs/exps"]
     before = subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout
     out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--until-decided",

@@ -1,7 +1,8 @@
-"""What every engine is to the study: it makes each arm's experiments, submits them,
-and says where a failed run's log is. The study reads the experiments back the
-same way whichever engine ran them (grid.collect), so an engine is one module
-and one entry in engines/registry.py's ENGINES."""
+"""What every engine is to the study: it makes each arm's experiments, submits them
+(or runs given experiments: --until-decided's seeds, --verify's rerun), and says
+where a failed run's log is. The study reads the experiments back the same way
+whichever engine ran them (collecting.collect), so an engine is one module and
+one entry in engines/registry.py's ENGINES."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -32,6 +33,13 @@ class Engine(ABC):
     def submit(self, arms: list[Arm], overrides: list[str], out: StudyFiles, resume: bool) -> None:
         """Runs every arm's experiments with the common `overrides`; with `resume`,
         only those that left no results. Returns when they have all ended."""
+
+    @abstractmethod
+    def run(self, experiments: list[Arm], overrides: list[str], out: StudyFiles, forced: tuple[str, ...] = ()) -> None:
+        """Runs exactly these experiments (each one already: a seed added by
+        --until-decided, a --verify rerun) with the common `overrides`; `forced`:
+        stages run even where outputs for them are cached (a rerun to check).
+        Returns when they have all ended."""
 
     @abstractmethod
     def log_hint(self, out: StudyFiles) -> str:

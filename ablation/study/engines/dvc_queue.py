@@ -7,7 +7,8 @@ from datetime import datetime
 from ablation.core import console, layout
 from ablation.core.layout import StudyFiles
 from ablation.core.params import ParamsError
-from ablation.study import grid, raw_records
+from ablation.study import raw_records
+from ablation.study.collecting import collect
 from ablation.study.engines.base import Engine
 from ablation.study.grid import Arm
 from ablation.study.repo import busy_queue, check_repository, dvc, experiment_commits, queue_states, read_file
@@ -33,11 +34,14 @@ class DvcQueue(Engine):
     def submit(self, arms: list[Arm], overrides: list[str], out: StudyFiles, resume: bool) -> None:
         todo = arms
         if resume:  # finished experiments and committed raw results are kept
-            todo = [arm for arm, r in zip(arms, grid.collect(arms, out, self)) if r.failed]
+            todo = [arm for arm, r in zip(arms, collect(arms, out, self)) if r.failed]
             print(f"resume: {len(arms) - len(todo)} of {len(arms)} arm(s) have results; running "
                   f"{', '.join(a.name for a in todo) or 'none'}", flush=True)
         if todo:
             queue(todo, overrides, self.jobs)
+
+    def run(self, experiments: list[Arm], overrides: list[str], out: StudyFiles, forced: tuple[str, ...] = ()) -> None:
+        queue(experiments, overrides, self.jobs, forced)
 
     def log_hint(self, out: StudyFiles) -> str:
         return LOG_HINT

@@ -58,18 +58,26 @@ class RayCluster(Engine):
 
     def submit(self, arms: list[Arm], overrides: list[str], out: StudyFiles, resume: bool) -> None:
         """Checks, submits every run not skipped by `resume`, waits, pulls every run's experiment."""
+        self._run([run for arm in arms for run in self.experiments(arm)], overrides, out, resume)
+
+    def run(self, experiments: list[Arm], overrides: list[str], out: StudyFiles, forced: tuple[str, ...] = ()) -> None:
+        self._run(experiments, overrides, out, resume=False, forced=forced)
+
+    def _run(self, experiments: list[Arm], overrides: list[str], out: StudyFiles, resume: bool,
+             forced: tuple[str, ...] = ()) -> None:
         import ray
 
-        for arm in arms:
-            check_data(arm.params)
+        for experiment in experiments:
+            check_data(experiment.params)
         baseline = check_baseline(self.git_remote)
-        runs = [CloneRun(run.name, (*overrides, *run.overrides)) for arm in arms for run in self.experiments(arm)]
+        runs = [CloneRun(run.name, (*overrides, *run.overrides), forced) for run in experiments]
         skipped = existing_runs(baseline) & {run.name for run in runs} if resume else set()
         if skipped:
             print(f"--resume: {len(skipped)} run(s) already have experiments on {self.git_remote}: "
                   + ", ".join(sorted(skipped)), flush=True)
         todo = [run for run in runs if run.name not in skipped]
-        ray.init(address=self.address, log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE)]})
+        ray.init(address=self.address, log_to_driver=False, runtime_env={"py_modules": [str(PACKAGE)]},
+                 ignore_reinit_error=True)  # --until-decided runs its rounds in one driver
         num_gpus = self.num_gpus
         if num_gpus is None:  # default: one GPU per run where the cluster has GPUs
             num_gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0

@@ -32,9 +32,11 @@ class EngineError(UserError):
 
 @dataclass(frozen=True)
 class CloneRun:
-    """One experiment to run in a clone: its name and every `-S` setting it runs with."""
+    """One experiment to run in a clone: its name, every `-S` setting it runs with and
+    the stages forced to run (a --verify rerun)."""
     name: str
     overrides: tuple[str, ...]
+    forced: tuple[str, ...] = ()
 
 
 # --- before submitting ---------------------------------------------------------------
@@ -121,7 +123,8 @@ def run_in_clone(run: CloneRun, baseline: Baseline) -> dict:
                 git("config", "user.name", "ablation ray worker", cwd=repo)
             step(*dvc, "pull", "--allow-missing")  # inputs another run or the driver pushed; missing ones are built
             settings = [flag for override in run.overrides for flag in ("-S", override)]
-            if step(*dvc, "exp", "run", "-n", run.name, *settings) == 0:
+            forced = ("--force", *run.forced) if run.forced else ()
+            if step(*dvc, "exp", "run", "-n", run.name, *settings, *forced) == 0:
                 for attempt in range(PUSH_ATTEMPTS):
                     if step(*dvc, "exp", "push", "--force", "origin", run.name) == 0:
                         status = "done"

@@ -82,7 +82,7 @@ REPORT_KEYS = ("primary", "min_effect", "max_seeds", "smoke_test", "caveats")
 
 
 @dataclass(frozen=True)
-class Tested:
+class ContrastDecision:
     """One contrast as the report prints it: its comparison and test, its family and
     Holm-adjusted p, and the family's size."""
     label: str
@@ -183,19 +183,19 @@ class Decisions:
                     decided = (f"decided at {looks[look]} seeds per arm" if look is not None else
                                f"{NOT_DECIDED_YET} at {self.design.reached} of {looks[-1]} seeds per arm"
                                if self.design.interim else f"not decided within {looks[-1]} seeds per arm")
-                self._tested[key] = Tested(label, comparison, test, family, adjusted.get(key), max(len(tested), 1),
-                                           decided)
+                self._tested[key] = ContrastDecision(label, comparison, test, family, adjusted.get(key),
+                                                     max(len(tested), 1), decided)
 
-    def __getitem__(self, key: tuple) -> Tested:
+    def __getitem__(self, key: tuple) -> ContrastDecision:
         return self._tested[key]
 
-    def all(self) -> list[Tested]:
+    def all(self) -> list[ContrastDecision]:
         return list(self._tested.values())
 
     def items(self):
         return self._tested.items()
 
-    def family(self, family: str) -> list[Tested]:
+    def family(self, family: str) -> list[ContrastDecision]:
         return [t for t in self._tested.values() if t.family == family]
 
 

@@ -1,11 +1,11 @@
-"""The seeds-until-decided design (ablation/core/sequential.py), checked by simulating
+"""The seeds-until-decided design (ablation/study/deciding/sequential.py), checked by simulating
 studies with numbers only: its false-positive rate across rounds, and what it
 saves when an effect is real."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from ablation.core import sequential
+from ablation.study.deciding import sequential
 
 STUDIES = 2000
 SEEDS = sequential.looks(3, 2, 9)  # seeds per arm at each look: 3, 5, 7, 9
@@ -61,9 +61,8 @@ def test_a_round_adds_seeds_only_to_the_arms_of_undecided_primary_contrasts():
     primary family clears its early bound, so every arm goes on; with six seeds per
     arm (the budget), the depth-56 gain and (c) are decided, and only the arms of the
     contrasts still open would get more."""
-    from ablation.core.decisions import Design
-    from ablation.report.study_report import decisions_for
-    from ablation.study.until_decided import next_round
+    from ablation.study.deciding.decisions import Design
+    from ablation.study.deciding.rounds import next_round
     from tests.conftest import arm, run
 
     def runs(accuracies):
@@ -74,9 +73,9 @@ def test_a_round_adds_seeds_only_to_the_arms_of_undecided_primary_contrasts():
 
     def results(accuracy):
         return [arm(name, name.startswith("resnet"), int(name[-2:]), runs(values)) for name, values in accuracy.items()]
-    decided, open_arms = next_round(results(two), [2, 4, 6], 0, Design(), decisions_for)
+    decided, open_arms = next_round(results(two), [2, 4, 6], 0, Design())
     assert decided == {} and sorted(open_arms) == ["plain20", "plain56", "resnet20", "resnet56"]
-    decided, open_arms = next_round(results(six), [2, 4, 6], 2, Design(), decisions_for)
+    decided, open_arms = next_round(results(six), [2, 4, 6], 2, Design())
     labels = {key[1]: look for (_, key), look in decided.items()}
     assert labels.get(frozenset({"resnet56", "plain56"})) is not None  # the depth-56 gain
     assert frozenset({"resnet20", "plain20"}) not in labels and {"resnet20", "plain20"} <= set(open_arms)
