@@ -153,12 +153,12 @@ def run(study: Study) -> tuple[list, Design]:
     return results, design
 
 
-def report(study: Study, results: list, design: Design, owner) -> None:
+def report(study: Study, results: list, design: Design, definition: dict) -> None:
     log_hint = study.engine.log_hint(study.out)
     text = study_report.write_study_report(results, study.out, grid.reproducing_command(sys.argv[1:]), log_hint,
                                            replace=study.args.replace_report, design=design)
     print("\n".join(study_report.headline(text)))
-    raw_records.record_owner(study.out, owner, design.looks)
+    raw_records.record_owner(study.out, definition, design.looks)
     out = study.out
     print(f"wrote {out.report}, {out.figures}/, {out.metrics} and {out.dvc_yaml}; commit {out.dir} to keep them")
     if missing := [name for r in results for name in r.missing]:
@@ -173,10 +173,10 @@ def main():
         return dry_run(study, rates)
     if study.args.verify:
         return verify(study)
-    owner = raw_records.definition(study.arms, study.overrides)
-    raw_records.check_owner(study.out, owner, study.args.replace_report)
+    definition = raw_records.definition(study.arms, study.overrides)
+    raw_records.check_owner(study.out, definition, study.args.replace_report)
     results, design = run(study)
-    report(study, results, design, owner)
+    report(study, results, design, definition)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """dvc.yaml's code deps equal what each stage really imports from the project, so
-a result is regenerated exactly when code that produced it changes. (params.py
+a result is regenerated exactly when code that produced it changes. (core/knobs.py
 looks up the tables of allowed choices by module name, which this does not
 follow: they decide whether a stage starts, never what it writes.)"""
 import ast

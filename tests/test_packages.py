@@ -49,3 +49,19 @@ def test_every_package_marker_is_a_docstring_only():
     for marker in (ROOT / "ablation").rglob("__init__.py"):
         body = ast.parse(marker.read_text()).body
         assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant), marker
+
+
+def test_core_reaches_later_packages_only_through_the_knob_tables():
+    """core/knobs.table loads the tables that name a knob's choices by module name (so
+    they are no DVC dep of fetch and split, whose outputs never depend on them): every
+    lookup in core names one of knobs.TABLE_MODULES, and only knobs.py loads modules by name."""
+    from ablation.core.knobs import TABLE_MODULES
+    named = set()
+    for path in sorted((ROOT / "ablation" / "core").glob("*.py")):
+        text = path.read_text()
+        assert "import_module" not in text or path.name == "knobs.py", path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("key_of", "table") \
+                    and node.args and isinstance(node.args[0], ast.Constant):
+                named.add(node.args[0].value)
+    assert named == set(TABLE_MODULES)

@@ -43,7 +43,7 @@ def key_of(module: str, name: str):
     """A key of the implementing table `ablation.<module>.<name>`."""
     def check(value):
         return one_of(*table(module, name))(value)
-    check.table = (module, name)  # for tests/test_params.py
+    check.table = (module, name)  # for tests/core/test_params.py
     return check
 
 

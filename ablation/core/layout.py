@@ -1,6 +1,6 @@
 """Every file the pipeline reads or writes, relative to the project root: the one
 place its names live. Stages, library and tests take their paths from here, and
-tests/test_layout.py checks that dvc.yaml declares the same ones."""
+tests/core/test_layout.py checks that dvc.yaml declares the same ones."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +65,7 @@ def run_dir(dataset: str, seed: int, results: Path = RESULTS) -> Path:
 
 def checkpoints_dir(dataset: str, seed: int) -> Path:
     """The resume states of one dataset and seed, one directory per arm: each is
-    named by the key of everything that shapes its training (training.run_key),
+    named by the key of everything that shapes its training (training/fit.py: run_key),
     so no other arm ever resumes it."""
     return inside(CHECKPOINTS, dataset, f"seed{seed}")
 

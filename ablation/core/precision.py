@@ -4,8 +4,8 @@ and float16 before it; on a CPU, bfloat16 where it was measured faster than
 float32, and float32 elsewhere. Measured on resnet_cifar20 (TensorFlow, oneDNN):
 bf16 1.13-1.17x float32 on the Intel Xeon with AMX, 1.18-1.30x on the AMD EPYC
 with AVX512-BF16 (reports/benchmarks.md), but 0.73x on an Intel Xeon with
-AVX512-BF16 and no AMX (53 against 73 GFLOP/s, --dry-run's probe), and 0.11-0.12x
-on an AVX2-only EPYC, which emulates it. An explicit precision the machine
+AVX512-BF16 and no AMX (53 against 73 GFLOP/s, --dry-run's probe), and
+EMULATED_COST on an AVX2-only EPYC, which emulates it. An explicit precision the machine
 emulates runs as asked, after a one-line warning with that cost and the fix.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 AUTO = "auto"
 POLICIES = (AUTO, "float32", "mixed_float16", "mixed_bfloat16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with bf16 arithmetic
-EMULATED_COST = "7.5-9x slower than float32 (measured on a 2-core AVX2-only AMD EPYC)"
+EMULATED_COST = "0.11-0.12x float32's speed (measured on a 2-core AVX2-only AMD EPYC)"
 
 
 def cpu_has_bf16(record: dict) -> bool:

@@ -24,7 +24,7 @@ from ablation.core.layout import RESULTS, run_files
 from ablation.core.statistics import SeedSummary, summarize
 
 RAW_FILE_LIMIT = 256 * 1024 * 1024  # bytes a raw record may inflate to (10,000 predictions: ~400 KB)
-PREDICTION_COLUMNS = ("id", "label", "predicted")
+PREDICTION_COLUMNS = ("id", "label", "predicted", "confidence")  # predictions.csv's header
 
 
 class RecordError(UserError):
@@ -83,8 +83,8 @@ def check_responses(responses, file: str) -> None:
 def check_predictions(text: str, file: str) -> None:
     """predictions.csv: the header names id, label and predicted."""
     header = next(csv.reader(text.splitlines()[:1]), [])
-    if tuple(header[:3]) != PREDICTION_COLUMNS:
-        _fail(file, "header", ",".join(header), "id,label,predicted,...")
+    if tuple(header[:3]) != PREDICTION_COLUMNS[:3]:  # what a report reads of it
+        _fail(file, "header", ",".join(header), ",".join(PREDICTION_COLUMNS[:3]) + ",...")
 
 
 def check_history(values: list[float], diverged: bool, file: str) -> None:

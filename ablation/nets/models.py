@@ -3,7 +3,7 @@
 `model` section of params.yaml.
 
 Layout follows torchvision's resnet.py and timm's variants-as-tables: the unit's
-variants in ablation.units (`BLOCKS`, He et al. 2016's `UNITS` and
+variants in ablation/nets/units.py (`BLOCKS`, He et al. 2016's `UNITS` and
 `SHORTCUT_FORMS`, `NORMS`), one unit builder (`_Builder.block`), a stage builder
 (`make_stage`), and one entry point, `build_model`. The plain twin
 (`residual: false`) is the same layers in the same order with no shortcut

@@ -28,10 +28,10 @@ from ablation.core.run_records import (
 from ablation.core.sections import ModelParams
 from ablation.core.statistics import confusion_matrix
 from ablation.data.shards import read_info
-from ablation.nets.models import model_name
+from ablation.nets.models import block_of, model_name
 from ablation.report import figures
 from ablation.report.dvc_view import history_csv
-from ablation.report.published import PAPER_CIFAR10_ERROR, PAPER_IMAGENET_ERROR
+from ablation.report.published import PAPER_IMAGENET_ERROR, arm_reference, published
 
 
 def arm_table(summary: dict) -> str:
@@ -47,14 +47,9 @@ def arm_table(summary: dict) -> str:
 
 def paper_reference(model: ModelParams, dataset: str, info: dict) -> str | None:
     """The paper's number for this arm, with what differs, or None."""
-    if model.arch == "resnet_cifar" and dataset == "cifar10" and model.residual \
-            and model.depth in PAPER_CIFAR10_ERROR:
-        error = PAPER_CIFAR10_ERROR[model.depth]
-        what = "mean of 5 runs (best 6.43)" if model.depth == 110 else "one run"
-        option = "" if model.shortcut == "A" else f" (this arm uses option {model.shortcut})"
+    if row := published(model, block_of(model), dataset):  # the study report's match, the same rows
         jpeg = " The CIFAR-10 here is stored as JPEG (lossy)." if "JPEG" in info.get("formats", {}) else ""
-        return (f"paper Table 6: {100 - error:.2f}% accuracy ({error}% error, {what}) with option A{option}, "
-                f"64k iterations (~164 epochs) on lossless CIFAR-10.{jpeg}")
+        return f"{arm_reference(row)}, 64k iterations (~164 epochs) on lossless CIFAR-10.{jpeg}"
     key = (model.depth, model.residual, model.shortcut if model.residual else None)
     if model.arch == "resnet" and key in PAPER_IMAGENET_ERROR:
         error, table = PAPER_IMAGENET_ERROR[key]

@@ -10,7 +10,7 @@ from ablation.core import layout, run_records
 from ablation.core.layout import StudyFiles
 from ablation.core.params import Params, parse_params
 from ablation.study import raw_records
-from ablation.study.grid import Arm, ArmResult
+from ablation.study.grid import Arm, ArmResult, seed_of
 from ablation.study.raw_records import Source
 from ablation.study.repo import experiment_commits, git, read_file
 
@@ -44,9 +44,8 @@ def added_seeds(arm: Arm, commits: dict[str, str], out: StudyFiles) -> list[int]
     (`NAME-sSEED`, as --until-decided adds them), found among this checkout's
     experiments and the study's raw results."""
     names = set(commits) | ({p.name for p in out.runs.iterdir() if p.is_dir()} if out.runs.is_dir() else set())
-    prefix = f"{arm.name}-s"
-    return sorted(int(seed) for n in names if n.startswith(prefix) and (seed := n[len(prefix):]).isdigit()
-                  and int(seed) not in arm.params.train.seeds)
+    return sorted(seed for name in names if (seed := seed_of(name, arm.name)) is not None
+                  and seed not in arm.params.train.seeds)
 
 
 def collect(study_arms: list[Arm], out: StudyFiles, engine, experiments: bool = True) -> list[ArmResult]:

@@ -30,6 +30,19 @@ def settings(point: dict, *leave_out: str) -> tuple[str, ...]:
     return tuple(f"{key}={format_value(value)}" for key, value in point.items() if key not in leave_out)
 
 
+SEED_SUFFIX = "-s"  # an experiment of one seed of an arm is named ARM-sSEED
+
+
+def seed_name(arm: str, seed: int) -> str:
+    return f"{arm}{SEED_SUFFIX}{seed}"
+
+
+def seed_of(name: str, arm: str) -> int | None:
+    """SEED where `name` is the arm's experiment of one seed, `ARM-sSEED`; else None."""
+    tail = name[len(arm) + len(SEED_SUFFIX):] if name.startswith(arm + SEED_SUFFIX) else ""
+    return int(tail) if tail.isascii() and tail.isdigit() else None
+
+
 @dataclass(frozen=True)
 class Arm:
     """One point of the study grid: its experiment's name, its grid point (dotted
@@ -55,7 +68,8 @@ class Arm:
         """One seed of the arm as an experiment of its own, `NAME-sSEED`: how Ray runs
         every seed, and how --until-decided and verify add one."""
         pinned = {"train.seeds": [seed]}
-        return Arm(f"{self.name}-s{seed}", {**self.point, **pinned}, self.params.with_overrides(list(settings(pinned))))
+        return Arm(seed_name(self.name, seed), {**self.point, **pinned},
+                   self.params.with_overrides(list(settings(pinned))))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ablation.core.statistics import half_width_in_stds, prediction_interval, su
 from ablation.study.collecting import collect
 from ablation.study.engines.base import Engine
 from ablation.study.engines.registry import ENGINES
+from ablation.study.grid import seed_name, seed_of
 from ablation.study.repo import experiment_commits, read_file
 
 # train.json fields that measure the machine's speed or describe it, not the result.
@@ -128,9 +129,9 @@ def split_target(target: str, arm_names: list[str]) -> tuple[str, int | None]:
     """`ARM` or `ARM-sSEED` -> (arm, seed or None); ParamsError naming the arms."""
     if target in arm_names:
         return target, None
-    arm, sep, seed = target.rpartition("-s")
-    if sep and arm in arm_names and seed.isdigit():
-        return arm, int(seed)
+    for arm in arm_names:
+        if (seed := seed_of(target, arm)) is not None:
+            return arm, seed
     raise ParamsError(f"--verify {target!r} is no run of this study. Fix: pass an arm ({', '.join(arm_names)}) "
                       "or ARM-sSEED for one seed of it.")
 
@@ -158,8 +159,8 @@ def rerun_and_judge(engine: Engine, study_arms: list, common: list[str], out: St
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise ParamsError(f"--verify {target}: the record of {arm_name} has seeds {seeds}, not {seed}. "
-                          f"Fix: pass {arm_name}-s{seeds[0]}.")
-    rerun_arm = dataclasses.replace(arm.seed_arm(seed), name=f"verify-{arm_name}-s{seed}")
+                          f"Fix: pass {seed_name(arm_name, seeds[0])}.")
+    rerun_arm = dataclasses.replace(arm.seed_arm(seed), name=f"verify-{seed_name(arm_name, seed)}")
     datasets = list(recorded.runs)
     # Forced, with their upstream stages: outputs restored from a cache would verify nothing.
     engine.run([rerun_arm], common, out,

@@ -12,6 +12,7 @@ import numpy as np
 from ablation.core import atomic_files
 from ablation.core.errors import DataError
 from ablation.core.layout import RunFiles
+from ablation.core.run_records import PREDICTION_COLUMNS
 from ablation.core.statistics import confusion_matrix
 from ablation.data import shards, splitting
 from ablation.nets import (
@@ -94,7 +95,7 @@ def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluati
     }
     predictions = io.StringIO()
     writer = csv.writer(predictions, lineterminator="\n")
-    writer.writerow(["id", "label", "predicted", "confidence"])
+    writer.writerow(PREDICTION_COLUMNS)
     writer.writerows((i, classes[label], classes[guess], f"{c:.6f}")
                      for i, label, guess, c in zip(ids, labels, predicted, confidence))
     sample = min(RESPONSE_IMAGES, len(rows))

@@ -57,7 +57,7 @@ def test_arm_markdown_renders_the_summary_without_the_pipeline():
     assert text.startswith("# Arm report: resnet_cifar20")
     assert "seeds [0, 1, 2]" in text and arm_report.arm_table(summary) in text
     assert "- cifar10: measured 0.7000 ± 0.1414" in text
-    assert "paper Table 6: 91.25% accuracy (8.75% error, one run)" in text
+    assert "paper (He 2015 Table 6): 91.25% accuracy (8.75% error, one run)" in text
     assert "| cat     |      0.8 | n/a      |      0.6 |" in text
     plain = arm_report.arm_markdown(params.with_overrides(["model.residual=false"]), runs, summary,
                                    {"cifar10": {"classes": ["cat"]}})

@@ -103,3 +103,21 @@ def test_a_failed_run_keeps_its_log_and_resume_reruns_only_it(driver, cluster):
     assert ran == ["resnet-cifar8-limit40-s0"]
     assert {"resnet-cifar8-limit192-s0", "resnet-cifar8-limit40-s0"} <= exp_names(driver)
     assert "| resnet-cifar8-limit40 " in (driver / "reports" / "limits" / "study.md").read_text()
+
+
+def test_until_decided_and_verify_run_on_ray(driver, cluster):
+    """--until-decided adds each round's seeds as Ray runs and --verify reruns a run there,
+    as both do on DVC's queue (the engine comes from engines/registry.py)."""
+    first = study(driver, cluster, "--resume").stdout  # the first test's runs, where it ran
+    reports = folder(driver, first)
+    decided = study(driver, cluster, "--until-decided", "--max-seeds", "3")
+    assert "looks at [2, 3]" in decided.stdout and "until decided: " in decided.stdout
+    if "adding seeds up to 3" in decided.stdout:  # not decided at two seeds: the third ran on Ray
+        assert {"resnet-cifar8-s2", "plain-cifar8-s2"} <= exp_names(driver)
+        assert {"resnet-cifar8-s2", "plain-cifar8-s2"} <= {r["name"] for r in read_json(reports / "logs" / "runs.json")}
+        assert (reports / "runs" / "resnet-cifar8-s2" / "results" / "cifar10" / "seed2" / "train.json").exists()
+    assert "--until-decided" in (reports / "study.md").read_text()
+
+    verified = study(driver, cluster, "--verify", "resnet-cifar8-s0")
+    assert "verify-resnet-cifar8-s0" in exp_names(driver)
+    assert "identical to the record" in verified.stdout, verified.stdout[-2000:]

@@ -101,7 +101,8 @@ def test_raw_results_round_trip_compressed_and_match_only_their_own_params(tmp_p
     assert raw_records.params_differ(params_text, params, "p") == []
     moved = params_text.replace("cifar10: ../shared/datasets/cifar10-jpeg.tar.gz", "cifar10: /data/c.tar.gz")
     assert moved != params_text and raw_records.params_differ(moved, params, "p") == []  # where, not what
-    assert raw_records.params_differ(params_text.replace("  epochs: 2 ", "  epochs: 5 "), params, "p") == ["train.epochs"]
+    longer = params_text.replace("  epochs: 2 ", "  epochs: 5 ")
+    assert raw_records.params_differ(longer, params, "p") == ["train.epochs"]
     with pytest.raises(Exception, match="outside"):
         read("../../etc/passwd")
 
