@@ -138,9 +138,10 @@ def split_target(target: str, arm_names: list[str]) -> tuple[str, int | None]:
 
 def committed_record(arm, out: StudyFiles):
     """The arm's runs as the study committed them (grid.ArmResult), or None: read
-    as whichever engine ran the study left them, each engine its own experiments."""
-    return next((r for engine in ENGINES.values()
-                 if not (r := collect([arm], out, engine(), experiments=False)[0]).failed), None)
+    as whichever engine ran the study left them, each engine its own experiments
+    (the reading that finds the most runs: DVC's finds only a Ray study's added seeds)."""
+    found = [r for engine in ENGINES.values() if not (r := collect([arm], out, engine(), experiments=False)[0]).failed]
+    return max(found, key=lambda r: sum(len(by_seed) for by_seed in r.runs.values()), default=None)
 
 
 def rerun_and_judge(engine: Engine, study_arms: list, common: list[str], out: StudyFiles,
