@@ -88,8 +88,7 @@ def setup(args) -> Study:
     if args.until_decided and (args.report_only or args.seed_step < 1 or (args.rounds is not None and args.rounds < 0)):
         raise ParamsError("--until-decided runs seeds in rounds, with --seed-step 1 or more and --rounds 0 or more. "
                           "Fix: drop --report-only, or --until-decided.")
-    preset = grid.load_preset(args.preset) if args.preset else {"set": [], "grid": {}, "jobs": None,
-                                                                  "report": Design()}
+    preset = grid.load_preset(args.preset)
     overrides = [*preset["set"], *args.overrides]  # the command line wins
     params = grid.load_study_params(args.params, overrides, preset["grid"], args.grid)
     arms = grid.arms(params, args.max_arms)

@@ -47,6 +47,25 @@ def key_of(module: str, name: str):
     return check
 
 
+def either(first, second):
+    """A value `first` or `second` allows (a table's key, or a builder of the user's)."""
+    def check(value):
+        if first(value) is None or second(value) is None:
+            return None
+        return f"{first(value)}, or {second(value)}"
+    check.table = getattr(first, "table", None)  # for tests/core/test_params.py
+    return check
+
+
+# A user's own network (nets/builders.py): `package.module:function`.
+BUILDER_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
+
+
+def builder_reference(value):
+    return None if isinstance(value, str) and BUILDER_PATTERN.fullmatch(value) else \
+        "`package.module:function` (a builder of your own network)"
+
+
 def number(low=None, high=None, integer=False, open_low=False):
     def check(value):
         kinds = (int,) if integer else (int, float)
@@ -145,6 +164,7 @@ class Knob:
     before: Any = ALWAYS  # the value runs had before the knob existed (what an old params file means)
     tag: str | None = None  # names the key in an arm's name (`lr0.01`): None = the key, `_` as `-`; "" = none
     note: str = ""  # why the default is what it is: comment lines above the key in params.yaml
+    keyed: bool = False  # a mapping whose keys are knobs of their own (a builder's options): names say the key
 
     def __post_init__(self):
         if unknown := set(self.stages) - set(STAGES):

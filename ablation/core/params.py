@@ -116,8 +116,11 @@ def name_tag(dotted: str) -> str:
     learning_rate's `lr`; `data.image_size.cifar10`: `image-size`)."""
     section, *parts = dotted.split(".")
     fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])} if section in SECTIONS else {}
-    for part in reversed(parts):
+    for index in reversed(range(len(parts))):
+        part = parts[index]
         if part in fields:
+            if declared(fields[part]).keyed and index + 1 < len(parts):  # `model.options.layer_scale`
+                return parts[index + 1].replace("_", "-")
             tag = declared(fields[part]).tag
             return part.replace("_", "-") if tag is None else tag
     return dotted.split(".")[-1].replace("_", "-")
@@ -137,7 +140,15 @@ def _check_subgrid(raw: dict, grid: dict) -> None:
         try:
             get(raw, key)
         except KeyError:
-            fail(f"study.grid.{key}", values, "keys that exist in params.yaml, e.g. model.depth")
+            if not _under_keyed_knob(key):  # a builder's option is checked by the builder, when params load
+                fail(f"study.grid.{key}", values, "keys that exist in params.yaml, e.g. model.depth")
+
+
+def _under_keyed_knob(dotted: str) -> bool:
+    """`model.options.NAME`: a key inside a knob whose keys are knobs of their own."""
+    section, *parts = dotted.split(".")
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])} if section in SECTIONS else {}
+    return len(parts) == 2 and parts[0] in fields and declared(fields[parts[0]]).keyed
 
 
 def _check_overrides_win(train: TrainParams, datasets: tuple[str, ...], overrides: list[str]) -> None:
@@ -206,7 +217,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
     train = TrainParams.parse(raw["train"])
     study = StudyParams(**checked_fields(StudyParams, raw["study"], "study."))
     _check_grid(raw)
-    min_side = table("nets.models", "ARCHITECTURES")[model.arch].min_side
+    min_side = table("nets.models", "min_side")(model)
     for name in datasets:
         if data.image_size[name] < min_side:
             fail(f"data.image_size.{name}", data.image_size[name], f">= {min_side} for {model.arch}")

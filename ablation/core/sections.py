@@ -14,7 +14,9 @@ from ablation.core.knobs import (
     ALWAYS,
     Knob,
     boolean,
+    builder_reference,
     dataset_names,
+    either,
     fractions,
     grid_shape,
     key_of,
@@ -144,7 +146,8 @@ class SplitParams:
 @dataclass(frozen=True)
 class ModelParams:
     """The network: its architecture and depth, and whether it adds the shortcuts."""
-    arch: str = knob(key_of("nets.models", "ARCHITECTURES"), "resnet_cifar", "resnet | resnet_cifar | vgg", ARM)
+    arch: str = knob(either(key_of("nets.models", "ARCHITECTURES"), builder_reference), "resnet_cifar",
+                     "resnet | resnet_cifar | vgg | package.module:function (your own network's builder)", ARM)
     depth: int = knob(number(1, integer=True), 20,  # per arch: models.ARCHITECTURES[arch].has_depth
                       "resnet 18/34/50/101/152; resnet_cifar 6n+2; vgg 11/13/16/19", ARM)
     residual: bool = knob(boolean, True,  # models._Builder.block
@@ -194,6 +197,9 @@ class ModelParams:
     dense_units: int = knob(number(1, integer=True), 4096,  # models._vgg
                             "vgg: width of its two hidden dense layers", ARM)
     dropout: float = knob(number(0, 0.99), 0.5, "vgg: dropout after each hidden dense layer", ARM)  # models._vgg
+    options: dict[str, Any] = knob(mapping, {},  # nets/builders.py checks them against the builder's signature
+                                   "your builder's keyword-only options (model.arch package.module:function), "
+                                   "e.g. {layer_scale: false}; {} for the built-in nets", ARM, before={}, keyed=True)
 
     @classmethod
     def parse(cls, values) -> ModelParams:

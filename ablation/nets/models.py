@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 import keras
 from keras import layers, ops
 
+from ablation.nets import builders
 from ablation.nets.units import BLOCK_LAYERS, BLOCKS, NORMS, SHORTCUT_FORMS, SHORTCUT_PREFIX, UNITS, Response
 
 # Keras maps a functional graph recursively, a few frames per layer, when it builds
@@ -250,9 +251,16 @@ ARCHITECTURES = {
 }
 
 
+def min_side(model) -> int:
+    """The smallest input side the arm builds at (a user's builder: its own business)."""
+    return 1 if builders.is_reference(model.arch) else ARCHITECTURES[model.arch].min_side
+
+
 def block_of(model) -> str | None:
     """`model.block` resolved: `auto` is Table 1's block for `resnet`, basic for
-    `resnet_cifar`; VGG has none."""
+    `resnet_cifar`; VGG and a user's builder have none."""
+    if builders.is_reference(model.arch):
+        return None
     allowed = ARCHITECTURES[model.arch].blocks(model.depth)
     return (allowed[0] if allowed else None) if model.block == "auto" else model.block
 
@@ -260,6 +268,11 @@ def block_of(model) -> str | None:
 def refusal(model) -> tuple | None:
     """Why sections.ModelParams `model` cannot be built, as (key, value, allowed, fix),
     or None: checked when params load, so every combination builds or stops there."""
+    if builders.is_reference(model.arch):
+        return builders.refusal(model.arch, model.options)
+    if model.options:
+        return ("model.options", model.options, f"{{}} for {model.arch} (options are a builder's of your own)",
+                "drop model.options, or set model.arch: package.module:function")
     arch = ARCHITECTURES[model.arch]
     allowed = arch.blocks(model.depth)
     if model.block != "auto" and model.block not in allowed:
@@ -288,7 +301,10 @@ def refusal(model) -> tuple | None:
 
 def model_name(model) -> str:
     """`resnet34`, its plain twin `plain34`, `resnet_cifar56`, `vgg16`, ... for
-    sections.ModelParams (or anything with its arch, depth and residual)."""
+    sections.ModelParams (or anything with its arch, depth and residual); a user's
+    builder's function name."""
+    if builders.is_reference(model.arch):
+        return builders.name(model.arch)
     prefix = model.arch
     if ARCHITECTURES[model.arch].has_shortcuts and not model.residual:
         prefix = prefix.replace("resnet", "plain")
@@ -298,6 +314,8 @@ def model_name(model) -> str:
 def build_model(model, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """Builds the uncompiled network that sections.ModelParams `model` describes
     (validated when the params loaded)."""
+    if builders.is_reference(model.arch):
+        return builders.build(model.arch, model.options, input_shape, num_classes)
     architecture = ARCHITECTURES[model.arch]
     if min(input_shape[:2]) < architecture.min_side:
         raise ValueError(f"{model.arch} needs images of at least {architecture.min_side}x{architecture.min_side}; "

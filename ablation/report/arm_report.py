@@ -28,7 +28,7 @@ from ablation.core.run_records import (
 from ablation.core.sections import ModelParams
 from ablation.core.statistics import confusion_matrix
 from ablation.data.shards import read_info
-from ablation.nets.models import block_of, model_name
+from ablation.nets.models import ARCHITECTURES, block_of, model_name
 from ablation.report import figures
 from ablation.report.dvc_view import history_csv
 from ablation.report.published import PAPER_IMAGENET_ERROR, arm_reference, published
@@ -95,9 +95,12 @@ def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
     their summarize_arm() summary and each dataset's info.json; figures are linked
     by the names write_arm_report gives them."""
     model, name = params.model, model_name(params.model)
+    what = (f"Your network `{model.arch}`, options {dict(model.options)} (the builder's defaults for the others)"
+            if model.arch not in ARCHITECTURES else
+            f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
+            f"shortcut option {model.shortcut}")
     lines = [f"# Arm report: {name}", "",
-             f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
-             f"shortcut option {model.shortcut}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
+             f"{what}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
              "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
              "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
              "## Test results", "", arm_table(summary), ""]

@@ -34,7 +34,8 @@ def _train_errors(runs: dict) -> list:
 
 
 def _mean_responses(runs: dict) -> list[float] | None:
-    curves = [r["responses"]["std"] for r in runs.values() if r.get("responses") and not r["train"]["diverged"]]
+    curves = [r["responses"]["std"] for r in runs.values()
+              if r.get("responses") and r["responses"]["std"] and not r["train"]["diverged"]]
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
 
 

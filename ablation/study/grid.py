@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ablation.core import layout
 from ablation.core.knobs import NAME_RULE, is_plain_name, subgrids
-from ablation.core.params import Params, ParamsError, apply_overrides, from_dict, load_params, name_tag
+from ablation.core.params import Params, ParamsError, apply_overrides, from_dict, get, load_params, name_tag
 from ablation.core.yaml_text import parse_override_value, read_yaml_file
 from ablation.data.ingest import Progress
 from ablation.nets.models import model_name
@@ -41,6 +41,19 @@ def seed_of(name: str, arm: str) -> int | None:
     """SEED where `name` is the arm's experiment of one seed, `ARM-sSEED`; else None."""
     tail = name[len(arm) + len(SEED_SUFFIX):] if name.startswith(arm + SEED_SUFFIX) else ""
     return int(tail) if tail.isascii() and tail.isdigit() else None
+
+
+def dvc_settings(overrides, baseline: dict) -> list[str]:
+    """`-S` values as DVC's (Hydra's) syntax takes them against the baseline params.yaml
+    `baseline`: `KEY=VALUE` sets a key it has; one it lacks (a builder's option under
+    model.options) is added, `++KEY=VALUE`."""
+    def spelled(override: str) -> str:
+        try:
+            get(baseline, override.partition("=")[0])
+        except KeyError:
+            return "++" + override
+        return override
+    return [spelled(override) for override in overrides]
 
 
 @dataclass(frozen=True)
@@ -224,7 +237,10 @@ def check_jobs(jobs, where: str = "--jobs") -> None:
 def load_preset(path) -> dict:
     """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
     {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
-    experiments at once, "report": what its report decides (decisions.Design)}."""
+    experiments at once, "report": what its report decides (decisions.Design)}; with
+    no path, a study of params.yaml's own grid (nothing set, the default design)."""
+    if path is None:
+        return {"set": [], "grid": {}, "jobs": None, "report": Design()}
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. "

@@ -34,6 +34,8 @@ def layer_responses(model: keras.Model, batches) -> dict:
     arm, the normalization layers in front of the network."""
     net = model.layers[-1]
     bns = anatomy.response_layers(net)
+    if not bns:  # a user's network that places no Response marker: nothing to measure
+        return {"layers": [], "std": []}
     responses = keras.Model(net.inputs, [bn.output for bn in bns])
     normalize = lambda images: model.get_layer("normalize")(model.get_layer("to_float")(images))  # noqa: E731
     sums, squares, count = np.zeros(len(bns)), np.zeros(len(bns)), np.zeros(len(bns))

@@ -22,7 +22,7 @@ from ablation.core import atomic_files, declarations, machine, precision
 from ablation.core.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.core.params import ParamsError, RunSettings
 from ablation.data import shards, splitting
-from ablation.nets import anatomy, models
+from ablation.nets import anatomy, builders, models
 from ablation.training import inputs
 from ablation.training.callbacks import DivergenceGuard, EpochLog, EpochTimer, LogLearningRate, ProgressLine
 from ablation.training.recipe import make_optimizer, model_for, pixel_moments, with_normalization
@@ -103,9 +103,14 @@ def _digest(path: Path) -> str:
 def run_fingerprint(run: RunSettings, seed: int, fetched_dir, split_dir) -> dict:
     """Everything that shapes a run's training: the knobs the train stage reads
     (declarations.fingerprint), the seed, the backend and the identity of the
-    fetched data and split it reads (hashes of info.json and manifest.csv)."""
-    return {"knobs": declarations.fingerprint(run), "seed": seed, "backend": keras.backend.backend(),
-            "fetched": _digest(Path(fetched_dir) / INFO_FILE), "manifest": _digest(Path(split_dir) / MANIFEST_FILE)}
+    fetched data and split it reads (hashes of info.json and manifest.csv), and a
+    user's builder's source and options (nets/builders.identity)."""
+    fingerprint = {"knobs": declarations.fingerprint(run), "seed": seed, "backend": keras.backend.backend(),
+                   "fetched": _digest(Path(fetched_dir) / INFO_FILE),
+                   "manifest": _digest(Path(split_dir) / MANIFEST_FILE)}
+    if builders.is_reference(run.model.arch):  # a user's network: its source and every option's value
+        fingerprint["builder"] = builders.identity(run.model.arch, run.model.options)
+    return fingerprint
 
 
 def initial_weights_key(net: keras.Model) -> str:
@@ -295,6 +300,8 @@ def _train_metrics(run: RunSettings, ready: Prepared, epochs: list, guard, timer
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     metrics["mixed_precision"] = ready.policy  # what ran (train.mixed_precision may say auto)
     metrics["machine"] = ready.machine  # what a rerun is checked against
+    if "builder" in ready.fingerprint:  # a user's network: what it ran with, defaults included
+        metrics["builder"] = ready.fingerprint["builder"]
     return metrics
 
 

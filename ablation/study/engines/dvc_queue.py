@@ -7,10 +7,11 @@ from datetime import datetime
 from ablation.core import console, layout
 from ablation.core.layout import StudyFiles
 from ablation.core.params import ParamsError
+from ablation.core.yaml_text import read_yaml_file
 from ablation.study import raw_records
 from ablation.study.collecting import collect
 from ablation.study.engines.base import Engine
-from ablation.study.grid import Arm
+from ablation.study.grid import Arm, dvc_settings
 from ablation.study.repo import busy_queue, check_repository, dvc, experiment_commits, queue_states, read_file
 
 LOG_HINT = "`dvc queue logs {name}`"
@@ -70,9 +71,10 @@ def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced:
                               f"Fix: run from a checkout without it, or remove it yourself (`dvc exp remove {name}`).")
     if existing:
         dvc("exp", "remove", *sorted(existing))
+    baseline = read_yaml_file(layout.PARAMS_FILE)
     queued_since = datetime.now().replace(microsecond=0)  # DVC stamps its tasks to the second
     for arm in study_arms:
-        settings = [flag for o in [*common_overrides, *arm.overrides] for flag in ("-S", o)]
+        settings = [flag for o in dvc_settings([*common_overrides, *arm.overrides], baseline) for flag in ("-S", o)]
         dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
     with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since)):
         dvc("exp", "run", "--run-all", "--jobs", str(jobs))

@@ -9,8 +9,9 @@ import json
 import time
 from pathlib import Path
 
-from ablation.core import console
+from ablation.core import console, layout
 from ablation.core.layout import StudyFiles, inside
+from ablation.core.yaml_text import read_yaml_file
 from ablation.study.engines.base import Engine
 from ablation.study.engines.remote import (
     Baseline,
@@ -21,7 +22,7 @@ from ablation.study.engines.remote import (
     pull,
     run_in_clone,
 )
-from ablation.study.grid import Arm
+from ablation.study.grid import Arm, dvc_settings
 
 PACKAGE = Path(__file__).parents[2]  # ablation/, shipped to every node
 
@@ -70,7 +71,9 @@ class RayCluster(Engine):
         for experiment in experiments:
             check_data(experiment.params)
         baseline = check_baseline(self.git_remote)
-        runs = [CloneRun(run.name, (*overrides, *run.overrides), forced) for run in experiments]
+        baseline_params = read_yaml_file(layout.PARAMS_FILE)
+        runs = [CloneRun(run.name, tuple(dvc_settings((*overrides, *run.overrides), baseline_params)), forced)
+                for run in experiments]
         skipped = existing_runs(baseline) & {run.name for run in runs} if resume else set()
         if skipped:
             print(f"--resume: {len(skipped)} run(s) already have experiments on {self.git_remote}: "
