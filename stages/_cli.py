@@ -62,7 +62,8 @@ DISK_FIXES = {
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    # Raw: a stage's docstring keeps its lines (one example command per line).
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a params.yaml value for this run (as `dvc exp run -S`)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")

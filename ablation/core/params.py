@@ -32,6 +32,7 @@ from ablation.core.sections import (
     checked_fields,
     declared,
     fail,
+    unknown_key,
 )
 from ablation.core.yaml_text import parse_override_value, parse_yaml_text, read_yaml_file
 
@@ -203,7 +204,7 @@ def from_dict(raw: Any, overrides: list[str] = ()) -> Params:
     raw = with_added_knobs(apply_overrides(raw, overrides))
     for key in raw:
         if key not in Params.SECTIONS:
-            fail(key, raw[key], "known keys " + ", ".join(Params.SECTIONS), "remove or rename the key (typo?)")
+            unknown_key("", key, list(Params.SECTIONS))
     for key in Params.SECTIONS:
         if key not in raw:
             raise ParamsError(f"params: `{key}` is missing. Fix: add `{key}` under `the top level` in params.yaml "

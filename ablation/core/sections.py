@@ -6,6 +6,7 @@ params.yaml, dvc.yaml's params and the run fingerprint from them."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,16 @@ def _frozen(value):
     return value
 
 
+def unknown_key(prefix: str, key: str, names: list[str]) -> None:
+    """A key no knob declares: said as such, with the closest known one."""
+    elsewhere = [k for k in knobs() if k.split(".")[-1] == key]  # the right key in another section
+    close = elsewhere or [prefix + c for c in difflib.get_close_matches(str(key), names, n=1)]
+    guess = f"did you mean `{close[0]}`? " if close else ""
+    raise ParamsError(f"params: `{prefix}{key}` is an unknown key; {guess}(known under "
+                      f"`{prefix.rstrip('.') or 'the top level'}`: {', '.join(names)}). Fix: rename or remove it "
+                      "(in params.yaml, or the `-S` that set it).")
+
+
 def declared(item: dataclasses.Field) -> Knob:
     return item.metadata["knob"]
 
@@ -60,7 +71,7 @@ def checked_fields(cls, values: Any, prefix: str) -> dict:
         fail(prefix.rstrip("."), values, "a mapping with keys " + ", ".join(names))
     for key in values:
         if key not in names:
-            fail(prefix + key, values[key], "known keys " + ", ".join(names), "remove or rename the key (typo?)")
+            unknown_key(prefix, key, names)
     for item in dataclasses.fields(cls):
         if item.name not in values:
             raise ParamsError(f"params: `{prefix}{item.name}` is missing. Fix: add `{item.name}` under "

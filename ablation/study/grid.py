@@ -3,6 +3,7 @@ point and params, and what an arm's experiments left (ArmResult, read by
 collecting.py); presets and the study's name."""
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -234,6 +235,9 @@ def check_jobs(jobs, where: str = "--jobs") -> None:
                           "train.threads=1 on a 2-core machine).")
 
 
+PRESETS = Path("studies")  # the committed studies' presets
+
+
 def load_preset(path) -> dict:
     """A committed study: {"set": {dotted key: value} applied to every arm, "grid":
     {dotted key: [values]} (or a list of such subgrids) replacing study.grid, "jobs":
@@ -243,8 +247,11 @@ def load_preset(path) -> dict:
         return {"set": [], "grid": {}, "jobs": None, "report": Design()}
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. "
-                          "Fix: pass a file from studies/, e.g. --preset studies/cifar10-cpu.yaml.")
+        presets = sorted(p.as_posix() for p in PRESETS.glob("*.yaml"))
+        close = difflib.get_close_matches(path.as_posix(), presets, n=1)
+        raise ParamsError(f"study preset {path} {'is a folder' if path.is_dir() else 'not found'}. Fix: pass "
+                          + (f"{close[0]} (did you mean it?), or " if close else "")
+                          + f"one of {', '.join(presets) or 'the files in studies/'}.")
     preset = read_yaml_file(path, f"study preset {path}")
     if not isinstance(preset, dict) or set(preset) - PRESET_KEYS:
         raise ParamsError(f"study preset {path}: top-level keys must be {sorted(PRESET_KEYS)}. "

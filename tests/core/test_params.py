@@ -24,7 +24,7 @@ def test_shipped_arm_is_a_cpu_first_result_on_the_offline_data(default_params):
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("model.depht=34", "`model.depht`"),                            # unknown key
+    ("model.depht=34", "`model.depht` is an unknown key; did you mean `model.depth`?"),  # unknown key
     ("model.depth=35", "6n+2"),                                     # impossible depth
     ("model.arch=resnet", "18, 34, 50, 101, 152"),                  # 20 is not an ImageNet ResNet's depth
     ("model.residual=maybe", "true or false"),                      # wrong type
@@ -35,7 +35,7 @@ def test_shipped_arm_is_a_cpu_first_result_on_the_offline_data(default_params):
     ("data.source=s3", "'tfds', 'folder'"),
     ("train.per_dataset.cifar10.epochz=3", "train.per_dataset.cifar10.epochz"),
     ("train.step_boundaries=[0.75, 0.5]", "increasing"),
-    ("train.weight_decay=1e-4", "`train.weight_decay`"),
+    ("train.weight_decay=1e-4", "`train.weight_decay` is an unknown key; did you mean `model.weight_decay`?"),
 ])
 def test_bad_params_name_key_allowed_values_and_fix(tmp_path, default_params, override, fragment):
     with pytest.raises(ParamsError) as error:

@@ -250,6 +250,20 @@ def test_a_preset_that_is_a_folder_is_one_line():
     assert out.returncode == 2 and "study preset studies is a folder" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_misspelt_preset_is_named_with_the_presets_there_are():
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpus.yaml", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "Fix: pass studies/cifar10-cpu.yaml (did you mean it?), or one of studies/cats-vs-dogs-cpu.yaml, " \
+        in out.stderr
+
+
+def test_help_keeps_one_example_per_line():
+    out = subprocess.run([sys.executable, "-m", "stages.study", "--help"], cwd=ROOT, capture_output=True, text=True)
+    examples = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("python -m stages.study")]
+    assert len(examples) >= 8 and all(line.count("python -m stages.study") == 1 for line in examples)
+
+
 def test_a_huge_grid_is_refused_before_any_arm_is_built():
     grid = {"model.depth": [8, 14, 20, 26, 32, 38, 44, 50, 56, 62], "model.residual": [True, False],
             "train.learning_rate": [0.01 * i for i in range(1, 11)], "train.epochs": list(range(1, 11)),
