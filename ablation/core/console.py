@@ -89,14 +89,22 @@ def progress_line(done: int, running: int, failed: int, queued: int, elapsed: fl
     return line
 
 
+FINISHED = ("Success", "Failed")  # DVC's task states of a run that has ended
+
+
 @contextlib.contextmanager
-def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every: float = 30.0) -> Iterator[None]:
+def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every: float = 30.0,
+                   release: Callable[[], None] | None = None, grace: float = 60.0) -> Iterator[None]:
     """Prints a progress line every `every` seconds while the block runs DVC's queue.
     `status` maps experiment names to DVC's task status (Queued, Running, Success,
-    Failed); the experiments of `names` not in it yet count as queued."""
+    Failed); the experiments of `names` not in it yet count as queued. When every run
+    has ended and the block still waits `grace` seconds later (DVC's queue worker can
+    outlive its work: its monitor thread died once with a JSONDecodeError), `release`
+    is called once to stop the worker, so the study goes on to its report."""
     stop, start = threading.Event(), time.monotonic()
 
     def report() -> None:
+        ended_since = None  # when every run was first seen ended
         while not stop.wait(every):
             try:
                 states = status()
@@ -108,6 +116,13 @@ def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every
             queued = len(names) - sum(counts.values())
             print(progress_line(counts["Success"], counts["Running"], counts["Failed"], queued,
                                 time.monotonic() - start), flush=True)
+            ended = all(states.get(name) in FINISHED for name in names)
+            ended_since = (ended_since or time.monotonic()) if ended else None
+            if release is not None and ended_since is not None and time.monotonic() - ended_since >= grace:
+                print(f"study progress: every run ended {time.monotonic() - ended_since:.0f} s ago but DVC's "
+                      "queue worker has not exited; stopping it (`dvc queue stop`)", flush=True)
+                release()
+                return
 
     thread = threading.Thread(target=report, name="queue-progress", daemon=True)
     thread.start()

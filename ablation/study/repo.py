@@ -11,12 +11,13 @@ from ablation.core import console
 from ablation.core.errors import DataError
 
 
-def dvc(*args: str, check: bool = True) -> int:
+def dvc(*args: str, check: bool = True, check_when=lambda: True) -> int:
     """Runs `dvc ARGS` in this environment, its output to the terminal (less its noise,
-    ablation/core/console.py); returns its exit code."""
+    ablation/core/console.py); returns its exit code. With `check`, a failure raises
+    unless `check_when()` says by then that it is expected (a worker stopped)."""
     print("$ dvc " + " ".join(args), flush=True)
     code = console.run_filtered([sys.executable, "-m", "dvc", *args])
-    if check and code:
+    if check and code and check_when():
         raise DataError(f"`dvc {' '.join(args[:3])} ...` failed (exit {code}); its own message is above. "
                         "Fix: correct what it names (a damaged dvc.lock: `git checkout -- dvc.lock`; not a git or "
                         "DVC repository: run in a git clone with `dvc init`), then rerun with --resume.")

@@ -1,6 +1,7 @@
 """What the terminal shows: start-up noise moved to a log, and a study's progress."""
 import os
 import sys
+import threading
 import time
 
 from ablation.core import console
@@ -61,6 +62,25 @@ def test_queue_progress_prints_while_the_queue_runs(capsys):
         time.sleep(0.3)
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("study progress: 1 done, 1 running, 0 failed, 1 queued") for line in lines)
+
+
+def test_a_queue_worker_that_outlives_its_runs_is_stopped(capsys):
+    """DVC's queue worker once never exited after its last run (its monitor thread had
+    died): the block, waiting on it, is released by stopping the worker."""
+    released = threading.Event()
+    states = {"a": "Success", "b": "Failed"}
+    with console.queue_progress(["a", "b"], lambda: states, every=0.05, release=released.set, grace=0.2):
+        assert released.wait(10), "the hung worker was never stopped"  # the block would wait forever
+    out = capsys.readouterr().out
+    assert out.count("has not exited; stopping it (`dvc queue stop`)") == 1
+
+
+def test_a_queue_still_running_is_never_stopped(capsys):
+    released = threading.Event()
+    with console.queue_progress(["a", "b"], lambda: {"a": "Success", "b": "Running"}, every=0.05,
+                                release=released.set, grace=0.0):
+        time.sleep(0.4)
+    assert not released.is_set()
 
 
 def test_training_eta_leaves_out_the_first_step_which_traces_the_graph(monkeypatch, capsys):

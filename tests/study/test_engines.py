@@ -38,3 +38,31 @@ def test_ray_engine_needs_a_default_dvc_remote(monkeypatch):
     monkeypatch.setattr(remote, "captured", captured)
     with pytest.raises(remote.EngineError, match="no default DVC remote"):
         remote.check_baseline("origin")
+
+
+def test_a_queue_worker_that_never_exits_is_stopped_and_the_study_goes_on(monkeypatch):
+    """Every run has ended, but DVC's worker (so `dvc exp run --run-all`) never exits:
+    the driver stops it with `dvc queue stop` and returns, its nonzero exit expected."""
+    import threading
+
+    from ablation.study.engines import dvc_queue
+    from tests.conftest import arm
+    stopped, calls = threading.Event(), []
+
+    def fake_dvc(*args, check=True, check_when=lambda: True):
+        calls.append(args)
+        if "--run-all" in args:
+            assert stopped.wait(20), "the hung worker was never stopped"
+            assert not check_when()  # its exit code after the stop is not taken as the study's failure
+            return 255
+        return 0
+    monkeypatch.setattr(dvc_queue, "check_repository", lambda: None)
+    monkeypatch.setattr(dvc_queue, "busy_queue", lambda: [])
+    monkeypatch.setattr(dvc_queue, "experiment_commits", lambda: {})
+    monkeypatch.setattr(dvc_queue, "queue_states", lambda since: {"resnet20": "Success"})
+    monkeypatch.setattr(dvc_queue, "captured", lambda *args: (calls.append(args), stopped.set()))
+    monkeypatch.setattr(dvc_queue, "dvc", fake_dvc)
+    monkeypatch.setattr(dvc_queue, "PROGRESS_EVERY", 0.05)
+    monkeypatch.setattr(dvc_queue, "WORKER_GRACE", 0.2)
+    dvc_queue.queue([arm("resnet20", True, 20, [])], [], jobs=1)
+    assert calls[-2:] == [("exp", "run", "--run-all", "--jobs", "1"), ("dvc", "queue", "stop")]

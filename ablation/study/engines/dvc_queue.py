@@ -2,6 +2,7 @@
 experiment that trains all its seeds; `--jobs` queue workers run them."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from ablation.core import console, layout
@@ -12,9 +13,19 @@ from ablation.study import raw_records
 from ablation.study.collecting import collect
 from ablation.study.engines.base import Engine
 from ablation.study.grid import Arm, dvc_settings
-from ablation.study.repo import busy_queue, check_repository, dvc, experiment_commits, queue_states, read_file
+from ablation.study.repo import (
+    busy_queue,
+    captured,
+    check_repository,
+    dvc,
+    experiment_commits,
+    queue_states,
+    read_file,
+)
 
 LOG_HINT = "`dvc queue logs {name}`"
+PROGRESS_EVERY = 30.0  # seconds between progress lines
+WORKER_GRACE = 60.0  # seconds a queue worker may outlive the study's last run before it is stopped
 
 
 class DvcQueue(Engine):
@@ -76,5 +87,11 @@ def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced:
     for arm in study_arms:
         settings = [flag for o in dvc_settings([*common_overrides, *arm.overrides], baseline) for flag in ("-S", o)]
         dvc("exp", "run", "--queue", "-n", arm.name, *settings, *(("--force", *forced) if forced else ()))
-    with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since)):
-        dvc("exp", "run", "--run-all", "--jobs", str(jobs))
+    released = threading.Event()
+
+    def release() -> None:  # every run has ended: the worker is stopped, whatever exit code it then gives
+        released.set()
+        captured("dvc", "queue", "stop")
+    with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since),
+                                every=PROGRESS_EVERY, release=release, grace=WORKER_GRACE):
+        dvc("exp", "run", "--run-all", "--jobs", str(jobs), check_when=lambda: not released.is_set())
