@@ -10,7 +10,8 @@ def main():
     metrics = fit.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), checkpoints_dir(args.dataset, args.seed))
     accuracy = metrics["val_accuracy"]
-    print(f"trained {metrics['model']} on {args.dataset}: val accuracy "
+    print(f"trained {metrics['model']} on {args.dataset} ({metrics['backend']}, {metrics['mixed_precision']}): "
+          "val accuracy "
           f"{'none (no validation split)' if accuracy is None else f'{accuracy:.4f}'}, "
           f"diverged {metrics['diverged']}, {metrics['images_per_second']:.1f} images/s")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 
 import numpy as np
 from tabulate import tabulate
 
-from ablation.core import atomic_files
+from ablation.core import atomic_files, machine
 from ablation.core.layout import ArmReportFiles, fetched_dir
 from ablation.core.params import Params
 from ablation.core.run_records import (
@@ -90,6 +91,14 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
 
 # --- the arm report ---------------------------------------------------------------------
 
+def ran_in(runs: dict) -> str:
+    """Where and in what precision the runs trained (train.json), each kind with its runs."""
+    kinds = Counter(f"{r['train'].get('mixed_precision') or 'a precision not recorded'} on "
+                    f"{machine.summary(r['train'].get('machine'))}"
+                    for by_seed in runs.values() for r in by_seed.values())
+    return "Trained in " + "; ".join(f"{kind} ({count} run{'s' * (count > 1)})" for kind, count in kinds.items()) + "."
+
+
 def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
     """reports/report.md's text for the arm, from its runs ({dataset: {seed: run}}),
     their summarize_arm() summary and each dataset's info.json; figures are linked
@@ -100,7 +109,7 @@ def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
             f"Architecture `{model.arch}`, depth {model.depth}, residual {str(model.residual).lower()}, "
             f"shortcut option {model.shortcut}")
     lines = [f"# Arm report: {name}", "",
-             f"{what}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}.",
+             f"{what}; {params.train.epochs} epochs, seeds {list(params.train.seeds)}. {ran_in(runs)}",
              "Regenerate with `dvc repro`. Each cell is the mean over seeds ± sample std [95% confidence interval "
              "of the mean, t-based] (n = finite runs); a diverged run is counted, never averaged in.", "",
              "## Test results", "", arm_table(summary), ""]

@@ -56,6 +56,11 @@ def test_arm_markdown_renders_the_summary_without_the_pipeline():
     text = arm_report.arm_markdown(params, runs, summary, {"cifar10": {"classes": ["cat"], "formats": {"PNG": 1}}})
     assert text.startswith("# Arm report: resnet_cifar20")
     assert "seeds [0, 1, 2]" in text and arm_report.arm_table(summary) in text
+    assert "Trained in a precision not recorded on not recorded (3 runs)." in text  # what ran, said
+    runs["cifar10"][0]["train"].update(mixed_precision="mixed_bfloat16", machine={
+        "cpu": "AMD EPYC", "cpu_flags": ["avx512_bf16"], "gpus": [], "backend": "tensorflow", "threads": 2})
+    said = arm_report.arm_markdown(params, runs, summary, {"cifar10": {"classes": ["cat"], "formats": {"PNG": 1}}})
+    assert "Trained in mixed_bfloat16 on AMD EPYC (avx512_bf16), no GPU, tensorflow, 2 thread(s) (1 run); " in said
     assert "- cifar10: measured 0.7000 ± 0.1414" in text
     assert "paper (He 2015 Table 6): 91.25% accuracy (8.75% error, one run)" in text
     assert "| cat     |      0.8 | n/a      |      0.6 |" in text
