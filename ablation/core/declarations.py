@@ -4,6 +4,7 @@ params.yaml itself. tests/core/test_declarations.py holds dvc.yaml and params.ya
 to these, and tests/e2e/test_knob_reads.py holds them to what each stage reads."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -42,7 +43,7 @@ def fingerprint(run: RunSettings) -> dict[str, Any]:
 
 def defaults(section: str) -> dict[str, Any]:
     """A section's knobs at their declared defaults (what the shipped params.yaml holds)."""
-    return {key.split(".", 1)[1]: declared.default for key, declared in knobs().items()
+    return {key.split(".", 1)[1]: copy.deepcopy(declared.default) for key, declared in knobs().items()
             if key.split(".")[0] == section and "." in key}
 
 

@@ -192,7 +192,7 @@ def with_added_knobs(raw: dict) -> dict:
     raw = copy.deepcopy(raw)
     for section, knobs in added().items():
         if isinstance(raw.get(section), dict):
-            raw[section] = {**knobs, **raw[section]}
+            raw[section] = {**copy.deepcopy(knobs), **raw[section]}
     return raw
 
 
