@@ -12,3 +12,21 @@ def test_the_tree_is_lint_clean_with_stages_importing_cli_first():
     first = [(ROOT / "stages" / f"{name}.py").read_text().split('"""', 2)[2].lstrip().splitlines()[0]
              for name in ("train", "evaluate", "fetch", "split", "report", "study")]
     assert all(line.startswith("from stages import _cli") for line in first), first  # isort keeps it first
+
+
+def long_functions(root, limit: int = 60) -> list[str]:
+    """`path:function (lines)` for each function of ablation/ and stages/ over `limit` lines: one phase each."""
+    import ast
+    found = []
+    for path in sorted([*(root / "ablation").rglob("*.py"), *(root / "stages").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= limit:
+                found.append(f"{path.relative_to(root).as_posix()}:{node.name} ({node.end_lineno - node.lineno + 1})")
+    return found
+
+
+def test_no_function_is_over_60_lines(tmp_path):
+    assert long_functions(ROOT) == []
+    (tmp_path / "ablation").mkdir()
+    (tmp_path / "ablation" / "long.py").write_text("def phase():\n" + "    x = 1\n" * 60)
+    assert long_functions(tmp_path) == ["ablation/long.py:phase (61)"]

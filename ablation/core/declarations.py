@@ -1,14 +1,19 @@
 """What follows from the knob declarations (sections.py): each stage's `params:` in
 dvc.yaml, the knobs that fingerprint a training run, each section's defaults and
-params.yaml itself. tests/core/test_declarations.py holds dvc.yaml and params.yaml
-to these, and tests/e2e/test_knob_reads.py holds them to what each stage reads."""
+params.yaml itself (`python -m ablation.core.declarations --write` writes both
+files). tests/core/test_declarations.py holds dvc.yaml and params.yaml to these,
+and tests/e2e/test_knob_reads.py holds them to what each stage reads."""
 from __future__ import annotations
 
 import copy
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ablation.core import atomic_files
 from ablation.core.knobs import STAGES, Knob
 from ablation.core.params import RunSettings
 from ablation.core.sections import SECTIONS, knobs
@@ -53,8 +58,8 @@ HEADER = """\
 # Every knob of the study. One arm = one set of these values; arms are DVC
 # experiments (`dvc exp run -S model.residual=false`). Validated whenever a stage
 # loads it. Written from the knobs' declarations (ablation/core/sections.py) by
-# `python -m ablation.core.declarations > params.yaml`: edit a value here, a
-# comment there.
+# `python -m ablation.core.declarations --write` (with dvc.yaml's params): a
+# study's values go in presets (studies/) or `-S`.
 """
 COMMENT_COLUMN = 24  # where a key's one-line meaning starts, when the value leaves room
 
@@ -88,5 +93,36 @@ def params_yaml_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- dvc.yaml's params, written from the declarations ----------------------------------
+
+def with_stage_params(dvc_yaml: str) -> str:
+    """dvc.yaml's text with each stage's `params:` list as the declarations say
+    (stage_params); everything else, comments included, as it was."""
+    lines, out, stage = dvc_yaml.splitlines(keepends=True), [], None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if (match := re.fullmatch(r"  ([a-z_]+):\n", line)) and match.group(1) in STAGES:
+            stage = match.group(1)
+        out.append(line)
+        index += 1
+        if stage and (match := re.fullmatch(r"( +)params:\n", line)):
+            item = match.group(1) + "  - "
+            while index < len(lines) and lines[index].startswith(item):
+                index += 1
+            out += [f"{item}{key}\n" for key in stage_params(stage)]
+    return "".join(out)
+
+
+def write(root: Path) -> None:
+    """The shipped params.yaml and dvc.yaml's params, from the declarations."""
+    atomic_files.write_text(root / "params.yaml", params_yaml_text())
+    atomic_files.write_text(root / "dvc.yaml", with_stage_params((root / "dvc.yaml").read_text()))
+
+
 if __name__ == "__main__":
-    print(params_yaml_text(), end="")
+    if sys.argv[1:] == ["--write"]:
+        write(Path("."))
+        print("wrote params.yaml and dvc.yaml's params from the knob declarations (ablation/core/sections.py)")
+    else:
+        print(params_yaml_text(), end="")

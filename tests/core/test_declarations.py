@@ -27,7 +27,7 @@ def params_mismatches(dvc_yaml) -> list[str]:
 
 def test_params_yaml_is_written_from_the_declarations():
     assert (ROOT / "params.yaml").read_text() == declarations.params_yaml_text(), \
-        "regenerate it: python -m ablation.core.declarations > params.yaml"
+        "regenerate it: python -m ablation.core.declarations --write"
 
 
 def test_every_default_is_allowed_and_every_stage_is_dvc_s():
@@ -39,6 +39,17 @@ def test_every_default_is_allowed_and_every_stage_is_dvc_s():
 
 def test_dvc_yaml_params_follow_the_declarations():
     assert params_mismatches(ROOT / "dvc.yaml") == []
+    text = (ROOT / "dvc.yaml").read_text()
+    assert declarations.with_stage_params(text) == text, "regenerate: python -m ablation.core.declarations --write"
+
+
+def test_the_writer_restores_a_dropped_knob_and_leaves_the_rest(tmp_path):
+    text = (ROOT / "dvc.yaml").read_text()
+    dropped = text.replace("      - data.augment\n", "", 1).replace("        - data.limit\n", "", 1)
+    (tmp_path / "dvc.yaml").write_text(dropped)
+    declarations.write(tmp_path)
+    assert (tmp_path / "dvc.yaml").read_text() == text
+    assert (tmp_path / "params.yaml").read_text() == (ROOT / "params.yaml").read_text()
 
 
 def test_a_knob_dropped_from_a_stage_s_params_is_named(tmp_path):
