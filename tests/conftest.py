@@ -143,6 +143,40 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+# --- a network of the user's own (nets/builders.py) --------------------------------------
+
+# A builder module: `tiny` and its options, and builders each refused for a reason of its own.
+BUILDER = '''
+from typing import Literal
+
+import keras
+
+
+def tiny(input_shape, num_classes, *, width: int = 8, layer_scale: bool = True, kernel: Literal[3, 7] = 3,
+         drop: float = 0.0, label="x"):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(width, kernel, padding="same")(inputs)
+    x = keras.layers.Dropout(drop)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+
+def needs_depth(input_shape, num_classes, *, depth: int):
+    return tiny(input_shape, num_classes)
+
+
+def broken(input_shape, num_classes):
+    raise RuntimeError("boom")
+
+
+def not_a_model(input_shape, num_classes):
+    return 3
+
+
+def one_argument(input_shape):
+    return 3
+'''
+
+
 # --- a study's results, made up -------------------------------------------------------
 
 def predictions(correct: list[bool]) -> str:

@@ -3,8 +3,7 @@
 to a report that tests the option's effect across seeds. Tiny settings, real CIFAR-10."""
 import pytest
 
-from tests.conftest import TINY, read_json, require_shared, set_params, sh, stage
-from tests.nets.test_builders import BUILDER
+from tests.conftest import BUILDER, TINY, read_json, require_shared, set_params, sh, stage
 
 pytestmark = pytest.mark.slow  # a study of 2 arms x 2 seeds
 
