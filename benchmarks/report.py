@@ -72,7 +72,7 @@ SECTIONS = {
                       (("policy", "dtype policy"), ("batch", "batch"), ("images_per_second", "images/s"))),
     "study_throughput": Section(
         "How to spend the cores on a CPU study (resnet_cifar20, batch 128, 12,000 CIFAR-10 images, 2 epochs)",
-        "`python -m stages.train` end to end (input pipeline, fit loop, checkpoints, dvclive; validation passes "
+        "`ablate train` end to end (input pipeline, fit loop, checkpoints, dvclive; validation passes "
         "excluded), summed over the arms running at once, against the bare `train_on_batch` step of the same "
         "model run as many times at once. The CPU study preset (`studies/cifar10-cpu.yaml`) uses the fastest.",
         (("setting", "setting"), ("study_images_per_second", "study images/s"),
@@ -80,7 +80,7 @@ SECTIONS = {
          ("wall_seconds", "wall s"))),
     "cats_vs_dogs_sizing": Section(
         "Sizing the cats_vs_dogs CPU study (ResNet-34/50, option B, ImageNet stem, mixed_bfloat16, images/s)",
-        "`python -m stages.train` end to end (2 epochs of the 2,880 training images of the cats_vs_dogs sample, "
+        "`ablate train` end to end (2 epochs of the 2,880 training images of the cats_vs_dogs sample, "
         "tracing included, validation passes excluded) for each net's residual and plain twins at once, one "
         "thread each, as the study's two queue workers run them. `studies/cats-vs-dogs-cpu.yaml` takes its image "
         "side, batch and epochs from these. Reproduce: `python -m pytest benchmarks -k cats_vs_dogs_sizing "
@@ -94,7 +94,7 @@ SECTIONS = {
         "torch eager with OMP_WAIT_POLICY=PASSIVE. Reproduce: `python -m pytest benchmarks -k \"backend_train_step "
         "and float32\" --benchmark-enable --benchmark-json=reports/backends.json && python -m benchmarks.report "
         "reports/backends.json --update` (drop `and float32` for the bf16 rows too). "
-        "`python -m stages.study --backend auto` measures the same way at its start and runs the study on the fastest.",
+        "`ablate study --backend auto` measures the same way at its start and runs the study on the fastest.",
         (("arm", "arm"), ("backend", "backend"), ("policy", "dtype policy"), ("images_per_second", "images/s")),
         per_machine=True),
 }

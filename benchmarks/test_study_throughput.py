@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ABLATE
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 MODEL = {"arch": "resnet_cifar", "depth": 20, "shortcut": "A"}
@@ -63,7 +65,7 @@ def cifar_project(tmp_path_factory, request):
     config = request.config
     measuring = not config.getoption("benchmark_disable") or config.getoption("benchmark_enable")
     root = tmp_path_factory.mktemp("study_throughput")
-    for name in ("ablation", "stages", "params.yaml"):
+    for name in ("ablation", "params.yaml"):
         subprocess.run(["cp", "-r", str(ROOT / name), str(root / name)], check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["datasets"] = ["cifar10"]
@@ -73,7 +75,7 @@ def cifar_project(tmp_path_factory, request):
     params["train"].update(epochs=2 if measuring else 1, batch_size=BATCH, per_dataset={})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["fetch", "cifar10"], ["split", "cifar10"]):
-        subprocess.run([sys.executable, "-m", f"stages.{command[0]}", *command[1:]], cwd=root, check=True,
+        subprocess.run([ABLATE, *command], cwd=root, check=True,
                        capture_output=True)
     return root, measuring
 
@@ -97,7 +99,7 @@ def test_study_throughput(benchmark, cifar_project, label, policy, arms, threads
 
     def run_arms():
         start = time.perf_counter()
-        processes = [subprocess.Popen([sys.executable, "-m", "stages.train", "cifar10", str(seed), *overrides],
+        processes = [subprocess.Popen([ABLATE, "train", "cifar10", str(seed), *overrides],
                                       cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                      for seed in range(arms)]
         for process in processes:
@@ -130,7 +132,7 @@ def _concurrent_train_step(policy: str, threads: int, arms: int, steps: int, **p
 
 # The cats_vs_dogs CPU study (issue 20): torchvision-style ResNet-34/50 (option B,
 # ImageNet stem: the exercise's networks) at the image sides a 2.5-hour study could
-# afford, end to end like the study: `stages.train` of a net's residual and plain
+# afford, end to end like the study: `ablate train` of a net's residual and plain
 # twins at once on one thread each, as its two queue workers run them. The bare
 # train step overrates this by 1.5-2x for these nets (measured 2026-12-02: ResNet-50
 # at 32 px, batch 128, 68 images/s bare against 44 in the study's second epoch).
@@ -148,7 +150,7 @@ def cats_project(tmp_path_factory, request):
     config = request.config
     measuring = not config.getoption("benchmark_disable") or config.getoption("benchmark_enable")
     root = tmp_path_factory.mktemp("cats_sizing")
-    for name in ("ablation", "stages", "params.yaml"):
+    for name in ("ablation", "params.yaml"):
         subprocess.run(["cp", "-r", str(ROOT / name), str(root / name)], check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["datasets"] = ["cats_vs_dogs"]
@@ -158,7 +160,7 @@ def cats_project(tmp_path_factory, request):
                            steps_per_execution=8, per_dataset={})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in ("fetch", "split"):  # encoded images: the side is the train stage's
-        subprocess.run([sys.executable, "-m", f"stages.{command}", "cats_vs_dogs"], cwd=root, check=True,
+        subprocess.run([ABLATE, command, "cats_vs_dogs"], cwd=root, check=True,
                        capture_output=True)
     return root
 
@@ -170,7 +172,7 @@ def test_cats_vs_dogs_sizing(benchmark, cats_project, depth, side, batch):
 
     def twins_at_once():
         processes = [subprocess.Popen(
-            [sys.executable, "-m", "stages.train", "cats_vs_dogs", str(seed), "-S", f"model.depth={depth}",
+            [ABLATE, "train", "cats_vs_dogs", str(seed), "-S", f"model.depth={depth}",
              "-S", f"model.residual={str(residual).lower()}", "-S", f"data.image_size.cats_vs_dogs={side}",
              "-S", f"train.batch_size={batch}"], cwd=cats_project, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True) for seed, residual in ((0, True), (1, False))]

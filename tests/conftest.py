@@ -14,6 +14,8 @@ import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# The console command `pip install -e .` puts beside this interpreter: what a user runs.
+ABLATE = str(Path(sys.executable).parent / "ablate")
 SHARED = ROOT.parent / "shared" / "datasets"
 CIFAR_ARCHIVE = SHARED / "cifar10-jpeg.tar.gz"
 PETS_ARCHIVE = SHARED / "cats_vs_dogs-sample.tar.gz"
@@ -43,7 +45,7 @@ def require_shared():
 @pytest.fixture
 def project_copy(tmp_path) -> Path:
     """A copy of the project's code and pipeline in a fresh directory."""
-    for name in ("ablation", "stages", "dvc.yaml", "params.yaml"):
+    for name in ("ablation", "dvc.yaml", "params.yaml"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     return tmp_path
@@ -93,8 +95,8 @@ def sh(root: Path, *command: str, check=True, env=None) -> subprocess.CompletedP
 
 
 def stage(root: Path, name: str, *args: str, check=True, env=None) -> subprocess.CompletedProcess:
-    """`python -m stages.NAME ARGS` in root, as a user runs it; with `check`, a failure is the test's."""
-    return sh(root, sys.executable, "-m", f"stages.{name}", *args, check=check, env=env)
+    """`ablate NAME ARGS` in root, as a user runs it; with `check`, a failure is the test's."""
+    return sh(root, ABLATE, name, *args, check=check, env=env)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -131,7 +133,7 @@ def pets(per_class=12) -> dict[str, bytes]:
 def project(tmp_path_factory) -> Path:
     """A project copy with a small cats_vs_dogs folder of 24 px images fetched and split."""
     root = tmp_path_factory.mktemp("small_project")
-    for name in ("ablation", "stages", "params.yaml"):
+    for name in ("ablation", "params.yaml"):
         subprocess.run(["cp", "-r", str(ROOT / name), str(root / name)], check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["datasets"] = [DATASET]

@@ -5,20 +5,20 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_the_tree_is_lint_clean_with_stages_importing_cli_first():
+def test_the_tree_is_lint_clean_with_commands_importing_common_first():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
-    first = [(ROOT / "stages" / f"{name}.py").read_text().split('"""', 2)[2].lstrip().splitlines()[0]
+    first = [(ROOT / "ablation" / "cli" / f"{name}.py").read_text().split('"""', 2)[2].lstrip().splitlines()[0]
              for name in ("train", "evaluate", "fetch", "split", "report", "study")]
-    assert all(line.startswith("from stages import _cli") for line in first), first  # isort keeps it first
+    assert all(line.startswith("from ablation.cli import common") for line in first), first  # isort keeps it first
 
 
 def long_functions(root, limit: int = 60) -> list[str]:
-    """`path:function (lines)` for each function of ablation/ and stages/ over `limit` lines: one phase each."""
+    """`path:function (lines)` for each function of ablation/ over `limit` lines: one phase each."""
     import ast
     found = []
-    for path in sorted([*(root / "ablation").rglob("*.py"), *(root / "stages").rglob("*.py")]):
+    for path in sorted((root / "ablation").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= limit:
                 found.append(f"{path.relative_to(root).as_posix()}:{node.name} ({node.end_lineno - node.lineno + 1})")

@@ -24,7 +24,7 @@ NOISE = re.compile(
     r"|I\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] "  # glog info lines; W and E lines stay visible
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
     r"|No file hash info found for .* It won't be created\.)")
-NOISE_LOG = Path(__file__).resolve().parents[2] / ".cache" / "logs" / "noise.log"  # the project's .cache/
+NOISE_LOG = Path(".cache", "logs", "noise.log").absolute()  # the project's (working directory's) .cache/
 
 
 def verbose() -> bool:

@@ -6,6 +6,7 @@ and tests/e2e/test_knob_reads.py holds them to what each stage reads."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -81,10 +82,12 @@ def _knob_lines(name: str, declared: Knob, indent: str) -> list[str]:
     return lines + [f"{indent}{name}: {_flow(declared.default)}".ljust(COMMENT_COLUMN) + f"  # {declared.meaning}"]
 
 
-def params_yaml_text() -> str:
-    """The shipped params.yaml: every knob at its default with its meaning."""
-    declared_knobs = knobs()
-    lines = HEADER.splitlines() + [""] + _knob_lines("datasets", declared_knobs["datasets"], "")
+def params_yaml_text(values: dict[str, Any] | None = None, header: str = HEADER) -> str:
+    """The shipped params.yaml: every knob at its default with its meaning; `values`
+    (dotted key -> value) in place of some defaults (a new project's)."""
+    declared_knobs = {key: dataclasses.replace(declared, default=values[key]) if key in (values or {}) else declared
+                      for key, declared in knobs().items()}
+    lines = header.splitlines() + [""] + _knob_lines("datasets", declared_knobs["datasets"], "")
     for section, cls in SECTIONS.items():
         lines += ["", *_comment_lines(cls.__doc__, ""), f"{section}:"]
         for key, declared in declared_knobs.items():
@@ -114,15 +117,49 @@ def with_stage_params(dvc_yaml: str) -> str:
     return "".join(out)
 
 
+# --- a user's project (`ablate init`): the suite's pipeline, installed ----------------
+
+PROJECT_FILES = Path(__file__).parent / "project_files"  # what `ablate init` writes, besides params.yaml
+PIPELINE = "pipeline.yaml"  # there, the new project's dvc.yaml: so named, DVC would read it as this repository's
+PLOT_TEMPLATES = Path(".dvc", "plots")  # DVC's custom plot templates, which dvc.yaml's plots name
+BUILDERS = "nets"  # a project's folder of network builders: a dependency of train
+PROJECT_HEADER = f"""\
+# fetch -> split -> train -> evaluate -> report, over `datasets` and `train.seeds`:
+# the ablation suite's pipeline, run by its `ablate` command. Each stage lists the
+# params it reads, so `dvc exp run -S model.options.residual=false` reruns train,
+# evaluate and report only. {BUILDERS}/ holds the network builders (model.arch): editing
+# one makes train stale. Written by `ablate init`.
+"""
+
+
+def project_dvc_yaml(suite_dvc_yaml: str) -> str:
+    """The suite's dvc.yaml as a user's project runs it: the same stages, commands,
+    params and outputs; the suite's own source files are not deps there (they are the
+    installed version's), the project's builders are train's."""
+    lines = suite_dvc_yaml[suite_dvc_yaml.index("stages:\n"):].splitlines(keepends=True)
+    kept = [line for line in lines if not re.fullmatch(r" +- ablation/\S+\.py\n", line)]
+    train = kept.index("  train:\n")
+    deps = train + next(i for i, line in enumerate(kept[train:]) if line == "    deps:\n")
+    kept.insert(deps + 1, f"      - {BUILDERS}\n")
+    emptied = [i for i, line in enumerate(kept) if line.strip() == "deps:" and kept[i + 1].strip()[:1] != "-"]
+    return PROJECT_HEADER + "".join(line for i, line in enumerate(kept) if i not in emptied)
+
+
 def write(root: Path) -> None:
-    """The shipped params.yaml and dvc.yaml's params, from the declarations."""
+    """The shipped params.yaml and dvc.yaml's params, from the declarations; the new
+    project's dvc.yaml and plot templates, from the suite's."""
     atomic_files.write_text(root / "params.yaml", params_yaml_text())
-    atomic_files.write_text(root / "dvc.yaml", with_stage_params((root / "dvc.yaml").read_text()))
+    suite_dvc_yaml = with_stage_params((root / "dvc.yaml").read_text())
+    atomic_files.write_text(root / "dvc.yaml", suite_dvc_yaml)
+    atomic_files.write_text(PROJECT_FILES / PIPELINE, project_dvc_yaml(suite_dvc_yaml))
+    for template in sorted((root / PLOT_TEMPLATES).glob("*.json")):
+        atomic_files.write_text(PROJECT_FILES / "plots" / template.name, template.read_text())
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         write(Path("."))
-        print("wrote params.yaml and dvc.yaml's params from the knob declarations (ablation/core/sections.py)")
+        print("wrote params.yaml and dvc.yaml's params from the knob declarations (ablation/core/sections.py), "
+              f"and {PROJECT_FILES.relative_to(Path.cwd())}/ (what `ablate init` writes) from dvc.yaml")
     else:
         print(params_yaml_text(), end="")

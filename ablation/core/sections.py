@@ -298,7 +298,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class StudyParams:
-    """The ablation grid `python -m stages.study` queues as DVC experiments."""
+    """The ablation grid `ablate study` queues as DVC experiments."""
     # keys checked by Params; read by the study command, no stage of dvc.yaml
     grid: dict[str, tuple] | tuple[dict, ...] = knob(
         grid_shape, {"model.residual": [True, False], "model.depth": [20, 56]},

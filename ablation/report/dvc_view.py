@@ -56,5 +56,5 @@ def write_dvc_view(done, out: StudyFiles) -> None:
                 "title": f"{out.name}, {dataset}: {plot.replace('_', ' ')}", "x_label": "epoch",
                 "y_label": plot.replace("_", " ")}}
                 for plot in PLOTS for dataset in datasets]}
-    atomic_files.write_text(out.dvc_yaml, "# Written by python -m stages.study: this study's numbers for DVC.\n"
+    atomic_files.write_text(out.dvc_yaml, "# Written by ablate study: this study's numbers for DVC.\n"
                      + yaml.safe_dump(view, sort_keys=False))

@@ -27,7 +27,7 @@ CACHE = Path(".cache") / "backends"
 
 PROBE = """
 import json, sys
-from stages import _cli  # first: it checks KERAS_BACKEND
+from ablation.cli import common  # first: it checks KERAS_BACKEND
 from ablation.study import dry_run
 from ablation.core.params import load_params
 params = load_params(sys.argv[1], json.loads(sys.argv[2]))

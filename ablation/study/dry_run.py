@@ -1,4 +1,4 @@
-"""`python -m stages.study --dry-run`: every arm validated and its network built
+"""`ablate study --dry-run`: every arm validated and its network built
 for every dataset, one line per experiment (its name, its grid values, an
 estimated wall time on this machine) and nothing queued.
 

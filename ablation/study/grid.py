@@ -213,7 +213,7 @@ HOW_NOT_WHAT = {"--report-only": 0, "--resume": 0, "--replace-report": 0, "--job
 
 
 def reproducing_command(argv: list[str]) -> str:
-    """`python -m stages.study ...` as the report names it: argv without HOW_NOT_WHAT."""
+    """`ablate study ...` as the report names it: argv without HOW_NOT_WHAT."""
     kept, skip = [], 0
     for arg in argv:
         if skip:
@@ -222,7 +222,7 @@ def reproducing_command(argv: list[str]) -> str:
             skip = HOW_NOT_WHAT[arg] if arg in HOW_NOT_WHAT else 0
         else:
             kept.append(arg)
-    return " ".join(["python -m stages.study", *kept])
+    return " ".join(["ablate study", *kept])
 
 
 PRESET_KEYS = {"set", "grid", "jobs", "report"}

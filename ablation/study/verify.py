@@ -155,7 +155,7 @@ def rerun_and_judge(engine: Engine, study_arms: list, common: list[str], out: St
     recorded = committed_record(arm, out)
     if recorded is None:
         raise DataError(f"{out.runs} holds no raw results of {arm_name}, so there is nothing to check a rerun "
-                        f"against. Fix: run the study first (python -m stages.study ...), and commit {out.dir}.")
+                        f"against. Fix: run the study first (ablate study ...), and commit {out.dir}.")
     seeds = sorted({s for by_seed in recorded.runs.values() for s in by_seed})
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:

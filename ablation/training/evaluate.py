@@ -63,7 +63,7 @@ def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluati
     splitting.check_manifest(fetched_dir, split_dir)  # first: a leaking split makes any model's test moot
     if not run.model.exists():
         raise DataError(f"{run.model} is missing. Fix: train first (`dvc repro train`, or "
-                             f"`python -m stages.train DATASET SEED`).")
+                             f"`ablate train DATASET SEED`).")
     classes = shards.read_info(fetched_dir)["classes"]
     cached, rows = inputs.load_split(fetched_dir, split_dir, "test", image_size)
     if not rows:
@@ -72,7 +72,7 @@ def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluati
         model = keras.saving.load_model(run.model, compile=False)  # predicting needs no optimizer
     except Exception as error:  # Keras reports a damaged archive as ValueError, OSError, "File not found", ...
         raise DataError(f"{run.model} cannot be loaded ({type(error).__name__}): truncated or damaged. Fix: "
-                               f"train again (`dvc repro -f train@DATASET-SEED`, or `python -m stages.train DATASET "
+                               f"train again (`dvc repro -f train@DATASET-SEED`, or `ablate train DATASET "
                                f"SEED`).") from None
     # One pass fills the cache and gives ids and labels in the order predict() sees them.
     ids, labels = zip(*((i.decode(), label) for i, _, label in cached.as_numpy_iterator()))

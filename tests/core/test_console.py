@@ -100,7 +100,7 @@ def test_training_eta_leaves_out_the_first_step_which_traces_the_graph(monkeypat
 
 READ_A_RECORD = """
 import sys
-from stages import _cli  # first, as in every stage
+from ablation.cli import common  # first, as in every stage
 import tensorflow as tf
 with tf.io.TFRecordWriter(sys.argv[1]) as writer:
     writer.write(b"record")

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 import zipfile
@@ -19,7 +18,7 @@ from ablation.core.errors import DataError
 from ablation.core.sections import SplitParams
 from ablation.data import datasets, fetch, shards, splitting
 from ablation.training import inputs
-from tests.conftest import CIFAR_ARCHIVE, PETS_ARCHIVE, ROOT, require_shared
+from tests.conftest import ABLATE, CIFAR_ARCHIVE, PETS_ARCHIVE, ROOT, require_shared
 
 SPLIT = SplitParams(test_fraction=0.2, val_fraction=0.0, seed=42)
 
@@ -152,7 +151,7 @@ def test_tfds_route_fails_fast_offline_naming_the_offline_route(project_copy, tm
     if not _network_can_be_cut():
         pytest.skip("needs `unshare -n` (root) to run without a network")
     start = time.perf_counter()
-    offline = ["unshare", "-n", sys.executable, "-m", "stages.fetch", "cifar10", "-S", "data.source=tfds"]
+    offline = ["unshare", "-n", ABLATE, "fetch", "cifar10", "-S", "data.source=tfds"]
     result = subprocess.run(offline, cwd=project_copy, capture_output=True, text=True,
                             env={**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")})
     seconds = time.perf_counter() - start
@@ -178,7 +177,7 @@ def test_svhn_is_one_table_entry_that_fetch_describe_and_the_dry_run_read(monkey
     from ablation.study.dry_run import train_images
     params = load_params(ROOT / "params.yaml", ["datasets=[svhn]", "data.source=tfds", "data.limit=null"])
     assert train_images(params.for_dataset("svhn")) == round(73_257 * (1 - params.split.val_fraction))
-    described = subprocess.run([sys.executable, "-m", "stages.describe", "-S", "datasets=[svhn]"], cwd=project_copy,
+    described = subprocess.run([ABLATE, "describe", "-S", "datasets=[svhn]"], cwd=project_copy,
                                capture_output=True, text=True)
     row = next(line for line in described.stdout.splitlines() if line.startswith("| svhn"))
     assert "32x32x3" in row and "resnet_cifar20" in row, described.stderr[-2000:]

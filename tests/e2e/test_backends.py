@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import CIFAR_ARCHIVE, ROOT, TINY, read_json, require_shared, set_params, sh
+from tests.conftest import ABLATE, CIFAR_ARCHIVE, ROOT, TINY, read_json, require_shared, set_params, sh
 
 pytestmark = pytest.mark.slow  # the pipeline on JAX and PyTorch
 
@@ -91,7 +91,7 @@ def test_gpu_recipe_benchmark_runs_without_tensorflow(tmp_path):
 
 def test_a_study_dry_run_with_backend_auto_probes_each_installed_backend():
     from ablation.core import backends
-    out = sh(ROOT, sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
+    out = sh(ROOT, ABLATE, "study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
              "--backend", "auto").stdout
     line = next(line for line in out.splitlines() if line.startswith("backend: auto -> "))
     chosen = line.split()[3]

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 import zipfile
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import DATASET, assert_clean_error, jpeg, pets, stage, write_tree
+from tests.conftest import ABLATE, DATASET, assert_clean_error, jpeg, pets, stage, write_tree
 
 pytestmark = pytest.mark.slow  # each stage run on hostile inputs
 
@@ -87,7 +86,7 @@ def test_interrupted_fetch_keeps_the_previous_fetch(project, tmp_path):
     before = snapshot(project)
     # Ctrl-C as in a terminal: a child of a backgrounded shell (`.ci/run &`) would
     # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
-    process = subprocess.Popen([sys.executable, "-m", "stages.fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
+    process = subprocess.Popen([ABLATE, "fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
                                cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     staging = project / "data" / "fetched" / f".{DATASET}.staging"
@@ -213,10 +212,10 @@ def test_layout_refuses_a_symlink_out_of_the_project(tmp_path):
 # --- bounded memory for any single input -------------------------------------------------
 
 def peak_rss_mb(root: Path, name: str, *args: str) -> tuple[int, str, float]:
-    """(exit code, stderr, peak resident memory in MB) of `python -m stages.NAME ARGS` run in root."""
+    """(exit code, stderr, peak resident memory in MB) of `ablate NAME ARGS` run in root."""
     err = root / "stderr.txt"
     with open(err, "w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", f"stages.{name}", *args], cwd=root,
+        process = subprocess.Popen([ABLATE, name, *args], cwd=root,
                                    stdout=subprocess.DEVNULL, stderr=handle)
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -380,7 +379,7 @@ def test_a_bad_keras_backend_is_one_line(project, tmp_path, backend, fragment):
         "import sys\nclass Absent:\n    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] == 'torch':\n            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Absent())\n")
-    result = subprocess.run([sys.executable, "-m", "stages.describe"], cwd=project, capture_output=True, text=True,
+    result = subprocess.run([ABLATE, "describe"], cwd=project, capture_output=True, text=True,
                             env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(tmp_path)})
     assert_clean_error(result, fragment)
 

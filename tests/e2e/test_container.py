@@ -94,7 +94,7 @@ def test_image_runs_the_pipeline_as_the_invoking_user(tmp_path, podman_env):
 
     # A checkout owned by another uid, with tiny settings on the offline archives.
     work = tmp_path / "work"
-    for name in ("ablation", "stages", "dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("ablation", "dvc.yaml", "params.yaml", ".gitignore"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ABLATE, ROOT
 
 pytestmark = pytest.mark.slow  # a study dry run in a process of its own, as a CPU-only install runs it
 
@@ -42,7 +42,7 @@ def test_a_study_dry_run_needs_none_of_them(tmp_path):
     """--dry-run validates every arm, builds its networks and trains a probe."""
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
     without_backend = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run"],
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/quick-cpu.yaml", "--dry-run"],
                          cwd=ROOT, capture_output=True, text=True, env={**without_backend,
                                                                         "PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]

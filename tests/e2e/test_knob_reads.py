@@ -21,7 +21,7 @@ STAGE_ARGS = {"fetch": [DATASET], "split": [DATASET], "train": [DATASET, "0"], "
 def reads(tmp_path_factory) -> dict[str, set[str]]:
     """stage -> the knobs it read, over one tiny run of all five stages."""
     root = tmp_path_factory.mktemp("knob_reads")
-    for name in ("ablation", "stages", "params.yaml", "dvc.yaml"):
+    for name in ("ablation", "params.yaml", "dvc.yaml"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, root / name)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["datasets"] = [DATASET]

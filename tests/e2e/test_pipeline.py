@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, TINY, read_json, require_shared, set_params, sh, stage
+from tests.conftest import ABLATE, ROOT, TINY, read_json, require_shared, set_params, sh, stage
 
 pytestmark = pytest.mark.slow  # the pipeline end to end
 
@@ -32,7 +32,7 @@ def prepared(tmp_path_factory):
     """A project copy with both datasets fetched and split (tiny limit)."""
     require_shared()
     root = tmp_path_factory.mktemp("prepared")
-    for name in ("ablation", "stages", "dvc.yaml", "params.yaml"):
+    for name in ("ablation", "dvc.yaml", "params.yaml"):
         sh(ROOT, "cp", "-r", str(ROOT / name), str(root / name))
     set_params(root, {**TINY, "datasets": ["cifar10"], "train": {**TINY["train"], "epochs": 3}})
     stage(root, "fetch", "cifar10")
@@ -56,7 +56,7 @@ def test_training_is_deterministic_and_resumes_after_a_kill(prepared):
     assert train_metrics(prepared) == reference  # same seed, same metrics on the CPU
 
     (prepared / "results" / "cifar10" / "seed0" / "train.json").unlink()
-    process = subprocess.Popen([sys.executable, "-m", "stages.train", "cifar10", "0"], cwd=prepared,
+    process = subprocess.Popen([ABLATE, "train", "cifar10", "0"], cwd=prepared,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     states = prepared / ".checkpoints" / "cifar10" / "seed0"
     deadline = time.time() + 300
@@ -87,11 +87,11 @@ def test_divergence_is_a_result_not_a_crash(prepared):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(prepared):
-    code = ("import tensorflow as tf, runpy, sys\n"
+    code = ("import tensorflow as tf\n"
             "cpu = tf.config.list_physical_devices('CPU')[0]\n"
             "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-            "sys.argv = ['train', 'cifar10', '0', '-S', 'train.distribute=mirrored', '-S', 'train.epochs=1']\n"
-            "runpy.run_module('stages.train', run_name='__main__')\n")
+            "from ablation.cli.main import main\n"
+            "main(['train', 'cifar10', '0', '-S', 'train.distribute=mirrored', '-S', 'train.epochs=1'])\n")
     out = sh(prepared, sys.executable, "-c", code).stdout
     assert "training on 2 replica(s) (MirroredStrategy), global batch 32" in out
     metrics = read_json(prepared / "results" / "cifar10" / "seed0" / "train.json")
@@ -222,7 +222,7 @@ def test_a_killed_study_resumes_on_dvc_s_queue_without_retraining(project_copy):
                     ["git", "config", "user.name", "CI"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                     ["git", "commit", "-qm", "project"]):
         sh(root, *command)
-    driver = subprocess.Popen([sys.executable, "-m", "stages.study", "--name", "killed"], cwd=root,
+    driver = subprocess.Popen([ABLATE, "study", "--name", "killed"], cwd=root,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600

@@ -20,7 +20,7 @@ from ablation.study.engines.dvc_queue import LOG_HINT
 from tests.conftest import ROOT, arm, run
 
 
-def write_report(results, out, command="python -m stages.study", **options):
+def write_report(results, out, command="ablate study", **options):
     """The study report as DVC's queue's study writes it (its log hint)."""
     return study_report.write_study_report(results, out, command, LOG_HINT, **options)
 
@@ -80,8 +80,8 @@ def test_study_report_tests_the_gain_across_seeds_and_gives_verdicts(tmp_path):
                                           run(0.1, 0.1, [False] * 20, diverged=True, layers=9)]),
                arm("resnet110", True, 110, [])]
     out = StudyFiles("p", tmp_path)
-    text = write_report(results, out, "python -m stages.study --preset p.yaml")
-    assert "`python -m stages.study --preset p.yaml`" in text
+    text = write_report(results, out, "ablate study --preset p.yaml")
+    assert "`ablate study --preset p.yaml`" in text
     # gain at depth 56: 0.925 - 0.805 = +0.12; Welch over seeds; McNemar per seed on 20 discordant pairs
     gain_row = next(line for line in text.splitlines() if line.startswith("| resnet56 ") and "plain56" in line)
     assert "+0.1200 [" in gain_row and "s0: 1.9e-06, s1: 1.9e-06" in gain_row

@@ -29,7 +29,7 @@ def driver(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ray-study")
     root = tmp_path / "driver"
     root.mkdir()
-    for name in ("ablation", "stages", "dvc.yaml", "params.yaml", ".gitignore"):  # .gitignore: .cache/ stays out
+    for name in ("ablation", "dvc.yaml", "params.yaml", ".gitignore"):  # .gitignore: .cache/ stays out
         sh(ROOT, "cp", "-r", str(ROOT / name), str(root / name))
     set_params(root, {**TINY, "datasets": ["cifar10"], "train": {**TINY["train"], "seeds": [0, 1]}})
     remote, storage = tmp_path / "remote.git", tmp_path / "dvc-storage"

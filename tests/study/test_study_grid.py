@@ -15,7 +15,7 @@ from ablation.study import dry_run
 from ablation.study import grid as study_grid
 from ablation.study.engines import dvc_queue
 from ablation.training.recipe import make_optimizer, model_for
-from tests.conftest import ROOT
+from tests.conftest import ABLATE, ROOT
 
 PRESETS = sorted((ROOT / "studies").glob("*.yaml"))
 CIFAR20 = ["model.arch=resnet_cifar", "datasets=[cifar10]"]
@@ -94,7 +94,7 @@ def test_every_preset_builds_each_arm_and_trains_its_first_a_step(preset_arms, p
 def test_dry_run_lists_every_experiment_and_queues_nothing():
     refs = ["git", "for-each-ref", "refs/exps"]
     before = subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/quick-cpu.yaml", "--dry-run",
                           "--grid", "model.weight_decay=0.0001,0.0005"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -132,7 +132,7 @@ def test_dry_run_counts_the_images_of_the_folder_it_will_read(tmp_path):
 
 @pytest.mark.slow  # trains a probe or a step of every arm
 def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/seed-cats-vs-dogs.yaml",
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/seed-cats-vs-dogs.yaml",
                           "--dry-run"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith(("resnet", "plain"))]
@@ -143,7 +143,7 @@ def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():
 
 @pytest.mark.slow  # trains a probe or a step of every arm
 def test_dry_run_of_a_study_with_committed_results_says_how_many_seeds_decide_it():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--dry-run"],
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/cifar10-cpu.yaml", "--dry-run"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "How to decide, cifar10 (from the committed results):" in out.stdout
@@ -161,7 +161,7 @@ def test_dry_run_of_a_study_with_committed_results_says_how_many_seeds_decide_it
 def test_until_decided_is_refused_before_anything_runs_without_a_budget(flags, message):
     refs = ["git", "for-each-ref", "refs/exps"]
     before = subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/quick-cpu.yaml", "--until-decided",
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/quick-cpu.yaml", "--until-decided",
                           *flags], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
@@ -194,7 +194,7 @@ def test_a_study_never_replaces_another_studys_folder_or_its_name_a_pipeline_out
 def test_the_committed_study_cannot_be_overwritten_by_another_grid_of_its_name():
     folder = ROOT / "reports" / "cifar10-cpu"
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "cifar10-cpu",
+    out = subprocess.run([ABLATE, "study", "--name", "cifar10-cpu",
                           "-S", "model.arch=resnet_cifar", "--grid", "model.residual=true,false",
                           "--grid", "model.depth=8", "-S", "train.seeds=[0,1]",
                           "--report-only"], cwd=ROOT, capture_output=True, text=True)
@@ -218,7 +218,7 @@ def test_an_experiment_of_another_study_with_the_same_name_is_never_removed(monk
 
 def _copy_without_git(tmp_path):
     import shutil
-    for name in ("ablation", "stages", "studies", "params.yaml", "dvc.yaml", "reports/cifar10-cpu"):
+    for name in ("ablation", "studies", "params.yaml", "dvc.yaml", "reports/cifar10-cpu"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -231,7 +231,7 @@ def test_outside_a_git_repository_report_only_works_and_a_run_is_one_line(tmp_pa
     home.mkdir()
     before = (root / "reports" / "cifar10-cpu" / "study.md").read_bytes()
     env = {**__import__("os").environ, "HOME": str(home)}
-    report_only = [sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpu.yaml", "--report-only"]
+    report_only = [ABLATE, "study", "--preset", "studies/cifar10-cpu.yaml", "--report-only"]
     done = subprocess.run(report_only, cwd=root, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (root / "reports" / "cifar10-cpu" / "study.md").read_bytes() == before
@@ -239,19 +239,19 @@ def test_outside_a_git_repository_report_only_works_and_a_run_is_one_line(tmp_pa
     assert "# Study: what the residual connection buys" in done.stdout and "- **(a) degradation" in done.stdout
     assert "## Decision rule" not in done.stdout and "wrote reports/cifar10-cpu/study.md" in done.stdout
     assert list(home.iterdir()) == []  # Keras, matplotlib and DVC wrote into the project's .cache/
-    run = subprocess.run([sys.executable, "-m", "stages.study", "--name", "fresh", "-S", "model.arch=resnet_cifar",
+    run = subprocess.run([ABLATE, "study", "--name", "fresh", "-S", "model.arch=resnet_cifar",
                           "--grid", "model.depth=8"], cwd=root, capture_output=True, text=True, env=env)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "not a git repository" in run.stderr
 
 
 def test_a_preset_that_is_a_folder_is_one_line():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies", "--dry-run"], cwd=ROOT,
+    out = subprocess.run([ABLATE, "study", "--preset", "studies", "--dry-run"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 2 and "study preset studies is a folder" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_a_misspelt_preset_is_named_with_the_presets_there_are():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--preset", "studies/cifar10-cpus.yaml", "--dry-run"],
+    out = subprocess.run([ABLATE, "study", "--preset", "studies/cifar10-cpus.yaml", "--dry-run"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "Fix: pass studies/cifar10-cpu.yaml (did you mean it?), or one of studies/cats-vs-dogs-cpu.yaml, " \
@@ -259,9 +259,9 @@ def test_a_misspelt_preset_is_named_with_the_presets_there_are():
 
 
 def test_help_keeps_one_example_per_line():
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--help"], cwd=ROOT, capture_output=True, text=True)
-    examples = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("python -m stages.study")]
-    assert len(examples) >= 8 and all(line.count("python -m stages.study") == 1 for line in examples)
+    out = subprocess.run([ABLATE, "study", "--help"], cwd=ROOT, capture_output=True, text=True)
+    examples = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("ablate study")]
+    assert len(examples) >= 8 and all(line.count("ablate study") == 1 for line in examples)
 
 
 def test_a_huge_grid_is_refused_before_any_arm_is_built():
@@ -282,7 +282,7 @@ def test_a_damaged_dvc_lock_stops_a_study_in_one_line(project_copy):
                     ["git", "config", "user.name", "CI"], [sys.executable, "-m", "dvc", "init", "-q"],
                     ["git", "add", "-A"], ["git", "commit", "-qm", "damaged lock"]):
         subprocess.run(command, cwd=root, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, "-m", "stages.study", "--name", "locked", "-S", "model.arch=resnet_cifar",
+    out = subprocess.run([ABLATE, "study", "--name", "locked", "-S", "model.arch=resnet_cifar",
                           "-S", "datasets=[cifar10]", "--grid", "model.depth=8"], cwd=root, capture_output=True,
                          text=True, timeout=300)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]

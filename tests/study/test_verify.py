@@ -122,7 +122,7 @@ def test_each_study_has_a_folder_of_its_own():
 
 def test_the_report_names_the_study_not_how_it_was_run():
     from ablation.study.grid import reproducing_command
-    expected = "python -m stages.study --preset p.yaml -S train.epochs=5"
+    expected = "ablate study --preset p.yaml -S train.epochs=5"
     assert reproducing_command(["--preset", "p.yaml", "--jobs", "2", "-S", "train.epochs=5"]) == expected
     assert reproducing_command(["--report-only", "--preset", "p.yaml", "--jobs=1", "-S", "train.epochs=5",
                                 "--replace-report"]) == expected

@@ -6,13 +6,12 @@ import json
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATASET, assert_clean_error, stage, tiny_flags
+from tests.conftest import ABLATE, DATASET, assert_clean_error, stage, tiny_flags
 
 pytestmark = pytest.mark.slow  # real runs killed and resumed
 
@@ -50,7 +49,7 @@ def work(trained, tmp_path) -> Path:
 
 
 def start(root: Path, name: str, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", f"stages.{name}", *args], cwd=root, stdout=subprocess.PIPE,
+    return subprocess.Popen([ABLATE, name, *args], cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
@@ -103,7 +102,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_outputs(work):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
 
-    result = subprocess.run([sys.executable, "-m", "stages.train", DATASET, "0", *TINY, "-S", "train.epochs=1",
+    result = subprocess.run([ABLATE, "train", DATASET, "0", *TINY, "-S", "train.epochs=1",
                              "-S", "model.residual=false"], cwd=work, capture_output=True, text=True,
                             preexec_fn=small_disk)
     assert_clean_error(result, "cannot write")

@@ -1,5 +1,5 @@
-"""fetch stage: python -m stages.fetch DATASET -> data/fetched/DATASET/, data/fetched/DATASET.metrics.json"""
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+"""fetch stage: ablate fetch DATASET -> data/fetched/DATASET/, data/fetched/DATASET.metrics.json"""
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 from ablation.core import atomic_files
 from ablation.core.layout import fetch_metrics, fetched_dir
@@ -8,14 +8,10 @@ from ablation.data.ingest import ReadLimits
 
 
 def main():
-    args, run = _cli.stage_args(__doc__)
+    args, run = common.stage_args(__doc__)
     limits = ReadLimits(max_file_bytes=int(run.max_file_mb * 2**20), max_pixels=int(run.max_image_megapixels * 1e6))
     info = fetch.fetch(run.dataset, run.source, run.path, fetched_dir(run.dataset), limits)
     metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}
     atomic_files.write_json(fetch_metrics(args.dataset), metrics)
     print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped, "
           f"{info['ignored']} files outside class folders or not images ignored")
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)

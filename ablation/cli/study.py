@@ -3,16 +3,16 @@ through DVC's queue (one machine) or a Ray cluster (many), then write the study'
 folder reports/NAME/: study.md comparing the arms, its figures, the raw results
 of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
 
-    python -m stages.study [--jobs N] [-S key=value ...]   # -S applies to every arm
-    python -m stages.study --grid model.depth=20,32        # replaces study.grid's values of a key
-    python -m stages.study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
-    python -m stages.study --preset studies/cifar10-cpu.yaml --report-only   # from experiments or runs/
-    python -m stages.study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
-    python -m stages.study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
-    python -m stages.study --preset studies/cifar10-cpu.yaml --dry-run   # list and check the arms, run nothing
-    python -m stages.study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
+    ablate study [--jobs N] [-S key=value ...]   # -S applies to every arm
+    ablate study --grid model.depth=20,32        # replaces study.grid's values of a key
+    ablate study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
+    ablate study --preset studies/cifar10-cpu.yaml --report-only   # from experiments or runs/
+    ablate study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
+    ablate study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
+    ablate study --preset studies/cifar10-cpu.yaml --dry-run   # list and check the arms, run nothing
+    ablate study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
 """
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 import dataclasses
 import os
@@ -30,7 +30,7 @@ from ablation.study.engines.registry import DEFAULT, ENGINES
 
 
 def arguments():
-    parser = _cli.parser(__doc__)
+    parser = common.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=None,
                         help="experiments run in parallel (default 1, or the preset's)")
     parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
@@ -176,7 +176,3 @@ def main():
     raw_records.check_owner(study.out, definition, study.args.replace_report)
     results, design = run(study)
     report(study, results, design, definition)
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)

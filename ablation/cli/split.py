@@ -1,15 +1,11 @@
-"""split stage: python -m stages.split DATASET -> data/split/DATASET/{manifest.csv,counts.json}"""
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+"""split stage: ablate split DATASET -> data/split/DATASET/{manifest.csv,counts.json}"""
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 from ablation.core.layout import fetched_dir, split_dir
 from ablation.data import splitting
 
 
 def main():
-    args, run = _cli.stage_args(__doc__)
+    args, run = common.stage_args(__doc__)
     counts = splitting.split(fetched_dir(run.dataset), run.split, run.limit, split_dir(run.dataset))
     print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)

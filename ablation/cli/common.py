@@ -1,13 +1,11 @@
-"""Shared command-line plumbing of the stage scripts: `-S key=value` overrides
-(DVC's syntax) and clean one-line errors for bad params or data. Stage scripts
-import it first: it checks KERAS_BACKEND before anything loads Keras."""
+"""Shared plumbing of the `ablate` commands: `-S key=value` overrides (DVC's
+syntax) and clean one-line errors for bad params or data. Each command imports it
+first: it checks KERAS_BACKEND before anything loads Keras."""
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
-from pathlib import Path
 
 from ablation.core.backends import BACKENDS, INSTALL, importable
 
@@ -27,7 +25,9 @@ def check_backend(name: str) -> str | None:
 
 # Keras (keras.json), matplotlib (its font cache) and DVC (its site cache, /var/tmp/dvc)
 # write files of their own: into the project's ignored .cache/, never under HOME or /var/tmp.
-_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache")
+# The project is the working directory (where dvc.yaml runs its commands), not where the
+# suite is installed.
+_CACHE = os.path.abspath(".cache")
 for _variable, _folder in (("KERAS_HOME", "keras"), ("MPLCONFIGDIR", "matplotlib"), ("DVC_SITE_CACHE_DIR", "dvc")):
     os.environ.setdefault(_variable, os.path.join(_CACHE, _folder))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")  # its analytics would write a user id under HOME
@@ -44,21 +44,10 @@ from ablation.core.console import quiet_stderr, verbose  # noqa: E402
 if not verbose():  # TensorFlow's info lines after start-up (tf.data's buffer size), unless asked for
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 with quiet_stderr():  # TensorFlow's C++ start-up lines, into .cache/logs/noise.log
-    import tensorflow as tf  # noqa: E402
+    import tensorflow  # noqa: E402, F401
 
-from ablation.core import knob_reads  # noqa: E402
-from ablation.core.errors import UserError  # noqa: E402
 from ablation.core.params import Params, ParamsError, RunSettings, load_params  # noqa: E402
 from ablation.core.sections import MAX_SEED  # noqa: E402
-
-# OSErrors of the machine, not of an input: said in one line with the fix, since
-# every output is written atomically and the previous ones are still in place.
-DISK_FIXES = {
-    errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space or raise the quota",
-    errno.EFBIG: "free disk space or raise the file-size limit (ulimit -f)",
-    errno.EROFS: "run where the project is writable", errno.EACCES: "make the project writable by this user",
-    errno.EPERM: "make the project writable by this user",
-}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -68,53 +57,6 @@ def parser(description: str) -> argparse.ArgumentParser:
                         help="override a params.yaml value for this run (as `dvc exp run -S`)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     return parser
-
-
-def _is_failed_write(error: BaseException) -> bool:
-    return isinstance(error, (OSError, RuntimeError)) and "write failed" in str(error)
-
-
-# h5py reports a failed write once more from every object it frees while the
-# error unwinds (through both hooks); the one error line says it.
-def _quiet_unraisable(unraisable) -> None:
-    if not _is_failed_write(unraisable.exc_value):
-        sys.__unraisablehook__(unraisable)
-
-
-def _quiet_excepthook(kind, value, traceback) -> None:
-    if not _is_failed_write(value):
-        sys.__excepthook__(kind, value, traceback)
-
-
-def main_guarded(main) -> None:
-    """Runs main(); a UserError (bad params or data, a cluster not ready) ends the
-    process with its message and exit code 2, as does a full or read-only disk."""
-    sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
-    knob_reads.start_if_asked(Path(sys.argv[0]).stem)
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except tf.errors.DataLossError as error:  # a shard damaged after the split checked it
-        print(f"error: a fetched data file is corrupt ({error.message.splitlines()[0]}). Fix: re-run the fetch "
-              "stage (`dvc repro -f fetch`).", file=sys.stderr)
-        sys.exit(2)
-    except (OSError, RuntimeError) as error:
-        code = getattr(error, "errno", None)
-        if code not in DISK_FIXES and not _is_failed_write(error):
-            raise
-        why = os.strerror(code) if code in DISK_FIXES else "a write failed"
-        print(f"error: cannot write {getattr(error, 'filename', None) or 'an output'} ({why}); the previous "
-              f"outputs are kept. Fix: {DISK_FIXES.get(code, 'free disk space')}, then run the same command again.",
-              file=sys.stderr, flush=True)
-        # Not sys.exit: at interpreter teardown h5py flushes its half-written
-        # checkpoint again, on the same full disk, and can crash the process.
-        os._exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; run the same command again to go on "
-              "(training resumes from its last epoch checkpoint)", file=sys.stderr)
-        sys.exit(130)
 
 
 def params_from(args) -> Params:

@@ -1,5 +1,5 @@
-"""evaluate stage: python -m stages.evaluate DATASET SEED -> results/DATASET/seedSEED/eval/"""
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+"""evaluate stage: ablate evaluate DATASET SEED -> results/DATASET/seedSEED/eval/"""
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 from ablation.core.layout import fetched_dir, run_files, split_dir
 from ablation.report.figures import plot_confusion
@@ -7,7 +7,7 @@ from ablation.training import evaluate
 
 
 def main():
-    args, run = _cli.stage_args(__doc__, seed=True)
+    args, run = common.stage_args(__doc__, seed=True)
     files = run_files(args.dataset, args.seed)
     result = evaluate.evaluate(files, fetched_dir(args.dataset), split_dir(args.dataset),
                                  run.image_size)
@@ -15,7 +15,3 @@ def main():
     plot_confusion(result.confusion, result.classes, files.confusion,
                    title=f"{result.model_name}: test accuracy {accuracy:.3f}")
     print(f"evaluated {args.dataset} seed {args.seed}: test accuracy {accuracy:.4f}")
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)

@@ -1,12 +1,12 @@
-"""train stage: python -m stages.train DATASET SEED -> results/DATASET/seedSEED/{model.keras,live/,train.json}"""
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+"""train stage: ablate train DATASET SEED -> results/DATASET/seedSEED/{model.keras,live/,train.json}"""
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 from ablation.core.layout import checkpoints_dir, fetched_dir, run_dir, split_dir
 from ablation.training import fit
 
 
 def main():
-    args, run = _cli.stage_args(__doc__, seed=True)
+    args, run = common.stage_args(__doc__, seed=True)
     metrics = fit.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), checkpoints_dir(args.dataset, args.seed))
     accuracy = metrics["val_accuracy"]
@@ -14,7 +14,3 @@ def main():
           "val accuracy "
           f"{'none (no validation split)' if accuracy is None else f'{accuracy:.4f}'}, "
           f"diverged {metrics['diverged']}, {metrics['images_per_second']:.1f} images/s")
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)

@@ -1,6 +1,6 @@
 """Print what the arm in params.yaml builds for each dataset: parameters, FLOPs,
-weighted layers and residual additions. Usage: python -m stages.describe [-S key=value]"""
-from stages import _cli  # first: it checks KERAS_BACKEND before anything loads Keras
+weighted layers and residual additions. Usage: ablate describe [-S key=value]"""
+from ablation.cli import common  # first: it checks KERAS_BACKEND before anything loads Keras
 
 from tabulate import tabulate
 
@@ -16,7 +16,7 @@ def num_classes(dataset: str) -> int:
 
 
 def main():
-    params = _cli.params_from(_cli.parser(__doc__).parse_args())
+    params = common.params_from(common.parser(__doc__).parse_args())
     rows = []
     for dataset in params.datasets:
         size = params.for_dataset(dataset).image_size
@@ -26,7 +26,3 @@ def main():
                      f"{info['flops'] / 1e9:.3f}", info["weighted_layers"], info["residual_additions"]])
     print(tabulate(rows, headers=["dataset", "input", "model", "trainable params", "GFLOPs/image (fwd)",
                                   "weighted layers", "residual additions"], tablefmt="github"))
-
-
-if __name__ == "__main__":
-    _cli.main_guarded(main)
