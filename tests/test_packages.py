@@ -1,4 +1,4 @@
-"""The house plan ablation/__init__.py draws holds: six packages in pipeline order,
+"""The house plan ablation/__init__.py draws holds: seven packages in pipeline order,
 each importing only from those before it (a package's own modules aside), and
 package markers that hold nothing but their docstring."""
 import ast
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-ORDER = ("core", "data", "nets", "training", "study", "report")
+ORDER = ("core", "data", "nets", "training", "study", "report", "cli")
 
 
 def upward_imports(root: Path) -> list[str]:
@@ -26,7 +26,7 @@ def upward_imports(root: Path) -> list[str]:
     return found
 
 
-def test_ablation_is_six_packages_in_pipeline_order():
+def test_ablation_is_seven_packages_in_pipeline_order():
     packages = {p.name for p in (ROOT / "ablation").iterdir() if (p / "__init__.py").exists()}
     assert packages == set(ORDER)
     assert not [p.name for p in (ROOT / "ablation").glob("*.py") if p.name != "__init__.py"]

@@ -43,6 +43,21 @@ def test_dvc_yaml_params_follow_the_declarations():
     assert declarations.with_stage_params(text) == text, "regenerate: python -m ablation.core.declarations --write"
 
 
+def test_a_new_project_s_pipeline_is_the_suite_s_without_its_code():
+    written = (declarations.PROJECT_FILES / declarations.PIPELINE).read_text()
+    assert written == declarations.project_dvc_yaml((ROOT / "dvc.yaml").read_text()), \
+        "regenerate: python -m ablation.core.declarations --write"
+    suite, project = (yaml.safe_load(text)["stages"] for text in ((ROOT / "dvc.yaml").read_text(), written))
+    for name, stage in suite.items():
+        body, theirs = stage.get("do", stage), project[name].get("do", project[name])
+        assert {k: v for k, v in theirs.items() if k != "deps"} == {k: v for k, v in body.items() if k != "deps"}
+        code = [d for d in body["deps"] if d.startswith("ablation/")]
+        assert theirs.get("deps", []) == [*(["nets"] if name == "train" else []),
+                                          *(d for d in body["deps"] if d not in code)], name
+    for template in (ROOT / declarations.PLOT_TEMPLATES).glob("*.json"):
+        assert (declarations.PROJECT_FILES / "plots" / template.name).read_text() == template.read_text()
+
+
 def test_the_writer_restores_a_dropped_knob_and_leaves_the_rest(tmp_path):
     text = (ROOT / "dvc.yaml").read_text()
     dropped = text.replace("      - data.augment\n", "", 1).replace("        - data.limit\n", "", 1)
