@@ -129,12 +129,12 @@ def name_tag(dotted: str) -> str:
 
 def _check_grid(raw: dict) -> None:
     for grid in subgrids(raw["study"]["grid"]):
-        _check_subgrid(raw, grid)
+        _check_subgrid(raw, grid, alone=isinstance(raw["study"]["grid"], dict))
 
 
-def _check_subgrid(raw: dict, grid: dict) -> None:
-    if not grid:
-        fail("study.grid", grid, "a mapping of dotted param key -> list of values")
+def _check_subgrid(raw: dict, grid: dict, alone: bool) -> None:
+    if not grid and not alone:  # alone, {} is one arm: params.yaml's (a new project's default, `ablate init`)
+        fail("study.grid", grid, "a list of non-empty mappings of dotted param key -> list of values")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             fail(f"study.grid.{key}", values, "a non-empty list of values")

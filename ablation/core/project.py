@@ -30,10 +30,11 @@ HEADER = """\
 
 
 def project_values(dataset: str, data: str) -> dict:
-    """The knobs a new project sets apart from the suite's defaults: its dataset and its builder."""
+    """The knobs a new project sets apart from the suite's defaults: its dataset, its builder, no grid."""
     return {"datasets": [dataset], "data.source": "folder", "data.paths": {dataset: data},
             "data.image_size": {dataset: 32}, "data.augment": {dataset: "resized_crop_flip"},
-            "model.arch": f"{BUILDERS}.network:build"}
+            "model.arch": f"{BUILDERS}.network:build",
+            "study.grid": {}}  # the suite's grid is over its own nets' knobs: a study here names its own
 
 
 def _data_path(folder: Path, data: str | None) -> str:

@@ -119,11 +119,13 @@ def refusal(reference: str, options: dict) -> tuple | None:
     if len(known) > MAX_OPTIONS:
         return ("model.arch", reference, f"a builder of at most {MAX_OPTIONS} keyword-only options", None)
     for option, value in options.items():
-        if option not in known:
+        if option not in known:  # said as an unknown key (sections.unknown_key), not a bad value
             close = difflib.get_close_matches(option, known, n=1)
-            return (f"model.options.{option}", value, "the options of " + name(reference) + ": "
-                    + (", ".join(known) or "none"), f"did you mean `model.options.{close[0]}`?" if close else
-                    "remove it, or add it to the builder as a keyword-only parameter")
+            guess = f"did you mean `model.options.{close[0]}`? " if close else ""
+            raise ParamsError(f"params: `model.options.{option}` is not an option of {name(reference)}; {guess}"
+                              f"({name(reference)}'s options: {', '.join(known) or 'none'}). Fix: rename or remove "
+                              "it (in params.yaml, or the `-S` that set it), or add it to the builder as a "
+                              "keyword-only parameter.")
         if allowed := _fits(value, known[option].annotation, known[option].default):
             return (f"model.options.{option}", value, allowed, None)
     if missing := [o for o, p in known.items() if p.default is inspect.Parameter.empty and o not in options]:
