@@ -78,6 +78,16 @@ SECTIONS = {
         (("setting", "setting"), ("study_images_per_second", "study images/s"),
          ("train_step_images_per_second", "train step images/s"), ("ratio_to_train_step", "ratio"),
          ("wall_seconds", "wall s"))),
+    "builder_speed": Section(
+        "A network as a user's builder against the same network built in (mixed_bfloat16, images/s)",
+        "`ablate train` end to end as in the section above, resnet_cifar20 once from the suite's table and once "
+        "as `model.arch: nets.resnet20:build` (a builder returning the same net), each twice, alternating. "
+        "`run to run` is the larger of the two ways' own differences between their runs: a ratio within it is "
+        "noise. Reproduce: `python -m pytest benchmarks -k builder_trains --benchmark-enable "
+        "--benchmark-json=reports/builder_speed.json && python -m benchmarks.report reports/builder_speed.json "
+        "--update`.",
+        (("arm", "arm"), ("built_in_images_per_second", "built in"), ("builder_images_per_second", "as a builder"),
+         ("ratio", "ratio"), ("run_to_run", "run to run"))),
     "cats_vs_dogs_sizing": Section(
         "Sizing the cats_vs_dogs CPU study (ResNet-34/50, option B, ImageNet stem, mixed_bfloat16, images/s)",
         "`ablate train` end to end (2 epochs of the 2,880 training images of the cats_vs_dogs sample, "

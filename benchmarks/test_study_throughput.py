@@ -188,3 +188,44 @@ def test_cats_vs_dogs_sizing(benchmark, cats_project, depth, side, batch):
         "kind": "cats_vs_dogs_sizing", "depth": depth, "side": side, "batch": batch,
         "residual_images_per_second": residual_rate, "plain_images_per_second": plain_rate})
     assert residual_rate > 0 and plain_rate > 0
+
+
+# ResNet-20 as a user's builder (issue 40): the suite's own net behind `model.arch:
+# nets.resnet20:build`, so the two arms differ only in how the net reaches training.
+RESNET20_BUILDER = f"""
+from ablation.core.declarations import defaults
+from ablation.core.sections import ModelParams
+from ablation.nets import models
+
+
+def build(input_shape, num_classes):
+    return models.build_model(ModelParams(**{{**defaults("model"), **{MODEL!r}}}), input_shape, num_classes)
+"""
+
+
+def test_a_builder_trains_as_fast_as_the_same_net_built_in(benchmark, cifar_project):
+    root, measuring = cifar_project
+    (root / "nets").mkdir(exist_ok=True)
+    (root / "nets" / "resnet20.py").write_text(RESNET20_BUILDER)
+    ways = {"built in": [], "builder": ["-S", "model.arch=nets.resnet20:build"]}
+    rates = {way: [] for way in ways}
+
+    def train_both_ways_twice():  # A B A B: drift on a shared machine falls on both
+        for _ in range(2):
+            for way, overrides in ways.items():
+                done = subprocess.run([ABLATE, "train", "cifar10", "0", "-S", "train.mixed_precision=mixed_bfloat16",
+                                       *overrides], cwd=root, capture_output=True, text=True)
+                assert done.returncode == 0, done.stderr[-2000:]
+                record = json.loads((root / "results" / "cifar10" / "seed0" / "train.json").read_text())
+                rates[way].append(record["images_per_second"])
+
+    benchmark.pedantic(train_both_ways_twice, rounds=1, iterations=1)
+    built_in, builder = (sum(rates[way]) / len(rates[way]) for way in ways)
+    spread = max(abs(a - b) / max(a, b) for a, b in rates.values())  # each way's own run-to-run difference
+    benchmark.extra_info.update({
+        "kind": "builder_speed", "arm": "resnet_cifar20", "built_in_images_per_second": round(built_in, 1),
+        "builder_images_per_second": round(builder, 1), "ratio": round(builder / built_in, 3),
+        "run_to_run": round(spread, 3)})
+    print(f"resnet_cifar20: built in {built_in:.0f} images/s, as a builder {builder:.0f} ({builder / built_in:.2f}x; "
+          f"run to run {spread:.1%})")
+    assert built_in > 0 and builder > 0

@@ -63,14 +63,19 @@ def params_from(args) -> Params:
     return load_params(args.params, args.overrides)
 
 
-def stage_args(description: str, seed: bool = False) -> tuple[argparse.Namespace, RunSettings]:
-    """(args, the dataset's settings) of a per-dataset stage: `DATASET [SEED] [-S key=value ...]`."""
+def stage_parser(description: str, seed: bool = False) -> argparse.ArgumentParser:
+    """A per-dataset stage's arguments: `DATASET [SEED] [-S key=value ...]`."""
     arguments = parser(description)
     arguments.add_argument("dataset")
     if seed:
         arguments.add_argument("seed", type=int)
+    return arguments
+
+
+def stage_args(arguments: argparse.ArgumentParser) -> tuple[argparse.Namespace, RunSettings]:
+    """(args, the dataset's settings) of a per-dataset stage, from the command line."""
     args = arguments.parse_args()
-    if seed and not 0 <= args.seed <= MAX_SEED:
+    if getattr(args, "seed", None) is not None and not 0 <= args.seed <= MAX_SEED:
         raise ParamsError(f"params: seed {args.seed} is out of range; allowed: 0 to {MAX_SEED}. Fix: pass a seed "
                           "from train.seeds.")
     return args, params_from(args).for_dataset(args.dataset)

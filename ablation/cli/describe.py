@@ -15,8 +15,12 @@ def num_classes(dataset: str) -> int:
     return len(names) if names is not None else len(read_info(fetched_dir(dataset))["classes"])
 
 
+def parser():
+    return common.parser(__doc__)
+
+
 def main():
-    params = common.params_from(common.parser(__doc__).parse_args())
+    params = common.params_from(parser().parse_args())
     rows = []
     for dataset in params.datasets:
         size = params.for_dataset(dataset).image_size

@@ -6,8 +6,12 @@ from ablation.report.figures import plot_confusion
 from ablation.training import evaluate
 
 
+def parser():
+    return common.stage_parser(__doc__, seed=True)
+
+
 def main():
-    args, run = common.stage_args(__doc__, seed=True)
+    args, run = common.stage_args(parser())
     files = run_files(args.dataset, args.seed)
     result = evaluate.evaluate(files, fetched_dir(args.dataset), split_dir(args.dataset),
                                  run.image_size)

@@ -7,8 +7,12 @@ from ablation.data import fetch
 from ablation.data.ingest import ReadLimits
 
 
+def parser():
+    return common.stage_parser(__doc__)
+
+
 def main():
-    args, run = common.stage_args(__doc__)
+    args, run = common.stage_args(parser())
     limits = ReadLimits(max_file_bytes=int(run.max_file_mb * 2**20), max_pixels=int(run.max_image_megapixels * 1e6))
     info = fetch.fetch(run.dataset, run.source, run.path, fetched_dir(run.dataset), limits)
     metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}

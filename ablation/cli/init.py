@@ -9,12 +9,16 @@ from pathlib import Path
 from ablation.core import project
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", nargs="?", default=".", help="the project folder (default: the current one)")
     parser.add_argument("--data", help="the images: a folder of class folders, or a .tar.gz/.zip of one "
                                        "(default: data/images, made empty)")
     parser.add_argument("--dataset", default="images", help="the dataset's name in params.yaml (default: images)")
     parser.add_argument("--force", action="store_true", help="replace an existing params.yaml and dvc.yaml")
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = parser().parse_args()
     print("\n".join(project.init(Path(args.dir), args.data, args.dataset, args.force)))

@@ -35,6 +35,11 @@ def _usage() -> str:
             + "\n".join(f"  {name.ljust(width)}  {meaning}" for name, meaning in COMMANDS.items()))
 
 
+def parser_of(name: str):
+    """`ablate NAME`'s argument parser (the docs' commands are checked against these)."""
+    return importlib.import_module(f"ablation.cli.{name}").parser()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):

@@ -5,8 +5,12 @@ from ablation.core import layout
 from ablation.report import arm_report
 
 
+def parser():
+    return common.parser(__doc__)
+
+
 def main():
-    params = common.params_from(common.parser(__doc__).parse_args())
+    params = common.params_from(parser().parse_args())
     out = layout.ArmReportFiles()
     summary = arm_report.write_arm_report(params, layout.RESULTS, layout.FETCHED, out)
     for dataset, values in summary.items():

@@ -5,7 +5,11 @@ from ablation.core.layout import fetched_dir, split_dir
 from ablation.data import splitting
 
 
+def parser():
+    return common.stage_parser(__doc__)
+
+
 def main():
-    args, run = common.stage_args(__doc__)
+    args, run = common.stage_args(parser())
     counts = splitting.split(fetched_dir(run.dataset), run.split, run.limit, split_dir(run.dataset))
     print(f"split {args.dataset}: " + ", ".join(f"{k} {v['total']:,}" for k, v in counts.items()))

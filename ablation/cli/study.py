@@ -29,8 +29,8 @@ from ablation.study.engines.base import Engine
 from ablation.study.engines.registry import DEFAULT, ENGINES
 
 
-def arguments():
-    parser = common.parser(__doc__)
+def parser():
+    parser = common.parser(__doc__)  # the function's name, shadowed: its one local
     parser.add_argument("--jobs", type=int, default=None,
                         help="experiments run in parallel (default 1, or the preset's)")
     parser.add_argument("--preset", help="a study file (studies/*.yaml): -S values, grid and jobs; "
@@ -69,7 +69,7 @@ def arguments():
         engine_type.add_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="run only the arms (Ray: the runs) that left no "
                                                               "results: finished experiments and raw results are kept")
-    return parser.parse_args()
+    return parser
 
 
 class Study(NamedTuple):
@@ -166,7 +166,7 @@ def report(study: Study, results: list, design: Design, definition: dict) -> Non
 
 
 def main():
-    study = setup(arguments())
+    study = setup(parser().parse_args())
     rates = {} if study.args.report_only or study.args.verify else choose_backend(study)
     if study.args.dry_run:
         return dry_run(study, rates)

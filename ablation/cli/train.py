@@ -5,8 +5,12 @@ from ablation.core.layout import checkpoints_dir, fetched_dir, run_dir, split_di
 from ablation.training import fit
 
 
+def parser():
+    return common.stage_parser(__doc__, seed=True)
+
+
 def main():
-    args, run = common.stage_args(__doc__, seed=True)
+    args, run = common.stage_args(parser())
     metrics = fit.train(run, args.seed, fetched_dir(args.dataset), split_dir(args.dataset),
                              run_dir(args.dataset, args.seed), checkpoints_dir(args.dataset, args.seed))
     accuracy = metrics["val_accuracy"]
