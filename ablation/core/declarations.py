@@ -85,7 +85,8 @@ def _knob_lines(name: str, declared: Knob, indent: str) -> list[str]:
 def params_yaml_text(values: dict[str, Any] | None = None, header: str = HEADER) -> str:
     """The shipped params.yaml: every knob at its default with its meaning; `values`
     (dotted key -> value) in place of some defaults (a new project's)."""
-    declared_knobs = {key: dataclasses.replace(declared, default=values[key]) if key in (values or {}) else declared
+    values = values or {}  # a value set here drops the note that explains the default
+    declared_knobs = {key: dataclasses.replace(declared, default=values[key], note="") if key in values else declared
                       for key, declared in knobs().items()}
     lines = header.splitlines() + [""] + _knob_lines("datasets", declared_knobs["datasets"], "")
     for section, cls in SECTIONS.items():

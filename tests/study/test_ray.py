@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, read_json, require_shared, set_params, sh, stage
+from tests.conftest import BUILDER, ROOT, TINY, read_json, require_shared, set_params, sh, stage
 
 pytestmark = pytest.mark.slow  # a Ray cluster and real runs
 
@@ -32,6 +32,8 @@ def driver(tmp_path_factory):
     for name in ("ablation", "dvc.yaml", "params.yaml", ".gitignore"):  # .gitignore: .cache/ stays out
         sh(ROOT, "cp", "-r", str(ROOT / name), str(root / name))
     set_params(root, {**TINY, "datasets": ["cifar10"], "train": {**TINY["train"], "seeds": [0, 1]}})
+    (root / "nets").mkdir()
+    (root / "nets" / "mynet.py").write_text(BUILDER)  # a network of the user's own, committed with the baseline
     remote, storage = tmp_path / "remote.git", tmp_path / "dvc-storage"
     sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.com"],
@@ -103,6 +105,15 @@ def test_a_failed_run_keeps_its_log_and_resume_reruns_only_it(driver, cluster):
     assert ran == ["resnet-cifar8-limit40-s0"]
     assert {"resnet-cifar8-limit192-s0", "resnet-cifar8-limit40-s0"} <= exp_names(driver)
     assert "| resnet-cifar8-limit40 " in (driver / "reports" / "limits" / "study.md").read_text()
+
+
+def test_a_builder_s_option_is_ablated_on_ray(driver, cluster):
+    out = study(driver, cluster, "-S", "model.arch=nets.mynet:tiny", "--grid", "model.options.width=4,8",
+                "--grid", "model.residual=true", "-S", "train.seeds=[0]", "--name", "own").stdout
+    assert "arms: tiny-width4, tiny-width8" in out and {"tiny-width4-s0", "tiny-width8-s0"} <= exp_names(driver)
+    record = read_json(driver / "reports" / "own" / "runs" / "tiny-width8-s0" / "results" / "cifar10" / "seed0"
+                       / "train.json")
+    assert record["builder"]["reference"] == "nets.mynet:tiny" and record["builder"]["options"]["width"] == 8
 
 
 def test_until_decided_and_verify_run_on_ray(driver, cluster):
