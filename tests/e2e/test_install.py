@@ -51,3 +51,41 @@ def test_a_study_dry_run_needs_none_of_them(tmp_path):
     check = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert "not in requirements.txt" in check.stderr  # the blocker works
+
+
+def test_pyproject_ranges_admit_the_tested_pins():
+    """pyproject.toml's dependencies (a user's install) are the runtime pins' packages,
+    each range admitting the pinned version the suite is tested with."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    declared = {(r := Requirement(line)).name.lower(): r for line in
+                tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert set(pins) <= set(declared) | {"tensorflow-cpu"} and set(declared) - {"tensorflow"} <= set(pins)
+    assert all(declared[name].specifier.contains(version) for name, version in pins.items()), pins
+
+
+def test_a_wheel_installs_ablate_and_its_new_project_files(tmp_path):
+    """The wheel `pip install .` builds carries the `ablate` command and what `ablate init`
+    writes (package data): installed in a fresh environment (the runtime libraries
+    borrowed from this one), it makes a project outside the checkout."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "ablation"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(source / name)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(source), "-w",
+                    str(tmp_path / "wheels")], check=True, capture_output=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    wheel = next((tmp_path / "wheels").glob("ablation_suite-*.whl"))
+    subprocess.run([venv / "bin" / "pip", "install", "--quiet", "--no-deps", str(wheel)], check=True,
+                   capture_output=True)
+    made = subprocess.run([venv / "bin" / "ablate", "init", "proj"], cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    for name in ("params.yaml", "dvc.yaml", "nets/network.py", "studies/example.yaml", ".dvc/plots/lines.json"):
+        assert (tmp_path / "proj" / name).exists(), name
+    where = subprocess.run([venv / "bin" / "python", "-c", "import ablation; print(ablation.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True).stdout
+    assert where.startswith(str(venv)), where  # the wheel's copy, not the checkout's
