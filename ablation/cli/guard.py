@@ -8,7 +8,9 @@ import os
 import sys
 
 from ablation.core import knob_reads
-from ablation.core.errors import UserError
+from ablation.core.errors import ParamsError, UserError
+
+DVC_EXPERIMENT = "DVC_EXP_BASELINE_REV"  # set by `dvc exp run` for the stages it runs (dvc/env.py)
 
 # OSErrors of the machine, not of an input: said in one line with the fix, since
 # every output is written atomically and the previous ones are still in place.
@@ -41,6 +43,15 @@ def _quiet_excepthook(kind, value, traceback) -> None:
         sys.__excepthook__(kind, value, traceback)
 
 
+def _restore_hint(error: UserError) -> str:
+    """Inside `dvc exp run -S ...` DVC has rewritten params.yaml (its comments dropped) and
+    removed the stage's outputs before the stage refused the params: how to put both back."""
+    if not isinstance(error, ParamsError) or not os.environ.get(DVC_EXPERIMENT):
+        return ""
+    return (" DVC wrote the experiment's values into params.yaml (dropping its comments) and removed this stage's "
+            "outputs before it ran: `git checkout -- params.yaml && dvc checkout` puts both back as committed.")
+
+
 def main_guarded(main, command: str) -> None:
     """Runs main() of `ablate command`; a UserError (bad params or data, a cluster not
     ready) ends the process with its message and exit code 2, as do a damaged shard
@@ -50,7 +61,7 @@ def main_guarded(main, command: str) -> None:
     try:
         main()
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{_restore_hint(error)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to go on "

@@ -6,6 +6,7 @@ stage, the study driver or `init`; `ablate COMMAND --help` says what each takes.
     ablate train DATASET SEED | evaluate DATASET SEED | report
     ablate describe [-S key=value]          # what the arm builds: parameters, FLOPs, layers
     ablate study --grid model.depth=20,32   # an ablation grid as DVC experiments, and its report
+    ablate exps                             # those experiments, one narrow row each
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "report": "stage: the arm's report, metrics and plots",
     "describe": "print what the arm builds (parameters, FLOPs, layers)",
     "study": "run a grid of arms as DVC experiments (or on Ray) and write its report",
+    "exps": "the experiments here, one row each: what each changed, its test accuracy",
 }
 
 
