@@ -8,6 +8,7 @@ of every run (runs/) and what DVC shows of it (metrics.json, plots/, dvc.yaml).
     ablate study --preset studies/cifar10-cpu.yaml   # a committed study: its -S, grid and jobs
     ablate study --preset studies/cifar10-cpu.yaml --report-only   # from experiments or runs/
     ablate study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20-s0   # rerun, compare
+    ablate study --preset studies/cifar10-cpu.yaml --verify resnet-cifar20 --seeds 4   # replicate, TOST
     ablate study --engine ray --address HEAD:6379    # one experiment per arm and seed, on Ray
     ablate study --preset studies/cifar10-cpu.yaml --dry-run   # list and check the arms, run nothing
     ablate study --preset studies/cifar10-cpu.yaml --until-decided --max-seeds 6   # seeds in rounds
@@ -22,7 +23,7 @@ from typing import NamedTuple
 from ablation.core import backends, layout
 from ablation.core.errors import ParamsError
 from ablation.report import study_report
-from ablation.study import backend_choice, grid, raw_records
+from ablation.study import backend_choice, grid, raw_records, replication
 from ablation.study.collecting import collect, save_raw
 from ablation.study.deciding.decisions import Design
 from ablation.study.engines.base import Engine
@@ -41,6 +42,11 @@ def parser():
                         help="only write the report, from finished experiments or the committed raw results")
     parser.add_argument("--verify", metavar="ARM[-sSEED]",
                         help="rerun one committed run (default: the arm's first seed) and compare it with the record")
+    parser.add_argument("--seeds", type=int, help="with --verify: rerun this many seeds of the arm and decide by an "
+                                                  "equivalence test against the record (TOST; on any machine kind)")
+    parser.add_argument("--margin", type=float, default=replication.DEFAULT_MARGIN,
+                        help=f"with --seeds: the equivalence margin in test accuracy (default "
+                             f"{replication.DEFAULT_MARGIN:g}, ablation/study/replication.py says why)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check and build every arm, print its experiments with estimated times, run nothing")
     parser.add_argument("--replace-report", action="store_true",
@@ -85,6 +91,11 @@ class Study(NamedTuple):
 def setup(args) -> Study:
     """The preset, params, arms, engine and folder of the study; refused before anything runs where bad."""
     grid.check_jobs(args.jobs)
+    if args.seeds is not None and (not args.verify or not 2 <= args.seeds <= replication.MAX_SEEDS
+                                   or not 0 < args.margin < 1):
+        raise ParamsError(f"--seeds {args.seeds} --margin {args.margin:g}: replication reruns 2 to "
+                          f"{replication.MAX_SEEDS} seeds of the arm --verify names, against a margin between 0 and 1. "
+                          "Fix: pass --verify ARM --seeds K (K from its plain --verify's plan) and a margin like 0.05.")
     if args.until_decided and (args.report_only or args.seed_step < 1 or (args.rounds is not None and args.rounds < 0)):
         raise ParamsError("--until-decided runs seeds in rounds, with --seed-step 1 or more and --rounds 0 or more. "
                           "Fix: drop --report-only, or --until-decided.")
@@ -127,6 +138,11 @@ def dry_run(study: Study, rates: dict) -> None:
 
 def verify(study: Study) -> None:
     from ablation.study import verify as checking
+    if study.args.seeds:  # by replication: an equivalence test of K rerun seeds against the record
+        agreed, lines = checking.replicate(study.engine, study.arms, study.overrides, study.out, study.args.verify,
+                                           study.args.seeds, study.args.margin)
+        print("\n".join(lines))
+        raise SystemExit(0 if agreed else 1)
     verdicts = checking.rerun_and_judge(study.engine, study.arms, study.overrides, study.out, study.args.verify)
     print("\n\n".join(map(str, verdicts)))
     if not all(v.agrees for v in verdicts):  # a disagreement, or a check that could not tell

@@ -23,7 +23,8 @@ NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|I\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] "  # glog info lines; W and E lines stay visible
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
-    r"|No file hash info found for .* It won't be created\.)")
+    r"|No file hash info found for .* It won't be created\."
+    r"|Queueing with overrides '.*'\.)")  # the driver's own `$ dvc exp run --queue -n NAME -S ...` line says it
 NOISE_LOG = Path(".cache", "logs", "noise.log").absolute()  # the project's (working directory's) .cache/
 
 

@@ -127,8 +127,8 @@ BUILDERS = "nets"  # a project's folder of network builders: a dependency of tra
 PROJECT_HEADER = f"""\
 # fetch -> split -> train -> evaluate -> report, over `datasets` and `train.seeds`:
 # the ablation suite's pipeline, run by its `ablate` command. Each stage lists the
-# params it reads, so `dvc exp run -S model.options.residual=false` reruns train,
-# evaluate and report only. {BUILDERS}/ holds the network builders (model.arch): editing
+# params it reads, so an arm that changes only model.options reruns train, evaluate
+# and report. {BUILDERS}/ holds the network builders (model.arch): editing
 # one makes train stale. Written by `ablate init`.
 """
 

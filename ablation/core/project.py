@@ -4,7 +4,6 @@ example preset and network builder, ignore files; git and DVC initialized where
 missing. Nothing the user has is replaced unless asked."""
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -24,26 +23,19 @@ IGNORED = {  # file -> lines it must hold (appended where missing)
 }
 HEADER = """\
 # Every knob of this project's study. One arm = one set of these values; arms are
-# DVC experiments (`dvc exp run -S model.options.residual=false`), a study is a grid
-# of them (`ablate study --grid model.options.residual=true,false`). Validated
-# whenever a stage loads it. Written by `ablate init`.
+# DVC experiments, a study is a grid of them (`ablate study --grid
+# model.options.residual=true,false`). model.options lists only the builder options
+# you set (the others take the builder's defaults), so `dvc exp run` adds one as
+# `-S '++model.options.residual=false'`. Validated whenever a stage loads it.
+# Written by `ablate init`.
 """
-
-
-def example_options() -> dict:
-    """The example builder's keyword-only options at their defaults, read from its source
-    (not imported: `ablate init` loads no Keras). Listed in params.yaml, each is a key
-    `dvc exp run -S model.options.NAME=...` can set (DVC's -S changes keys, adds none)."""
-    tree = ast.parse((PROJECT_FILES / EXAMPLES[0]).read_text())
-    build = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "build")
-    return {arg.arg: ast.literal_eval(default) for arg, default in zip(build.args.kwonlyargs, build.args.kw_defaults)}
 
 
 def project_values(dataset: str, data: str) -> dict:
     """The knobs a new project sets apart from the suite's defaults: its dataset, its builder, no grid."""
     return {"datasets": [dataset], "data.source": "folder", "data.paths": {dataset: data},
             "data.image_size": {dataset: 32}, "data.augment": {dataset: "resized_crop_flip"},
-            "model.arch": f"{BUILDERS}.network:build", "model.options": example_options(),
+            "model.arch": f"{BUILDERS}.network:build",
             "study.grid": {}}  # the suite's grid is over its own nets' knobs: a study here names its own
 
 

@@ -20,6 +20,7 @@ from ablation.core.errors import DataError
 from ablation.core.layout import StudyFiles
 from ablation.core.params import ParamsError
 from ablation.core.statistics import half_width_in_stds, prediction_interval, summarize
+from ablation.study import replication
 from ablation.study.collecting import collect
 from ablation.study.engines.base import Engine
 from ablation.study.engines.registry import ENGINES
@@ -97,6 +98,7 @@ def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
     lines.append(f"{why}: bit-for-bit equality is not expected, so the rerun is judged against the arm's spread "
                  "across seeds." + (" It is identical anyway." if not differences else ""))
     others = [a for r in arm_runs.values() if r is not recorded and (a := run_records.test_accuracy(r)) is not None]
+    lines.append(_replication_plan(arm_runs))
     if new_accuracy is None:
         return Verdict(False, (*lines, f"{name}: the rerun diverged (no test accuracy)."))
     if len(others) < MIN_SEEDS:
@@ -119,6 +121,16 @@ def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:
                             f"{name}: {'agrees statistically' if inside else 'does NOT agree'}: the rerun is "
                             f"{z:+.2f} seed standard deviations from their mean, "
                             f"{'inside' if inside else 'outside'} the prediction interval."))
+
+
+def _replication_plan(arm_runs: dict) -> str:
+    """What `--seeds K` would take to decide by replication here, from the record's seed std."""
+    record = [a for r in arm_runs.values() if (a := run_records.test_accuracy(r)) is not None]
+    seeds = replication.seeds_for(record, replication.DEFAULT_MARGIN) if len(record) >= 2 else None
+    return (f"to decide by replication: --seeds {seeds} (--margin {replication.DEFAULT_MARGIN:g}: "
+            f"{replication.POWER:.0%} power from the record's {len(record)} seeds)" if seeds else
+            f"the record's {len(record)} seed(s) are too few to decide by replication at --margin "
+            f"{replication.DEFAULT_MARGIN:g}; add seeds to the study (--until-decided)")
 
 
 def _fmt(value: float | None) -> str:
@@ -173,3 +185,40 @@ def rerun_and_judge(engine: Engine, study_arms: list, common: list[str], out: St
     rerun = run_records.collect_runs(datasets, [seed], lambda path: read_file(commit, path))
     return [judge(recorded.runs[dataset][seed], rerun[dataset][seed], recorded.runs[dataset],
                   f"{arm_name} seed {seed} on {dataset}") for dataset in datasets]
+
+
+def replicate(engine: Engine, study_arms: list, common: list[str], out: StudyFiles, target: str, seeds: int,
+              margin: float) -> tuple[bool, list[str]]:
+    """Reruns `seeds` seeds of the arm (the record's own first, then new ones) as
+    experiments `verify-ARM-sSEED` and decides by TOST against the record, per dataset;
+    (all equivalent, the lines to print)."""
+    by_name = {arm.name: arm for arm in study_arms}
+    arm_name, _ = split_target(target, list(by_name))
+    recorded = committed_record(by_name[arm_name], out)
+    if recorded is None:
+        raise DataError(f"{out.runs} holds no raw results of {arm_name}, so there is nothing to check a rerun "
+                        f"against. Fix: run the study first (ablate study ...), and commit {out.dir}.")
+    have = sorted({s for by_seed in recorded.runs.values() for s in by_seed})
+    chosen = [*have, *range(max(have) + 1, max(have) + 1 + seeds)][:seeds]
+    reruns = [dataclasses.replace(by_name[arm_name].seed_arm(s), name=f"verify-{seed_name(arm_name, s)}")
+              for s in chosen]
+    datasets = list(recorded.runs)
+    engine.run(reruns, common, out, forced=tuple(f"{stage}@{d}-{s}" for d in datasets for s in chosen
+                                                 for stage in ("train", "evaluate")))
+    commits = experiment_commits()
+    if missing := [a.name for a in reruns if a.name not in commits]:
+        raise DataError(f"the reruns {missing} left no results. Fix: read "
+                        f"{engine.log_hint(out).format(name=missing[0])}.")
+    said, agreed = [], True
+    for dataset in datasets:
+        rerun = {s: run_records.test_accuracy(run_records.collect_runs(
+            [dataset], [s], lambda path, c=commits[f"verify-{seed_name(arm_name, s)}"]: read_file(c, path))[dataset][s])
+            for s in chosen}
+        record = {s: run_records.test_accuracy(r) for s, r in recorded.runs[dataset].items()}
+        paired = set(chosen) <= set(record)
+        result = replication.judge_replication([rerun[s] for s in chosen],
+                                               [record[s] for s in chosen] if paired else list(record.values()),
+                                               margin, paired)
+        said += replication.lines(result, f"{arm_name} on {dataset}", margin, len(chosen))
+        agreed = agreed and result.outcome == "equivalent"
+    return agreed, said

@@ -16,14 +16,15 @@ TF_LINES = [
     "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
     "appropriate compiler flags.\n",
 ]
-DVC_LINE = "No file hash info found for 'results/cifar10/seed0/live'. It won't be created.\n"
+DVC_LINES = ["No file hash info found for 'results/cifar10/seed0/live'. It won't be created.\n",
+             "Queueing with overrides '{'params.yaml': ['model.depth=56', 'model.residual=true']}'.\n"]
 KEPT = ["W0000 00:00:1796575028.1 5195 gpu.cc:10] no GPU found\n", "error: data path x does not exist. Fix: ...\n",
-        "Running stage 'train@cifar10-0':\n"]
+        "Running stage 'train@cifar10-0':\n", "Queued experiment 'resnet-cifar56' for future execution.\n"]
 
 
 def test_only_the_known_noise_is_filtered(monkeypatch):
     monkeypatch.delenv("ABLATION_VERBOSE", raising=False)
-    assert all(console.is_noise(line) for line in [*TF_LINES, DVC_LINE])
+    assert all(console.is_noise(line) for line in [*TF_LINES, *DVC_LINES])
     assert not any(console.is_noise(line) for line in KEPT)  # warnings, errors and DVC's own steps stay
     monkeypatch.setenv("ABLATION_VERBOSE", "1")
     assert not console.is_noise(TF_LINES[1])
@@ -41,11 +42,11 @@ def test_noise_written_to_the_file_descriptor_goes_to_the_log(tmp_path, monkeypa
 def test_a_command_s_output_streams_without_its_noise(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("ABLATION_VERBOSE", raising=False)
     monkeypatch.setattr(console, "NOISE_LOG", tmp_path / "noise.log")
-    script = (f"import sys; sys.stderr.write({DVC_LINE!r}); sys.stderr.flush(); print('Queued experiment x'); "
+    script = (f"import sys; sys.stderr.write({DVC_LINES[0]!r}); sys.stderr.flush(); print('Queued experiment x'); "
               "sys.exit(3)")
     assert console.run_filtered([sys.executable, "-c", script]) == 3
     assert capsys.readouterr().out == "Queued experiment x\n"
-    assert (tmp_path / "noise.log").read_text() == DVC_LINE
+    assert (tmp_path / "noise.log").read_text() == DVC_LINES[0]
 
 
 def test_progress_line_counts_runs_and_extrapolates_the_measured_rate():
