@@ -203,8 +203,9 @@ def replicate(engine: Engine, study_arms: list, common: list[str], out: StudyFil
     reruns = [dataclasses.replace(by_name[arm_name].seed_arm(s), name=f"verify-{seed_name(arm_name, s)}")
               for s in chosen]
     datasets = list(recorded.runs)
-    engine.run(reruns, common, out, forced=tuple(f"{stage}@{d}-{s}" for d in datasets for s in chosen
-                                                 for stage in ("train", "evaluate")))
+    for seed, rerun_arm in zip(chosen, reruns):  # one at a time: each forces the stages of its own seed
+        engine.run([rerun_arm], common, out, forced=tuple(f"{stage}@{d}-{seed}" for d in datasets
+                                                          for stage in ("train", "evaluate")))
     commits = experiment_commits()
     if missing := [a.name for a in reruns if a.name not in commits]:
         raise DataError(f"the reruns {missing} left no results. Fix: read "

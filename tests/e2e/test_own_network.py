@@ -47,9 +47,12 @@ def test_a_study_over_an_option_of_the_user_s_own_network(initialized):
     assert record["model"] == "tiny" and record["builder"]["reference"] == "nets.mynet:tiny"
     assert record["builder"]["options"] == {"width": 8, "layer_scale": True, "kernel": 3, "drop": 0.0, "label": "x"}
 
+    # Verify by replication: both seeds rerun here, paired with the record's; the same machine kind
+    # reproduces them bit for bit (the builder's hash included), so the difference is exactly 0.
     verified = sh(root, ABLATE, "study", "--grid", "model.options.width=4,8", "--name", "width", "--verify",
-                  "tiny-width8-s1").stdout  # the same machine kind: bit for bit, the builder's hash included
-    assert "identical to the record" in verified, verified[-2000:]
+                  "tiny-width8", "--seeds", "2").stdout
+    assert "rerun minus record +0.0000" in verified and "paired t" in verified, verified[-2000:]
+    assert "tiny-width8 on cifar10: EQUIVALENT to the record with 2 rerun seed(s)." in verified
 
     exps = sh(root, ABLATE, "exps").stdout  # one narrow row per experiment, what it changed
     assert "width=8" in next(line for line in exps.splitlines() if line.startswith("tiny-width8"))
