@@ -76,7 +76,8 @@ def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
     out = [_line(f"(a) degradation: going from depth {low} to {high} raises plain nets' training error more than "
                  "residual nets'", a_mark,
                  f"depth x residual interaction on final training error {a.comparison.format_difference()} "
-                 f"((plain-{high} - plain-{low}) - (residual-{high} - residual-{low}), 95% CI); {a.noise()}. "
+                 f"((plain-{high} - plain-{low}) - (residual-{high} - residual-{low}){_ci_said(a.comparison)}); "
+                 f"{a.noise()}. "
                  f"Each family's own depth effect: plain {plain_depth.comparison.format_difference()} "
                  f"({plain_depth.noise()}), residual {res_depth.comparison.format_difference()} ({res_depth.noise()})."
                  + _both_worse(plain_depth, res_depth, low, high),
@@ -93,6 +94,11 @@ def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
     return out
 
 
+def _ci_said(comparison) -> str:
+    """What the bracket after a difference is: its 95% CI, or why there is none."""
+    return ", 95% CI" if comparison.ci_low is not None else "; no CI: one seed on a side"
+
+
 def _test_error_claim(label: str, order: str, better, worse, better_curve, worse_curve, dataset: str,
                       decisions: Decisions) -> str:
     """A claim that `better` has a lower test error than `worse` ((b) and (c)), its reason
@@ -100,7 +106,8 @@ def _test_error_claim(label: str, order: str, better, worse, better_curve, worse
     tested = decisions[("test", pair(better, worse))]
     difference, _ = compare(better.runs[dataset], worse.runs[dataset], test_error)
     mark = _mark(difference.difference, tested, -1)
-    return _line(label, mark, f"test error difference {difference.format_difference()} ({order}, 95% CI); "
+    return _line(label, mark, f"test error difference {difference.format_difference()} ({order}"
+                              f"{_ci_said(difference)}); "
                               f"{tested.noise()}.",
                  _reason(mark, better_curve, worse_curve, True,
                          mark.startswith("not shown") and (difference.difference or 0) < 0,

@@ -206,9 +206,15 @@ def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> lis
 
 
 def headline(text: str) -> list[str]:
-    """What a terminal shows of a study report: its title and the paper's claims' verdicts."""
-    lines = text.splitlines()
-    return [lines[0], *(line for line in lines if line.startswith("- **("))]
+    """What a terminal shows of a study report: its title and the paper's claims'
+    verdicts, each with its interval and the dataset (the `## DATASET` section) it is on."""
+    lines, shown, section = text.splitlines(), [], ""
+    for line in lines[1:]:
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("- **("):
+            shown.append(f"- {section}: {line[2:]}")
+    return [lines[0], *shown]
 
 
 def _how_to_decide(done: list[ArmResult], dataset: str, tests: Decisions, command: str) -> list[str]:

@@ -32,3 +32,4 @@ def test_a_key_named_twice_is_spelt_whole_and_no_experiment_is_said():
     text = table(shown({"both": {"residual": False, "options": {"residual": True}}}))
     assert "model.residual=false model.options.residual=true" in text
     assert table([{"rev": "workspace"}]).startswith("no experiments here yet")
+

@@ -343,3 +343,15 @@ def test_a_study_folder_records_the_looks_it_ran_by(tmp_path):
     out.owner.write_text('{"definition": {}, "looks": [3, 2]}')
     with pytest.raises(ParamsError, match="not an increasing list of seed counts"):
         raw_records.recorded_looks(out)
+
+
+def test_the_terminal_headline_names_each_claim_s_dataset_and_says_why_no_interval():
+    from ablation.core.statistics import Comparison
+    from ablation.report.claims import _ci_said
+    from ablation.report.study_report import headline
+    text = "# Study\n\n## Decision rule\n\ntext\n\n## cifar10\n\n- **(b) x: yes.** +0.1 [+0.0, +0.2]\n\n" \
+           "## cats_vs_dogs\n\n- **(b) x: not shown.** +0.1\n"
+    assert headline(text) == ["# Study", "- cifar10: **(b) x: yes.** +0.1 [+0.0, +0.2]",
+                              "- cats_vs_dogs: **(b) x: not shown.** +0.1"]
+    assert _ci_said(Comparison(0.1, 0.0, 0.2, 0.04, 3.0)) == ", 95% CI"
+    assert _ci_said(Comparison(0.1, None, None, None, None)) == "; no CI: one seed on a side"

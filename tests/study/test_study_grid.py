@@ -236,7 +236,7 @@ def test_outside_a_git_repository_report_only_works_and_a_run_is_one_line(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert (root / "reports" / "cifar10-cpu" / "study.md").read_bytes() == before
     # The terminal gets the headline (title, the claims' verdicts) and the paths, not the whole report.
-    assert "# Study: what the residual connection buys" in done.stdout and "- **(a) degradation" in done.stdout
+    assert "# Study: what the residual connection buys" in done.stdout and "- cifar10: **(a) degradation" in done.stdout
     assert "## Decision rule" not in done.stdout and "wrote reports/cifar10-cpu/study.md" in done.stdout
     assert list(home.iterdir()) == []  # Keras, matplotlib and DVC wrote into the project's .cache/
     run = subprocess.run([ABLATE, "study", "--name", "fresh", "-S", "model.arch=resnet_cifar",
