@@ -123,6 +123,9 @@ def with_stage_params(dvc_yaml: str) -> str:
 PROJECT_FILES = Path(__file__).parent / "project_files"  # what `ablate init` writes, besides params.yaml
 PIPELINE = "pipeline.yaml"  # there, the new project's dvc.yaml: so named, DVC would read it as this repository's
 PLOT_TEMPLATES = Path(".dvc", "plots")  # DVC's custom plot templates, which dvc.yaml's plots name
+# The plots page with Vega inline (ablation/report/plots_page.py), beside the chart
+# templates; .dvc/config's plots.html_template names it relative to .dvc/.
+OFFLINE_PAGE = PLOT_TEMPLATES / "offline.html"
 BUILDERS = "nets"  # a project's folder of network builders: a dependency of train
 PROJECT_HEADER = f"""\
 # fetch -> split -> train -> evaluate -> report, over `datasets` and `train.seeds`:
@@ -153,7 +156,7 @@ def write(root: Path) -> None:
     suite_dvc_yaml = with_stage_params((root / "dvc.yaml").read_text())
     atomic_files.write_text(root / "dvc.yaml", suite_dvc_yaml)
     atomic_files.write_text(PROJECT_FILES / PIPELINE, project_dvc_yaml(suite_dvc_yaml))
-    for template in sorted((root / PLOT_TEMPLATES).glob("*.json")):
+    for template in sorted((root / PLOT_TEMPLATES).iterdir()):  # the chart templates and the offline page
         atomic_files.write_text(PROJECT_FILES / "plots" / template.name, template.read_text())
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ablation.core import atomic_files
-from ablation.core.declarations import BUILDERS, PIPELINE, PLOT_TEMPLATES, PROJECT_FILES, params_yaml_text
+from ablation.core.declarations import BUILDERS, OFFLINE_PAGE, PIPELINE, PLOT_TEMPLATES, PROJECT_FILES, params_yaml_text
 from ablation.core.errors import ParamsError
 from ablation.core.knobs import dataset_names
 
@@ -79,7 +79,8 @@ def _init_repositories(folder: Path) -> list[str]:
             raise ParamsError(f"`dvc init` failed in {folder}: {done.stderr.strip().splitlines()[-1:]}. Fix: run "
                               "`dvc init` there yourself, then `ablate init` again.")
         said.append("DVC: initialized")
-    for key, value in (("core.autostage", "true"), ("core.analytics", "false")):
+    for key, value in (("core.autostage", "true"), ("core.analytics", "false"),
+                       ("plots.html_template", OFFLINE_PAGE.relative_to(".dvc").as_posix())):
         _tool(folder, "dvc", "config", key, value)
     return said
 
@@ -89,7 +90,7 @@ def _write_files(folder: Path, dataset: str, data: str, force: bool) -> list[str
     atomic_files.write_text(folder / "params.yaml", params_yaml_text(project_values(dataset, data), HEADER))
     shutil.copyfile(PROJECT_FILES / PIPELINE, folder / "dvc.yaml")
     written += ["params.yaml", "dvc.yaml"]
-    for template in sorted((PROJECT_FILES / "plots").glob("*.json")):
+    for template in sorted((PROJECT_FILES / "plots").iterdir()):
         (folder / PLOT_TEMPLATES).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, folder / PLOT_TEMPLATES / template.name)
     for name in EXAMPLES:

@@ -29,7 +29,7 @@ def history_csv(columns: dict[str, list[float]], epochs: int | None = None) -> s
 # Per arm and dataset in metrics.json: the headline, few enough for `dvc exp show`'s
 # columns (the rest is in the report and the raw results).
 STUDY_METRICS = ("test_accuracy", "test_accuracy_std", "train_error", "runs", "diverged_runs")
-PLOT_TEMPLATE = "lines"  # .dvc/plots/lines.json: colour = the line (an arm), dash = the revision
+PLOT_TEMPLATE = "lines"  # .dvc/plots/lines.json: colour = the line (an arm, sorted: the same in every chart), dash = the revision
 PLOTS = {"training_error": "accuracy", "validation_error": "val_accuracy"}  # plot -> history column (1 - it)
 
 
@@ -49,7 +49,7 @@ def write_dvc_view(done, out: StudyFiles) -> None:
             atomic_files.write_text(out.plot_csv(plot, dataset), history_csv(curves))
     arms = [r.name for r in done]
     # One chart per plot and dataset, each arm its own colour (the template
-    # .dvc/plots/lines.json; DVC's own colours revisions and dashes the arms).
+    # .dvc/plots/lines.json; DVC's own would colour revisions and dash the arms).
     view = {"metrics": ["metrics.json"],
             "plots": [{out.plot_csv(plot, dataset).relative_to(out.dir).as_posix(): {
                 "x": "epoch", "y": arms, "template": PLOT_TEMPLATE,

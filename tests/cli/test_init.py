@@ -18,6 +18,8 @@ def test_init_writes_a_project_that_loads_and_tracks_its_builder(tmp_path, monke
     root = tmp_path / "proj"
     assert "git: initialized" in out and "DVC: initialized" in out
     assert (root / ".git").is_dir() and (root / ".dvc").is_dir() and (root / ".dvc" / "plots" / "lines.json").exists()
+    assert "html_template = plots/offline.html" in (root / ".dvc" / "config").read_text()  # plots open offline
+    assert (root / ".dvc" / "plots" / "offline.html").is_file()
     monkeypatch.chdir(root)  # its builder is found from the project's root, as a stage runs
     params = load_params("params.yaml")
     assert list(params.datasets) == ["pets"] and params.model.arch == "nets.network:build"

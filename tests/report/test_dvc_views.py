@@ -1,17 +1,13 @@
 """What DVC shows in a fresh clone, before anything runs: the committed headline
 metrics of the shipped arm and of every committed study, one row per experiment in
 `dvc exp show`, and plots with one colour per arm and a title naming the dataset,
-drawn by headless Chromium with Vega served locally."""
-import functools
-import http.server
+drawn by headless Chromium offline from the page .dvc/config names."""
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,8 +15,6 @@ import yaml
 
 from tests.conftest import ROOT
 
-# dvc plots show's page loads Vega from a CDN; the test serves the same versions locally.
-CDN_SCRIPT = re.compile(r"https://cdn\.jsdelivr\.net/npm/(vega(?:-lite|-embed)?)@([0-9.]+)")
 CHROMIUM = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--hide-scrollbars", "--virtual-time-budget=20000")  # time for every vegaEmbed to draw
@@ -96,72 +90,98 @@ def test_dvc_plots_output_is_ignored():
     assert ignored.returncode == 0
 
 
-def vega_scripts(page: str, folder: Path) -> dict[str, str]:
-    """{CDN address: local file} for the Vega builds `page` loads, packed from the
-    npm registry into .cache/vega/ once."""
-    local = {}
-    for match in CDN_SCRIPT.finditer(page):
-        package, version = match.groups()
-        build = ROOT / ".cache" / "vega" / f"{package}-{version}.min.js"
-        if not build.is_file():
-            build.parent.mkdir(parents=True, exist_ok=True)
-            packed = subprocess.run(["npm", "pack", "--silent", f"{package}@{version}", "--pack-destination",
-                                     str(build.parent)], capture_output=True, text=True)
-            if packed.returncode:
-                pytest.skip(f"npm could not fetch {package}@{version}: {packed.stderr.strip()[-300:]}")
-            with tarfile.open(build.parent / packed.stdout.strip().splitlines()[-1]) as archive:
-                build.write_bytes(archive.extractfile(f"package/build/{package}.min.js").read())
-        shutil.copy(build, folder / build.name)
-        local[match.group(0)] = build.name
-    return local
-
-
-@pytest.fixture
-def plots_page(clone, tmp_path):
-    """`dvc plots show`'s page with its Vega builds served from localhost, each chart
-    drawn as SVG so that its legend is in the DOM."""
+def offline_page(browser_page: Path, tmp_path: Path):
+    """A function that opens `browser_page` (a page `dvc plots` wrote) in headless
+    Chromium with every host name unresolvable, so nothing loads from the network,
+    and each chart drawn as SVG so that its legend is in the DOM."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not browser or not shutil.which("npm"):
-        pytest.skip("needs Chromium and npm (.ci/run installs Debian's chromium)")
-    folder = tmp_path / "dvc_plots"
-    dvc(clone, "plots", "show", "-o", str(folder))
-    page = (folder / "index.html").read_text()
-    for address, name in vega_scripts(page, folder).items():
-        page = page.replace(address, name)
+    if not browser:
+        pytest.skip("needs Chromium (.ci/run installs Debian's chromium)")
+    page = browser_page.read_text()
+    assert not re.search(r"<script src=", page), "the page loads a script from elsewhere"
     svg = "<script>const embed = window.vegaEmbed; window.vegaEmbed = (el, spec, opt) => " \
-          "embed(el, spec, {...opt, renderer: 'svg'});</script>"
-    page = re.sub(r'(<script src="vega-embed-[0-9.]+\.min\.js"></script>)', rf"\1\n{svg}", page)
-    (folder / "index.html").write_text(page)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+          "embed(el, spec, {...opt, renderer: 'svg'});</script>\n"
+    head_end = page.rindex("</head>")  # after the inline Vega builds, before the charts
+    browser_page.write_text(page[:head_end] + svg + page[head_end:])
 
     def chromium(*args: str) -> str:
-        done = subprocess.run([browser, *CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", *args, url],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run([browser, *CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", *args,
+                               browser_page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
-    yield chromium
-    server.shutdown()
+    return chromium
 
 
-def test_plots_page_draws_one_legend_entry_per_arm(clone, plots_page, tmp_path):
+def charts_of(dom: str) -> dict[str, str]:
+    """{chart div id: its markup} of a drawn plots page."""
+    return dict(zip(*[iter(re.split(r'<div id="([^"]+)"', dom)[1:])] * 2))
+
+
+def legend(chart: str, title: str) -> dict[str, str]:
+    """{label: stroke colour} of the legend titled `title` in a drawn chart."""
+    (block,) = re.findall(rf"aria-label=\"Symbol legend titled '{re.escape(title)}'.*?role-legend-title", chart, re.S)
+    return dict((label, colour) for colour, label in
+                re.findall(r'role-legend-symbol.*?stroke="([^"]+)".*?role-legend-label.*?<text[^>]*>([^<]*)</text>',
+                           block, re.S))
+
+
+def test_plots_page_draws_offline_one_legend_entry_per_arm(clone, tmp_path):
     from PIL import Image
-    dom = plots_page("--dump-dom")
-    charts = dict(zip(*[iter(re.split(r'<div id="([^"]+)"', dom)[1:])] * 2))  # {div id: its markup}
+    dvc(clone, "plots", "show", "-o", str(tmp_path / "shown"))
+    chromium = offline_page(tmp_path / "shown" / "index.html", tmp_path)
+    charts = charts_of(chromium("--dump-dom"))
     for study in studies(clone):
         view = yaml.safe_load((clone / "reports" / study / "dvc.yaml").read_text())
         for definition in view["plots"]:
             (path, props), = definition.items()
             chart = charts[re.sub(r"[^\w-]", "_", f"reports/{study}/{path}")]
-            legends = re.findall(r'role-legend-label.*?</g></g>', chart, re.S)
-            entries = [label for legend in legends for label in re.findall(r"<text[^>]*>([^<]*)</text>", legend)]
-            assert sorted(set(entries) & set(props["y"])) == sorted(props["y"]), (study, path, entries)
-            assert all(entries.count(arm) == 1 for arm in props["y"]), entries  # one entry, one colour, per arm
+            assert sorted(legend(chart, "arm")) == sorted(props["y"]), (study, path)  # one entry, one colour, per arm
             assert "<path" in chart.split("role-legend", 1)[0]  # its lines were drawn
     screenshot = tmp_path / "plots.png"
-    plots_page("--window-size=1200,2600", f"--screenshot={screenshot}")
+    chromium("--window-size=1200,2600", f"--screenshot={screenshot}")
     with Image.open(screenshot) as image:
         colours = image.convert("RGB").resize((300, 650)).getcolors(maxcolors=300 * 650)
     assert len(colours) > 50  # a drawn page, not a blank one
+
+
+def test_plots_diff_gives_each_revision_one_colour_in_every_chart(tmp_path):
+    """`dvc plots diff` of two revisions of the arm: each revision (an arm, in a diff
+    of experiments) has its own colour in the legend, the same in the loss and the
+    accuracy chart, and every study chart keeps one colour per arm."""
+    work = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(work)], check=True)
+    for plot in ("loss", "accuracy"):  # the workspace: another revision of the arm's curves
+        csv_file = work / "reports" / "plots" / plot / "cifar10.csv"
+        header, *rows = csv_file.read_text().splitlines()
+        csv_file.write_text("\n".join([header, *(",".join([row.split(",")[0], *(str(float(v) * 1.1) for v in
+                                                                              row.split(",")[1:])]) for row in rows)]))
+    dvc(work, "plots", "diff", "HEAD", "-o", str(tmp_path / "diff"))
+    charts = charts_of(offline_page(tmp_path / "diff" / "index.html", tmp_path)("--dump-dom"))
+    loss, accuracy = (legend(charts[f"reports_plots_{plot}_cifar10_csv"], "revision (arm)")
+                      for plot in ("loss", "accuracy"))
+    assert set(loss) == {"HEAD", "workspace"} and loss["HEAD"] != loss["workspace"]
+    assert accuracy == loss
+    by_study = {}  # {study: [{arm: colour} of each of its charts]}
+    for name, chart in charts.items():
+        if match := re.fullmatch(r"reports_(.+)_plots_(training|validation)_error_\w+_csv", name):
+            by_study.setdefault(match.group(1), []).append(legend(chart, "arm"))
+    assert set(by_study) == set(studies(work))
+    for study, legends in by_study.items():
+        assert len(legends) == 2 and legends[0] == legends[1], study  # an arm keeps its colour across charts
+        assert len(set(legends[0].values())) == len(legends[0]), study  # and no two arms share one
+
+
+def test_dvc_is_set_to_the_committed_offline_page():
+    from ablation.core.declarations import OFFLINE_PAGE
+    from ablation.report import plots_page
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert re.search(rf"html_template = {re.escape(OFFLINE_PAGE.relative_to('.dvc').as_posix())}\n", config)
+    builds = plots_page.cdn_builds()
+    if not shutil.which("npm"):
+        pytest.skip("needs npm to pack the Vega builds")
+    try:
+        code = {package: plots_page.npm_build(package, version, ROOT / plots_page.BUILD_CACHE)
+                for package, version in builds.items()}
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"npm could not pack Vega: {error.stderr.strip()[-300:]}")
+    assert (ROOT / OFFLINE_PAGE).read_text() == plots_page.page_html(builds, code)  # current with DVC's versions
