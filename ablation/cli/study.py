@@ -23,7 +23,7 @@ from typing import NamedTuple
 from ablation.core import backends, layout
 from ablation.core.errors import ParamsError
 from ablation.report import study_report
-from ablation.study import backend_choice, grid, raw_records, replication
+from ablation.study import backend_choice, grid, overhead, raw_records, replication
 from ablation.study.collecting import collect, save_raw
 from ablation.study.deciding.decisions import Design
 from ablation.study.engines.base import Engine
@@ -161,6 +161,9 @@ def run(study: Study) -> tuple[list, Design]:
     if not args.report_only:
         study.engine.submit(study.arms, study.overrides, study.out, args.resume)
     results = collect(study.arms, study.out, study.engine)
+    if study.engine.walls and (kept := overhead.record(study.engine.walls, results, study.out.name)) is not None:
+        print(f"overhead on this machine: {kept:.0f} s per stage process, measured from this study's experiments "
+              "and kept for the next dry run's estimates", flush=True)
     for written in save_raw(results, study.out):
         print(f"raw results: {written}", flush=True)
     if looks := raw_records.recorded_looks(study.out):  # run in rounds before
@@ -181,11 +184,21 @@ def report(study: Study, results: list, design: Design, definition: dict) -> Non
                          "cause, then rerun with --resume.")
 
 
+def estimates(study: Study, rates: dict) -> dict[str, float | None]:
+    """{experiment: estimated seconds} for the progress ETA, as the dry run makes them."""
+    from ablation.study import dry_run as planning
+    first = study.arms[0].params.for_dataset(study.arms[0].params.datasets[0])
+    rate = rates.get(os.environ.get("KERAS_BACKEND", "tensorflow")) or planning.measured_rate(first)
+    return planning.experiment_seconds(study.arms, study.engine, rate, overhead.per_stage()[0])
+
+
 def main():
     study = setup(parser().parse_args())
     rates = {} if study.args.report_only or study.args.verify else choose_backend(study)
     if study.args.dry_run:
         return dry_run(study, rates)
+    if study.engine.local and not (study.args.report_only or study.args.verify):
+        study.engine.estimates = estimates(study, rates)
     if study.args.verify:
         return verify(study)
     definition = raw_records.definition(study.arms, study.overrides)

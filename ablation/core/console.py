@@ -77,17 +77,34 @@ def run_filtered(command: list[str]) -> int:
     return process.returncode
 
 
-def progress_line(done: int, running: int, failed: int, queued: int, elapsed: float) -> str:
-    """One line of a study's progress; the ETA is the rate measured so far (finished
+def progress_line(done: int, running: int, failed: int, queued: int, elapsed: float,
+                  eta: float | None = None) -> str:
+    """One line of a study's progress. `eta`: seconds left as the experiments'
+    estimates say (estimated_eta); without it, the rate measured so far (finished
     runs per second, all workers together) applied to what is left."""
     line = f"study progress: {done} done, {running} running, {failed} failed, {queued} queued; " \
            f"{elapsed / 60:.1f} min elapsed"
     left = running + queued
-    if done and left:
+    if left and eta is not None:
+        line += f"; ETA {eta / 60:.1f} min" + (" (estimates scaled by the finished runs' pace)" if done else
+                                               " (the dry run's estimates)")
+    elif done and left:
         line += f"; ETA {left * elapsed / done / 60:.1f} min at the rate so far"
     elif left:
         line += "; ETA once the first run finishes"
     return line
+
+
+def estimated_eta(estimates: dict[str, float], started: dict[str, float], walls: dict[str, float],
+                  ended: set[str], now: float, jobs: int) -> float:
+    """Seconds left: each experiment's estimate that has not `ended` (what is left of
+    it, for one that has `started`), spread over `jobs` workers and scaled by how the
+    finished ones' wall times (`walls`) compared with their estimates."""
+    timed = [name for name in walls if estimates.get(name)]
+    pace = sum(walls[name] for name in timed) / sum(estimates[name] for name in timed) if timed else 1.0
+    left = sum(max(estimates[name] * pace - (now - started[name] if name in started else 0), 0)
+               for name in estimates if name not in ended)
+    return left / max(jobs, 1)
 
 
 FINISHED = ("Success", "Failed")  # DVC's task states of a run that has ended
@@ -95,32 +112,52 @@ FINISHED = ("Success", "Failed")  # DVC's task states of a run that has ended
 
 @contextlib.contextmanager
 def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every: float = 30.0,
-                   release: Callable[[], None] | None = None, grace: float = 60.0) -> Iterator[None]:
-    """Prints a progress line every `every` seconds while the block runs DVC's queue.
+                   release: Callable[[], None] | None = None, grace: float = 60.0,
+                   estimates: dict[str, float] | None = None, jobs: int = 1) -> Iterator[dict[str, float]]:
+    """Prints a progress line every `every` seconds while the block runs DVC's queue,
+    and yields {experiment: wall seconds} of those that ended successfully, filled as
+    they end (each start and end placed midway between the polls that saw it).
     `status` maps experiment names to DVC's task status (Queued, Running, Success,
-    Failed); the experiments of `names` not in it yet count as queued. When every run
+    Failed); the experiments of `names` not in it yet count as queued. `estimates`
+    ({experiment: seconds}, the dry run's) make the ETA. When every run
     has ended and the block still waits `grace` seconds later (DVC's queue worker can
     outlive its work: its monitor thread died once with a JSONDecodeError), `release`
     is called once to stop the worker, so the study goes on to its report."""
     stop, start = threading.Event(), time.monotonic()
+    started, walls, ended = {}, {}, set()
+
+    def observe(states: dict[str, str], seen: float) -> None:
+        for name in names:
+            state = states.get(name)
+            if state in ("Running", *FINISHED) and name not in started:
+                started[name] = seen
+                if state in FINISHED:  # began and ended between two polls: its wall time is unknown
+                    ended.add(name)
+            if state in FINISHED and name not in ended:
+                ended.add(name)
+                if state == "Success":
+                    walls[name] = seen - started[name]
 
     def report() -> None:
-        ended_since = None  # when every run was first seen ended
+        ended_since, polled = None, start  # when every run was first seen ended; the poll before this one
         while not stop.wait(every):
             try:
                 states = status()
             except Exception as error:  # the queue's own state is unreadable for a moment
                 print(f"study progress: queue status unavailable ({type(error).__name__})", flush=True)
                 continue
+            now = time.monotonic()
+            observe(states, (polled + now) / 2)
+            polled = now
             counts = {kind: sum(states.get(name) == kind for name in names)
                       for kind in ("Success", "Running", "Failed")}
-            queued = len(names) - sum(counts.values())
-            print(progress_line(counts["Success"], counts["Running"], counts["Failed"], queued,
-                                time.monotonic() - start), flush=True)
-            ended = all(states.get(name) in FINISHED for name in names)
-            ended_since = (ended_since or time.monotonic()) if ended else None
-            if release is not None and ended_since is not None and time.monotonic() - ended_since >= grace:
-                print(f"study progress: every run ended {time.monotonic() - ended_since:.0f} s ago but DVC's "
+            eta = estimated_eta({n: estimates[n] for n in names}, started, walls, ended, now, jobs) \
+                if estimates and all(estimates.get(n) for n in names) else None
+            print(progress_line(counts["Success"], counts["Running"], counts["Failed"],
+                                len(names) - sum(counts.values()), now - start, eta), flush=True)
+            ended_since = (ended_since or now) if len(ended) == len(names) else None
+            if release is not None and ended_since is not None and now - ended_since >= grace:
+                print(f"study progress: every run ended {now - ended_since:.0f} s ago but DVC's "
                       "queue worker has not exited; stopping it (`dvc queue stop`)", flush=True)
                 release()
                 return
@@ -128,7 +165,9 @@ def queue_progress(names: list[str], status: Callable[[], dict[str, str]], every
     thread = threading.Thread(target=report, name="queue-progress", daemon=True)
     thread.start()
     try:
-        yield
+        yield walls
     finally:
         stop.set()
         thread.join()
+        with contextlib.suppress(Exception):  # the runs that ended since the last poll ended by now
+            observe(status(), time.monotonic())

@@ -2,7 +2,9 @@
 for every dataset, one line per experiment (its name, its grid values, an
 estimated wall time on this machine) and nothing queued.
 
-The estimate is FLOPs over a measured rate: an arm's training FLOPs (3x the
+An experiment's estimate is its training time plus its stages' overhead
+(overhead.py: measured on this machine). The training time is FLOPs over a
+measured rate: an arm's training FLOPs (3x the
 forward FLOPs per image, for the backward pass, x images x epochs x seeds) over
 the training FLOP/s this machine reaches on a short probe of resnet_cifar20 in
 the study's precision and threads. A bigger net uses a CPU or GPU better than
@@ -23,6 +25,7 @@ from ablation.core.params import RunSettings
 from ablation.data import ingest
 from ablation.data.datasets import DATASETS
 from ablation.nets import anatomy, models
+from ablation.study import overhead
 
 PROBE_BATCH, PROBE_STEPS, PROBE_SECONDS = 32, 6, 5.0  # timed steps: up to 6, or as many as fit in 5 s
 
@@ -106,11 +109,29 @@ def arm_seconds(arm, rate: float) -> tuple[float | None, list[str]]:
     return total, parts
 
 
-def plan(study_arms: list, engine, jobs: int, rate: float | None = None) -> list[str]:
+def experiment_seconds(study_arms: list, engine, rate: float, per_stage: float,
+                       built: dict | None = None) -> dict[str, float | None]:
+    """{experiment name: estimated wall seconds} of every experiment `engine` makes
+    of the arms: its training (the FLOPs model) plus its stage processes at
+    `per_stage` seconds each (overhead.py). None where a dataset's size is unknown.
+    `built`: {arm name: arm_seconds(arm, rate)} where already computed."""
+    estimates = {}
+    for arm in study_arms:
+        seconds, _ = built[arm.name] if built else arm_seconds(arm, rate)
+        for experiment in engine.experiments(arm):
+            share = len(experiment.params.train.seeds) / len(arm.params.train.seeds)
+            estimates[experiment.name] = None if seconds is None else \
+                seconds * share + per_stage * overhead.stage_count(experiment.params)
+    return estimates
+
+
+def plan(study_arms: list, engine, jobs: int, rate: float | None = None,
+         per_stage: tuple[float, str] | None = None) -> list[str]:
     """The dry run's lines: a warning for a precision this machine emulates, the
     precision the arms train in here, one line per experiment `engine` (an
     engines.base.Engine) makes of each arm, then the total. `rate`: the training FLOP/s to plan with (the
-    runs' backend's, measured in a process of its own), else measured here."""
+    runs' backend's, measured in a process of its own), else measured here;
+    `per_stage`: (seconds, origin) of a stage process's overhead, else overhead.per_stage()."""
     import keras  # here: a dry run that fails on its params needs no backend
     first = study_arms[0].params.for_dataset(study_arms[0].params.datasets[0])
     here = machine.describe(keras.backend.backend(), first.train.threads)
@@ -120,18 +141,22 @@ def plan(study_arms: list, engine, jobs: int, rate: float | None = None) -> list
     lines.append("precision on this machine: " + ", ".join(
         f"{policy} -> {precision.resolve(policy, here)}" if policy == precision.AUTO else policy for policy in asked))
     rate = rate or measured_rate(first)
-    total = 0.0
+    stage_seconds, origin = per_stage or overhead.per_stage()
+    built = {arm.name: arm_seconds(arm, rate) for arm in study_arms}
+    estimates = experiment_seconds(study_arms, engine, rate, stage_seconds, built)
     for arm in study_arms:
-        seconds, parts = arm_seconds(arm, rate)
-        seeds = len(arm.params.train.seeds)
-        names = [(e.name, seconds and seconds * len(e.params.train.seeds) / seeds) for e in engine.experiments(arm)]
-        for name, estimate in names:
-            when = "time unknown" if estimate is None else f"~{_duration(estimate)}"
-            lines.append(f"{name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
-        total = None if total is None or seconds is None else total + seconds
-    count = sum(1 for line in lines if not line.startswith(("warning:", "precision on")))
-    lines.append(f"{count} experiment(s), nothing queued; training ~{_duration(total / jobs)} with {jobs} "
-                 f"{engine.workers} at the {rate / 1e9:.1f} GFLOP/s this machine trains resnet_cifar20 at "
-                 f"({os.environ.get('KERAS_BACKEND', 'tensorflow')})"
-                 if total is not None else f"{count} experiment(s), nothing queued")
+        _, parts = built[arm.name]
+        for experiment in engine.experiments(arm):
+            estimate, stages = estimates[experiment.name], overhead.stage_count(experiment.params)
+            when = "time unknown" if estimate is None else \
+                f"~{_duration(estimate)} ({stages} stages ~{_duration(stages * stage_seconds)} of it)"
+            lines.append(f"{experiment.name}  {' '.join(arm.overrides)}  {when}  ({'; '.join(parts)})")
+    count = len(estimates)
+    if None in estimates.values():
+        lines.append(f"{count} experiment(s), nothing queued")
+        return lines
+    lines.append(f"{count} experiment(s), nothing queued; ~{_duration(sum(estimates.values()) / jobs)} in all with "
+                 f"{jobs} {engine.workers}: training at the {rate / 1e9:.1f} GFLOP/s this machine trains "
+                 f"resnet_cifar20 at ({os.environ.get('KERAS_BACKEND', 'tensorflow')}), plus {stage_seconds:.0f} s "
+                 f"per stage process ({origin})")
     return lines

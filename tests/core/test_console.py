@@ -65,6 +65,28 @@ def test_queue_progress_prints_while_the_queue_runs(capsys):
     assert lines and all(line.startswith("study progress: 1 done, 1 running, 0 failed, 1 queued") for line in lines)
 
 
+def test_eta_weights_what_is_left_by_the_estimates_and_the_pace_so_far():
+    estimates = {"small": 60.0, "big": 600.0, "next": 300.0}
+    # nothing has ended: every estimate, less what the running one has done, over 2 workers
+    assert console.estimated_eta(estimates, {"small": 0.0}, {}, set(), 30.0, jobs=2) == (30 + 600 + 300) / 2
+    # small took twice its estimate: the rest is scaled by 2
+    assert console.estimated_eta(estimates, {"small": 0.0, "big": 120.0}, {"small": 120.0}, {"small"}, 120.0,
+                                 jobs=1) == 1200 + 600
+    assert "ETA 2.0 min (the dry run's estimates)" in console.progress_line(0, 1, 0, 1, 10, eta=120)
+
+
+def test_queue_progress_times_each_experiment_and_prints_the_estimated_eta(capsys):
+    states = {"a": "Running"}
+    with console.queue_progress(["a", "b"], lambda: states, every=0.05, estimates={"a": 0.2, "b": 100.0}) as walls:
+        time.sleep(0.3)
+        states.update(a="Success", b="Running")
+        time.sleep(0.3)
+    assert 0.2 < walls["a"] < 0.5 and "b" not in walls  # b never ended
+    lines = capsys.readouterr().out.splitlines()
+    assert "ETA" in lines[0] and "(the dry run's estimates)" in lines[0]
+    assert "(estimates scaled by the finished runs' pace)" in lines[-1]
+
+
 def test_a_queue_worker_that_outlives_its_runs_is_stopped(capsys):
     """DVC's queue worker once never exited after its last run (its monitor thread had
     died): the block, waiting on it, is released by stopping the worker."""

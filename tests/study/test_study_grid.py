@@ -2,6 +2,7 @@
 names distinct arms, builds each arm's network and trains it a step; --dry-run
 lists the experiments and queues nothing."""
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -109,7 +110,11 @@ def test_dry_run_lists_every_experiment_and_queues_nothing():
     from ablation.core import machine, precision
     here = precision.resolve("auto", machine.describe("tensorflow", 1))
     assert f"precision on this machine: auto -> {here}" in out.stdout  # the probe ran in it too
-    assert lines[-1].startswith("8 experiment(s), nothing queued; training ~")
+    # each experiment: 2 datasets x (fetch, split) + 2 runs x (train, evaluate) + report
+    assert re.search(r"plain-cifar20-wd0.0001 .* ~[0-9.]+ min \(9 stages ~[0-9.]+ min of it\)", out.stdout)
+    assert re.fullmatch(r"8 experiment\(s\), nothing queued; ~[0-9.]+ (min|h) in all with 1 queue worker\(s\): "
+                        r"training at .* plus \d+ s per stage process \((measured on|one stage's start-up).*\)",
+                        lines[-1]), lines[-1]
     assert subprocess.run(refs, cwd=ROOT, capture_output=True, text=True).stdout == before
 
 

@@ -15,6 +15,10 @@ class Engine(ABC):
     name: str  # --engine's value
     workers: str  # what runs the experiments, as the dry run's total names it
     local: bool  # runs on this machine, where a probe of the backends tells something
+    # {experiment: estimated seconds} the driver sets for the progress ETA (dry_run.experiment_seconds),
+    # and {experiment: wall seconds} an engine that times its experiments fills (overhead.record reads it).
+    estimates: dict[str, float | None] | None = None
+    walls: dict[str, float] | None = None
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -35,6 +35,7 @@ class DvcQueue(Engine):
 
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
+        self.walls = {}
 
     @classmethod
     def from_args(cls, args) -> DvcQueue:
@@ -50,18 +51,20 @@ class DvcQueue(Engine):
             print(f"resume: {len(arms) - len(todo)} of {len(arms)} arm(s) have results; running "
                   f"{', '.join(a.name for a in todo) or 'none'}", flush=True)
         if todo:
-            queue(todo, overrides, self.jobs)
+            self.walls.update(queue(todo, overrides, self.jobs, estimates=self.estimates))
 
     def run(self, experiments: list[Arm], overrides: list[str], out: StudyFiles, forced: tuple[str, ...] = ()) -> None:
-        queue(experiments, overrides, self.jobs, forced)
+        self.walls.update(queue(experiments, overrides, self.jobs, forced, self.estimates))
 
     def log_hint(self, out: StudyFiles) -> str:
         return LOG_HINT
 
 
-def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = ()) -> None:
-    """Queues every arm (replacing earlier experiments of the same name) and runs the
-    queue. `forced`: stages run even when DVC holds their outputs (a rerun to check:
+def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced: tuple[str, ...] = (),
+          estimates: dict[str, float | None] | None = None) -> dict[str, float]:
+    """Queues every arm (replacing earlier experiments of the same name), runs the
+    queue and returns the finished experiments' wall seconds. `estimates`
+    ({experiment: seconds}) make the progress ETA. `forced`: stages run even when DVC holds their outputs (a rerun to check:
     neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
     while the queue still runs anything: queuing beside it would race or remove it."""
     check_repository()
@@ -93,5 +96,7 @@ def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced:
         released.set()
         captured("dvc", "queue", "stop")
     with console.queue_progress([arm.name for arm in study_arms], lambda: queue_states(queued_since),
-                                every=PROGRESS_EVERY, release=release, grace=WORKER_GRACE):
+                                every=PROGRESS_EVERY, release=release, grace=WORKER_GRACE, estimates=estimates,
+                                jobs=jobs) as walls:
         dvc("exp", "run", "--run-all", "--jobs", str(jobs), check_when=lambda: not released.is_set())
+    return walls
