@@ -36,6 +36,6 @@ def test_a_study_s_experiments_set_the_overhead_the_next_estimate_uses(tmp_path)
 
 def test_without_a_study_here_one_stage_s_start_up_is_timed(tmp_path):
     seconds, origin = overhead.per_stage(cache=tmp_path, measure=lambda: 7.5)
-    assert seconds == 7.5 and "start-up timed now" in origin and not list(tmp_path.iterdir())
+    assert seconds == 7.5 and "start-up, timed now" in origin and not list(tmp_path.iterdir())
     assert overhead.record({}, [], "none", cache=tmp_path) is None and not list(tmp_path.iterdir())
 
