@@ -27,14 +27,16 @@ def test_diverged_runs_are_counted_never_averaged():
     assert summarize([0.9, None]).as_dict()["diverged_runs"] == 1
 
 
-def test_welch_matches_the_textbook():
-    # a: mean 3, var 1 (n=3); b: mean 1, var 1 (n=3): t = 2 / sqrt(2/3) = 2.449, df = 4, p = 0.0705
+def test_welch_matches_the_textbook_with_hsu_s_degrees_of_freedom():
+    # a: mean 3, var 1 (n=3); b: mean 1, var 1 (n=3): t = 2 / sqrt(2/3) = 2.449; Hsu's df = min(n) - 1 = 2
+    # (Satterthwaite's would be 4), so p = 0.1340 and the CI's t quantile is t(0.975, 2) = 4.302653
     c = welch([2, 3, 4], [0, 1, 2])
-    assert c.difference == pytest.approx(2.0) and c.df == pytest.approx(4.0)
-    assert c.p_value == pytest.approx(0.07048, abs=1e-4)
-    assert (c.ci_low, c.ci_high) == (pytest.approx(2 - 2.776445 * math.sqrt(2 / 3), rel=1e-5),
-                                     pytest.approx(2 + 2.776445 * math.sqrt(2 / 3), rel=1e-5))
-    assert c.format_difference(2) == "+2.00 [-0.27, +4.27]"
+    assert c.difference == pytest.approx(2.0) and c.df == 2
+    assert c.p_value == pytest.approx(0.13397, abs=1e-4)
+    assert (c.ci_low, c.ci_high) == (pytest.approx(2 - 4.302653 * math.sqrt(2 / 3), rel=1e-5),
+                                     pytest.approx(2 + 4.302653 * math.sqrt(2 / 3), rel=1e-5))
+    assert c.format_difference(2) == "+2.00 [-1.51, +5.51]"
+    assert welch([1, 2, 3, 4, 5], [0, 1]).df == 1  # the smaller group's n - 1
     assert welch([0.9], [0.5, 0.6]).p_value is None  # one finite value: a difference but no test
     assert welch([None, None], [0.5, 0.6]).difference is None
     assert welch([0.5, None, 0.7], [0.5, 0.7]).difference == pytest.approx(0.0)  # the diverged run is dropped
@@ -56,32 +58,33 @@ def test_holm_matches_statsmodels():
     assert statistics.holm([0.01, None, 0.04]) == [pytest.approx(0.02), None, pytest.approx(0.04)]
 
 
-def test_a_contrast_of_several_groups_is_welch_satterthwaite():
-    """Two groups with weights 1, -1 are Welch's test (scipy); one group is the
-    one-sample t-test; four groups of an interaction have the Satterthwaite df."""
+def test_a_contrast_of_several_groups_is_welch_s_statistic_at_hsu_s_df():
+    """Two groups with weights 1, -1 are Welch's statistic (scipy's), tested at the
+    smaller group's n - 1 degrees of freedom; one group is the one-sample t-test;
+    an interaction of four groups has the smallest group's n - 1 too."""
     a, b = [0.71, 0.73, 0.70], [0.66, 0.69]
     two = statistics.contrast([a, b], [1, -1])
-    assert two.p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    welch_t = stats.ttest_ind(a, b, equal_var=False).statistic
+    assert (two.p_value, two.df) == (pytest.approx(2 * stats.t.sf(abs(welch_t), 1)), 1)
     one = statistics.paired([0.73, 0.71, 0.75], [0.68, 0.67, 0.69])
     reference = stats.ttest_rel([0.73, 0.71, 0.75], [0.68, 0.67, 0.69])
     assert (one.p_value, one.df) == (pytest.approx(reference.pvalue), 2)
     groups = [[0.70, 0.71], [0.33, 0.32], [0.45, 0.48], [0.28, 0.26]]
     four = statistics.contrast(groups, [1, -1, -1, 1])
-    variances = [np.var(g, ddof=1) / 2 for g in groups]
-    assert four.difference == pytest.approx(0.705 - 0.325 - 0.465 + 0.27)
-    assert four.df == pytest.approx(sum(variances) ** 2 / sum(v * v for v in variances))
+    assert four.difference == pytest.approx(0.705 - 0.325 - 0.465 + 0.27) and four.df == 1
     assert four.spread == pytest.approx(np.sqrt(np.mean([np.var(g, ddof=1) for g in groups])))
     assert statistics.contrast([[0.9], [0.5, 0.6]], [1, -1]).p_value is None  # one seed: no test
 
 
-def test_power_and_seeds_needed_match_statsmodels():
-    from statsmodels.stats.power import TTestIndPower, TTestPower
-    two = statistics.welch([0.70, 0.72, 0.74], [0.66, 0.68, 0.70])  # equal spreads: Welch df = 2(n - 1)
-    d = 0.03 / two.spread
-    for n in (2, 3, 7, 20):
-        assert statistics.power(two, 0.03, 0.05, n) == pytest.approx(TTestIndPower().power(d, n, 0.05), abs=1e-6)
+def test_power_and_seeds_needed_match_the_noncentral_t():
+    from statsmodels.stats.power import TTestPower
+    two = statistics.welch([0.70, 0.72, 0.74], [0.66, 0.68, 0.70])
+    for n in (2, 3, 7, 20):  # Welch's statistic at Hsu's n - 1 df, noncentrality d sqrt(n / 2)
+        shift, critical = 0.03 / two.spread * np.sqrt(n / 2), stats.t.ppf(0.975, n - 1)
+        expected = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+        assert statistics.power(two, 0.03, 0.05, n) == pytest.approx(expected, abs=1e-6)
     needed = statistics.seeds_needed(two, 0.03, 0.0125)
-    assert TTestIndPower().power(d, needed, 0.0125) >= 0.8 > TTestIndPower().power(d, needed - 1, 0.0125)
+    assert statistics.power(two, 0.03, 0.0125, needed) >= 0.8 > statistics.power(two, 0.03, 0.0125, needed - 1)
     one = statistics.paired([0.73, 0.71, 0.75], [0.68, 0.67, 0.69])
     assert statistics.power(one, 0.01, 0.05, 9) == pytest.approx(TTestPower().power(0.01 / one.spread, 9, 0.05),
                                                                 abs=1e-6)
