@@ -186,9 +186,15 @@ def predictions(correct: list[bool]) -> str:
     return "\n".join(["id,label,predicted,confidence", *rows])
 
 
-def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3, start=None):
-    """start: (initial_weights, data_order) keys of train.json (None: a run recorded without them)."""
+ONE_MACHINE = {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "gpus": [], "backend": "tensorflow", "threads": 1}
+
+
+def run(test_accuracy, train_accuracy, correct, diverged=False, layers=3, start=None, machine=None):
+    """start: (initial_weights, data_order) keys of train.json (None: a run recorded without them);
+    machine: train.json's machine record (None: a run recorded without one), float32."""
     keys = dict(zip(("initial_weights", "data_order"), start)) if start else {}
+    if machine is not None:
+        keys.update(machine=machine, mixed_precision="float32")
     return {"train": {"diverged": diverged, "train_accuracy": None if diverged else train_accuracy,
                       "trainable_params": 1000, "flops": 2e6, "train_seconds": 10.0, "images_per_second": 100.0,
                       **keys},

@@ -156,7 +156,7 @@ def write(root: Path) -> None:
     suite_dvc_yaml = with_stage_params((root / "dvc.yaml").read_text())
     atomic_files.write_text(root / "dvc.yaml", suite_dvc_yaml)
     atomic_files.write_text(PROJECT_FILES / PIPELINE, project_dvc_yaml(suite_dvc_yaml))
-    for template in sorted((root / PLOT_TEMPLATES).iterdir()):  # the chart templates and the offline page
+    for template in sorted((root / PLOT_TEMPLATES).glob("*")):  # the chart templates and the offline page
         atomic_files.write_text(PROJECT_FILES / "plots" / template.name, template.read_text())
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from ablation.core.run_records import mean_history
 from ablation.report import curve_reading
-from ablation.study.deciding.claims import depths_of, interaction_key, pair, test_error
-from ablation.study.deciding.comparisons import compare
+from ablation.study.deciding import blocks
+from ablation.study.deciding.claims import depths_of, interaction_by_seed, interaction_key, pair, test_error
+from ablation.study.deciding.comparisons import compare, pairing_seeds
 from ablation.study.deciding.decisions import Decisions
 
 
@@ -77,8 +78,8 @@ def lines(by_key: dict, dataset: str, decisions: Decisions) -> list[str]:
                  "residual nets'", a_mark,
                  f"depth x residual interaction on final training error {a.comparison.format_difference()} "
                  f"((plain-{high} - plain-{low}) - (residual-{high} - residual-{low}){_ci_said(a.comparison)}); "
-                 f"{a.noise()}. "
-                 f"Each family's own depth effect: plain {plain_depth.comparison.format_difference()} "
+                 f"{a.noise()}. " + _by_block(_a_by_seed(arm, dataset, low, high), arm[(high, "plain")], dataset)
+                 + f"Each family's own depth effect: plain {plain_depth.comparison.format_difference()} "
                  f"({plain_depth.noise()}), residual {res_depth.comparison.format_difference()} ({res_depth.noise()})."
                  + _both_worse(plain_depth, res_depth, low, high),
                  _reason(a_mark, curve[(low, "plain")], curve[(high, "plain")], False,
@@ -106,12 +107,28 @@ def _test_error_claim(label: str, order: str, better, worse, better_curve, worse
     tested = decisions[("test", pair(better, worse))]
     difference, _ = compare(better.runs[dataset], worse.runs[dataset], test_error)
     mark = _mark(difference.difference, tested, -1)
+    seeds = pairing_seeds(better.runs[dataset], worse.runs[dataset]) or []
+    by_seed = {s: test_error(better.runs[dataset][s]) - test_error(worse.runs[dataset][s]) for s in seeds
+               if None not in (test_error(better.runs[dataset][s]), test_error(worse.runs[dataset][s]))}
     return _line(label, mark, f"test error difference {difference.format_difference()} ({order}"
                               f"{_ci_said(difference)}); "
-                              f"{tested.noise()}.",
+                              f"{tested.noise()}." + f" {_by_block(by_seed, better, dataset)}".rstrip(),
                  _reason(mark, better_curve, worse_curve, True,
                          mark.startswith("not shown") and (difference.difference or 0) < 0,
                          decisions[("train", pair(better, worse))]))
+
+
+def _a_by_seed(arm: dict, dataset: str, low: int, high: int) -> dict[int, float]:
+    runs = {(d, f): arm[(d, f)].runs[dataset] for d in (low, high) for f in ("plain", "residual")}
+    seeds = blocks.paired_seeds(*runs.values())
+    return interaction_by_seed(runs, low, high, seeds) if seeds else {}
+
+
+def _by_block(by_seed: dict[int, float], arm, dataset: str) -> str:
+    """The contrast per seed block and the block x contrast test, where its seeds ran
+    in more than one block: 'By block: ... . '."""
+    said = blocks.block_effect(by_seed, arm.runs[dataset]) if by_seed else ""
+    return f"{said[0].upper()}{said[1:]}. " if said else ""
 
 
 def _both_worse(plain_depth, res_depth, low: int, high: int) -> str:

@@ -20,7 +20,7 @@ from ablation.core.statistics import summarize
 from ablation.nets.models import block_of
 from ablation.report import claims, dvc_view, effects, figures, published
 from ablation.study import raw_records
-from ablation.study.deciding import decisions
+from ablation.study.deciding import blocks, decisions
 from ablation.study.deciding.claims import residual_groups, twin_pairs
 from ablation.study.deciding.comparisons import compare, grid_values, mcnemar_per_seed
 from ablation.study.deciding.contrasts import decisions_for
@@ -110,7 +110,23 @@ def _provenance(done: list[ArmResult], command: str) -> list[str]:
             f"{name} on " + ", ".join(f"{_markdown(summary)} ({count})" for summary, count in counts.items())
             for name, counts in by_arm.items())
     return [f"Ran on: {ran_on}. The raw results of every run are in [`runs/`](runs/) (one "
-            f"folder per experiment); `{command} --report-only` regenerates this report from them."]
+            f"folder per experiment); `{command} --report-only` regenerates this report from them.",
+            *_seed_blocks(done)]
+
+
+def _seed_blocks(done: list[ArmResult]) -> list[str]:
+    """The seed blocks (deciding/blocks.py), where the runs fall in more than one."""
+    seeds: dict[tuple, set] = {}
+    for r in done:
+        for runs in r.runs.values():
+            for of, in_block in blocks.seed_blocks(runs).items():
+                seeds.setdefault(of, set()).update(in_block)
+    if len(seeds) < 2:
+        return []
+    return ["", "Seed blocks (what a seed's runs share; a contrast whose sides ran each seed in one block is "
+            "tested paired by seed, and each primary claim says how it moved between blocks): " + "; ".join(
+                f"seed{'s' * (len(s) > 1)} {', '.join(map(str, sorted(s)))}: {_markdown(blocks.label(of))}"
+                for of, s in seeds.items()) + "."]
 
 
 def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:

@@ -9,9 +9,11 @@
 (b) the residual net has a lower test error than its plain twin, at each depth;
 (c) the deeper residual net has a lower test error than the shallower one.
 
-Contrasts are paired where a seed's twins started alike (same initial weights
-and batches): (b) is the paired t-test, (a) Welch's test of the per-seed twin
-differences at the two depths; otherwise Welch over the arms' seeds. The report
+Contrasts are paired by seed where each seed's runs share a block (blocks.py):
+(b) and (c) are paired t-tests, (a) the t-test of the per-seed interactions.
+Runs recorded before machines were pair where twins started alike (same initial
+weights and batches), (a) then Welch's test of the per-seed twin differences at
+the two depths; otherwise Welch over the arms' seeds. The report
 says them in plain language (report/claims.py).
 """
 from __future__ import annotations
@@ -20,10 +22,12 @@ from collections import defaultdict
 
 from ablation.core.run_records import final_train_error, test_accuracy
 from ablation.core.statistics import contrast, paired_differences
+from ablation.study.deciding import blocks
 from ablation.study.deciding.comparisons import compare, shared_start_seeds
 from ablation.study.deciding.decisions import CLAIMS, Decisions
 from ablation.study.grid import ArmResult
 
+PER_SEED = "paired t on per-seed interactions"  # (a) where a seed's four runs share a block
 TWIN_DIFFERENCES = "Welch on twin differences"  # (a) where each depth's twins pair by seed
 FOUR_ARMS = "Welch, 4 arms"  # (a) where they do not
 
@@ -38,8 +42,12 @@ def pair(a, b) -> frozenset:
 
 def _interaction(by_key: dict, dataset: str, low: int, high: int):
     """(a): the plain family's rise in final training error from `low` to `high` minus
-    the residual family's, paired by seed within each depth's twins where they pair."""
+    the residual family's: per seed where the four arms' runs of each seed share a
+    block, else on the twin differences where each depth's twins pair, else over
+    the four arms' seeds."""
     runs = {(d, f): by_key[d][f].runs[dataset] for d in (low, high) for f in ("plain", "residual")}
+    if seeds := blocks.paired_seeds(*runs.values()):
+        return contrast([interaction_by_seed(runs, low, high, seeds).values()], [1]), PER_SEED
     twins = [shared_start_seeds(runs[(d, "plain")], runs[(d, "residual")]) for d in (high, low)]
     if all(twins):
         groups = [paired_differences([final_train_error(runs[(d, "plain")][s]) for s in seeds],
@@ -49,6 +57,17 @@ def _interaction(by_key: dict, dataset: str, low: int, high: int):
     groups = [[final_train_error(r) for r in runs[key].values()]
               for key in ((high, "plain"), (low, "plain"), (high, "residual"), (low, "residual"))]
     return contrast(groups, [1, -1, -1, 1]), FOUR_ARMS
+
+
+def interaction_by_seed(runs: dict, low: int, high: int, seeds: list[int]) -> dict[int, float]:
+    """{seed: (plain-high - plain-low) - (residual-high - residual-low)} in final training error."""
+    out = {}
+    for s in seeds:
+        error = {key: final_train_error(by_seed[s]) for key, by_seed in runs.items()}
+        if None not in error.values():
+            out[s] = (error[(high, "plain")] - error[(low, "plain")]) - (error[(high, "residual")]
+                                                                         - error[(low, "residual")])
+    return out
 
 
 def depths_of(by_key: dict) -> list[int]:

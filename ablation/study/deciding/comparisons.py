@@ -1,5 +1,5 @@
 """Comparing two arms' runs across seeds: paired by seed where a seed's two runs
-started alike, else Welch's test; McNemar's test of two trained models; and every
+ran in one block (blocks.py), else Welch's test; McNemar's test of two trained models; and every
 grid key's contrasts (each value against the key's first, within each
 combination of the other keys). Any grid works: the comparisons never assume
 which knob was varied."""
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ablation.core.run_records import test_accuracy
 from ablation.core.statistics import Comparison, mcnemar_p, paired, welch
+from ablation.study.deciding import blocks
 from ablation.study.deciding.decisions import Decisions
 from ablation.study.grid import ArmResult
 
@@ -45,10 +46,18 @@ def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
                                               for s in shared) else None
 
 
+def pairing_seeds(*sides: dict) -> list[int] | None:
+    """The seeds that pair the sides' runs: those where each seed's runs share a
+    block (blocks.py), or, for runs recorded before machines were, started alike."""
+    if seeds := blocks.paired_seeds(*sides):
+        return seeds
+    return shared_start_seeds(*sides) if len(sides) == 2 else None
+
+
 def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Comparison, str]:
     """runs minus reference in `value` of a run (test accuracy unless told): paired
-    by seed where the seeds pair the runs (shared_start_seeds), else Welch's test."""
-    seeds = shared_start_seeds(runs, reference)
+    by seed where the seeds pair the runs (pairing_seeds), else Welch's test."""
+    seeds = pairing_seeds(runs, reference)
     if seeds:
         return paired([value(runs[s]) for s in seeds], [value(reference[s]) for s in seeds]), PAIRED
     return welch([value(r) for r in runs.values()], [value(r) for r in reference.values()]), WELCH
