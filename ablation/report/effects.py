@@ -14,7 +14,7 @@ from ablation.core.layout import StudyFiles
 from ablation.core.run_records import test_accuracy
 from ablation.core.statistics import summarize
 from ablation.report import figures
-from ablation.study.deciding.comparisons import contrasts, grid_values, label
+from ablation.study.deciding.comparisons import PAIRING_RULE, contrasts, grid_values, label
 from ablation.study.deciding.decisions import Decisions
 from ablation.study.grid import ArmResult
 
@@ -36,9 +36,7 @@ def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles, dec
              "For each grid key, each value's test accuracy (mean ± std [95% CI], n = finite runs) and its "
              "difference from the key's first value in the grid (the reference), within each combination of the "
              "other grid keys, with its 95% CI and a two-sided test across seeds, its degrees of freedom, its p "
-             "and its Holm-adjusted p in its family (the decision rule above). Two arms whose runs of each seed "
-             "started from the same initial weights and saw the same batches are compared seed by seed (paired "
-             "t-test on the per-seed differences); any others by Welch's t-test.", ""]
+             f"and its Holm-adjusted p in its family (the decision rule above). {PAIRING_RULE}", ""]
     for key, values in grid.items():
         rows, series = [], defaultdict(dict)
         for result in done:

@@ -22,7 +22,7 @@ from ablation.report import claims, dvc_view, effects, figures, published
 from ablation.study import raw_records
 from ablation.study.deciding import blocks, decisions
 from ablation.study.deciding.claims import residual_groups, twin_pairs
-from ablation.study.deciding.comparisons import compare, grid_values, mcnemar_per_seed
+from ablation.study.deciding.comparisons import PAIRING_RULE, compare, grid_values, mcnemar_per_seed
 from ablation.study.deciding.contrasts import decisions_for
 from ablation.study.deciding.decisions import Decisions, Design
 from ablation.study.deciding.rounds import reached
@@ -139,15 +139,18 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
             f"Primary contrasts: {named or 'none'}" + (" (the preset's `report.primary`)" if design.primary else
                                                        " (the default: the preset names none)")
             + f"; every other contrast the report tests is secondary ({sizes}). Holm's procedure adjusts each "
-            f"family's p-values on its own. A verdict word (\"yes\", \"no\", \"beyond seed noise\") comes only from a "
-            f"Holm-adjusted p below {decisions.ALPHA}; every p is printed with its test and degrees of freedom; with "
-            f"one seed on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\")."
-            + (f" This study added seeds in rounds until decided (`--until-decided`, looks at {list(design.looks)} "
-               "seeds per arm), so a primary verdict comes from that group-sequential design (O'Brien-Fleming-type "
-               "alpha spending with Holm's procedure, ablation/study/deciding/sequential.py), not from the "
-               "fixed-design Holm p, which after stopping early would find noise beyond seed noise more often than "
-               "5% of the time."
-               if design.looks else "")
+            "family's p-values on its own; every p is printed with its test and degrees of freedom; with one seed "
+            f"on a side no CI, test or verdict is printed (\"{decisions.NO_TEST}\"). "
+            + (f"A primary verdict word (\"yes\", \"no\", \"beyond seed noise\") comes from the group-sequential "
+               f"design this study ran by (`--until-decided`, looks at {list(design.looks)} seeds per arm: "
+               "O'Brien-Fleming-type alpha spending with Holm's procedure made sequential, "
+               "ablation/study/deciding/sequential.py): the p at the look that decided it below that look's "
+               "bound. The fixed-design Holm p printed beside it is not the rule's basis: after stopping early it "
+               "would find noise beyond seed noise more often than 5% of the time. A secondary verdict comes from "
+               f"a Holm-adjusted p below {decisions.ALPHA}."
+               if design.looks else
+               f"A verdict word (\"yes\", \"no\", \"beyond seed noise\") comes only from a Holm-adjusted p below "
+               f"{decisions.ALPHA}.")
             + (f" These results are the design's look at {design.reached} seeds per arm, not its last: a contrast "
                "not decided yet is open, and the same command adds the next round." if design.interim else ""), ""]
 
@@ -214,9 +217,7 @@ def _gain_section(done: list[ArmResult], all_tests: dict[str, Decisions]) -> lis
                      tablefmt="github", disable_numparse=True), "",
             "The gain is the residual arm's mean test accuracy minus its plain twin's; its confidence interval "
             "and test treat each seed as one replicate of the architecture, so they answer \"does the "
-            "residual connection help?\": a paired t-test on the per-seed gains where each seed's two runs "
-            "started from the same weights and saw the same batches (train.json's `initial_weights` and "
-            "`data_order`), else Welch's t-test; the Holm p is the one of its family (the decision rule). "
+            f"residual connection help?\". {PAIRING_RULE} The Holm p is the one of its family. "
             "McNemar's exact test compares the two *trained models* of one seed on the same test images: it says "
             "whether those two sets of weights differ, not whether the architectures do.", ""]
 

@@ -15,6 +15,11 @@ from ablation.study.deciding.decisions import Decisions
 from ablation.study.grid import ArmResult
 
 PAIRED, WELCH = "paired t", "Welch"  # the report's names of the two tests
+PAIRING_RULE = ("Two arms whose runs of each seed ran in one seed block (the same machine kind, precision and "
+                "backend) are compared seed by seed (a paired t-test on the per-seed differences), as are runs "
+                "recorded before machines were whose runs of each seed started from the same weights and saw the "
+                "same batches; any others by Welch's t-test at the smaller side's n - 1 degrees of freedom (Hsu's, "
+                "which holds the test's size at a few seeds a side).")
 
 
 def grid_values(results: list[ArmResult]) -> dict[str, list[str]]:
