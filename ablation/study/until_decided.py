@@ -11,10 +11,13 @@ finished, and a rerun of the same command goes on from them.
 """
 from __future__ import annotations
 
+import os
+
+from ablation.core import machine, precision
 from ablation.core.errors import DataError, ParamsError
 from ablation.core.layout import StudyFiles
 from ablation.study.collecting import collect, save_raw
-from ablation.study.deciding import sequential
+from ablation.study.deciding import blocks, sequential
 from ablation.study.deciding.decisions import Design
 from ablation.study.deciding.rounds import next_round, seeds_run
 from ablation.study.engines.base import Engine
@@ -40,6 +43,19 @@ def _check_seeds(arms: list[Arm]) -> int:
         raise ParamsError("--until-decided adds seeds after the arms' own, which must be 0, 1, ... Fix: pass "
                           f"-S 'train.seeds=[{','.join(map(str, range(max(first, 2))))}]'.")
     return first
+
+
+def _round_block(engine: Engine, added: list[Arm]) -> str:
+    """Where this round's runs train: on this machine, one seed block (deciding/blocks.py);
+    on a cluster, each run's own, which the report names."""
+    if not engine.local:
+        return (f"round: {len(added)} run(s) on the {engine.name} cluster; each records its machine kind and "
+                "precision, and the report names the seed blocks, so a round split across node kinds is no silent mix")
+    settings = added[0].params.for_dataset(added[0].params.datasets[0]).train
+    here = machine.describe(os.environ.get("KERAS_BACKEND", "tensorflow"), settings.threads)
+    return (f"round: {len(added)} run(s), all on this machine in one seed block: "
+            f"{blocks.label((machine.kind(here), precision.resolve(settings.mixed_precision, here)))}. Seeds a later "
+            "sitting adds on another machine kind or precision are a block of their own; the report names each")
 
 
 def _say(decided: dict, looks: list[int], at: int, ran: int, open_arms: list[str], upcoming, paused: bool) -> None:
@@ -82,6 +98,7 @@ def run_rounds(engine: Engine, arms: list[Arm], overrides: list[str], out: Study
         if not open_arms or upcoming is None or paused:
             return results, looks
         if added:  # none when a resumed study already has this round's seeds
+            print(_round_block(engine, added), flush=True)
             engine.run(added, overrides, out)
             results = collect(arms, out, engine)
             ran += 1

@@ -199,6 +199,7 @@ def test_dvc_repro_exp_run_metrics_diff_and_study(project_copy):
     grown = stage(root, "study", "-S", "datasets=[cats_vs_dogs]", "--until-decided", "--max-seeds", "2")
     assert "until decided: 0 primary contrast(s) decided at 1 seeds per arm (budget 2, looks at [1, 2]); " \
            "adding seeds up to 2 to resnet-cifar8, plain-cifar8" in grown.stdout
+    assert "round: 2 run(s), all on this machine in one seed block: " in grown.stdout  # a round is one block
     assert read_json(folder / "runs" / "plain-cifar8-s1" / "experiment.json")["arm"] == "plain-cifar8"
     assert "0 primary contrast(s) decided at 2 seeds per arm" in grown.stdout and "; done" in grown.stdout
     grown_study = (folder / "study.md").read_text()
