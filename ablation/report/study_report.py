@@ -96,7 +96,7 @@ def residual_sections(by_key: dict, dataset: str, summaries: dict, out: StudyFil
     return lines
 
 
-def _provenance(done: list[ArmResult], command: str) -> list[str]:
+def _provenance(done: list[ArmResult], command: str, looks: tuple[int, ...] | None = None) -> list[str]:
     """Where the runs ran (train.json's machine record; per arm where they ran on more
     than one machine kind) and where their raw results are."""
     by_arm = {r.name: Counter(machine.summary(run["train"].get("machine")) for by_seed in r.runs.values()
@@ -111,11 +111,20 @@ def _provenance(done: list[ArmResult], command: str) -> list[str]:
             for name, counts in by_arm.items())
     return [f"Ran on: {ran_on}. The raw results of every run are in [`runs/`](runs/) (one "
             f"folder per experiment); `{command} --report-only` regenerates this report from them.",
-            *_seed_blocks(done)]
+            *_seed_blocks(done, looks)]
 
 
-def _seed_blocks(done: list[ArmResult]) -> list[str]:
-    """The seed blocks (deciding/blocks.py), where the runs fall in more than one."""
+def _rounds(seeds: set[int], looks: tuple[int, ...] | None) -> str:
+    """' (round 1)': the rounds of --until-decided (its `looks`) these seeds ran in."""
+    if not looks:
+        return ""
+    rounds = sorted({next((k for k, n in enumerate(looks) if s < n), len(looks) - 1) + 1 for s in seeds})
+    return f" (round{'s' * (len(rounds) > 1)} {', '.join(map(str, rounds))})"
+
+
+def _seed_blocks(done: list[ArmResult], looks: tuple[int, ...] | None) -> list[str]:
+    """The seed blocks (deciding/blocks.py), where the runs fall in more than one, with
+    the rounds their seeds ran in."""
     seeds: dict[tuple, set] = {}
     for r in done:
         for runs in r.runs.values():
@@ -125,7 +134,8 @@ def _seed_blocks(done: list[ArmResult]) -> list[str]:
         return []
     return ["", "Seed blocks (what a seed's runs share; a contrast whose sides ran each seed in one block is "
             "tested paired by seed, and each primary claim says how it moved between blocks): " + "; ".join(
-                f"seed{'s' * (len(s) > 1)} {', '.join(map(str, sorted(s)))}: {_markdown(blocks.label(of))}"
+                f"seed{'s' * (len(s) > 1)} {', '.join(map(str, sorted(s)))}{_rounds(s, looks)}: "
+                f"{_markdown(blocks.label(of))}"
                 for of, s in seeds.items()) + "."]
 
 
@@ -298,7 +308,7 @@ def _overview(results: list[ArmResult], done: list[ArmResult], summaries: dict, 
                  "recipe (64k iterations of batch 128), whatever this study's recipe is (ablation/report/published.py)."
                  if has_paper else ""), "",
               tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), "",
-              *(_recipe(done, dataset) for dataset in datasets), "", *_provenance(done, command), ""]
+              *(_recipe(done, dataset) for dataset in datasets), "", *_provenance(done, command, design.looks), ""]
     if design.caveats:
         lines += ["What this design cannot show:", "", *(f"- {caveat}" for caveat in design.caveats), ""]
     partial = [(r.name, name) for r in done for name in r.missing]

@@ -41,3 +41,19 @@ def test_a_seed_run_in_another_block_on_one_side_is_not_paired():
     unrecorded = {s: on(a, None) for s, a in enumerate([0.5, 0.6, 0.7])}
     assert blocks.paired_seeds(unrecorded, unrecorded) is None  # no machine record: the older start rule decides
     assert blocks.block_effect({0: 0.1, 1: 0.2}, {0: on(0.5, BF16), 1: on(0.5, BF16)}) == ""  # one block
+
+
+def test_the_committed_cifar_report_names_its_blocks_and_pairs_every_claim():
+    """Seeds 0-1 of the committed CIFAR-10 study ran in bf16 on one machine kind, 2-3 in
+    float32 on another (rounds 2 and 3 of --until-decided): two blocks, and every claim
+    is paired by seed with its block x contrast test."""
+    from ablation.report.study_report import _rounds
+    from tests.conftest import ROOT
+    assert _rounds({0, 1}, (2, 3, 4)) == " (round 1)" and _rounds({2, 3}, (2, 3, 4)) == " (rounds 2, 3)"
+    text = (ROOT / "reports" / "cifar10-cpu" / "study.md").read_text()
+    blocks_line = next(line for line in text.splitlines() if line.startswith("Seed blocks"))
+    assert "seeds 0, 1 (round 1): `mixed_bfloat16 on " in blocks_line
+    assert "seeds 2, 3 (rounds 2, 3): `float32 on " in blocks_line
+    claims = [line for line in text.splitlines() if line.startswith("- **(")]
+    assert len(claims) == 4 and all("Welch" not in claim.split("Why")[0] for claim in claims)
+    assert all("block x contrast F(1, 2)" in claim for claim in claims)
