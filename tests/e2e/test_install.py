@@ -47,7 +47,7 @@ def test_a_study_dry_run_needs_none_of_them(tmp_path):
                                                                         "PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "backend: auto -> tensorflow (the only backend installed)" in out.stdout  # the default: no probe to run
-    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; training ~")
+    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; ~")
     check = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert "not in requirements.txt" in check.stderr  # the blocker works

@@ -143,7 +143,7 @@ def test_the_gpu_sized_course_preset_dry_runs_on_a_cpu():
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith(("resnet", "plain"))]
     assert listed == ["resnet34", "plain34", "resnet50", "plain50"]
     assert "cats_vs_dogs: 3 seed(s) x 20 epochs x " in out.stdout
-    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; training ~")
+    assert out.stdout.splitlines()[-1].startswith("4 experiment(s), nothing queued; ~")
 
 
 @pytest.mark.slow  # trains a probe or a step of every arm
