@@ -29,7 +29,8 @@ def history_csv(columns: dict[str, list[float]], epochs: int | None = None) -> s
 # Per arm and dataset in metrics.json: the headline, few enough for `dvc exp show`'s
 # columns (the rest is in the report and the raw results).
 STUDY_METRICS = ("test_accuracy", "test_accuracy_std", "train_error", "runs", "diverged_runs")
-PLOT_TEMPLATE = "lines"  # .dvc/plots/lines.json: colour = the line (an arm, sorted: the same in every chart), dash = the revision
+# .dvc/plots/lines.json: colour = the line (an arm, sorted: the same in every chart), dash = the revision
+PLOT_TEMPLATE = "lines"
 PLOTS = {"training_error": "accuracy", "validation_error": "val_accuracy"}  # plot -> history column (1 - it)
 
 

@@ -21,7 +21,8 @@ def on(test_accuracy: float, where: dict | None, precision: str = "float32") -> 
 def test_sides_that_share_each_seed_s_block_are_paired_by_seed_whatever_their_weights():
     # residual-56 vs residual-20: different nets, so different initial weights, but each seed's two runs shared
     # machine and precision: seeds 0-1 in bf16 on one CPU, 2-3 in float32 on another
-    deep = {0: on(0.53, BF16, "mixed_bfloat16"), 1: on(0.58, BF16, "mixed_bfloat16"), 2: on(0.65, FP32), 3: on(0.62, FP32)}
+    deep = {0: on(0.53, BF16, "mixed_bfloat16"), 1: on(0.58, BF16, "mixed_bfloat16"), 2: on(0.65, FP32),
+            3: on(0.62, FP32)}
     shallow = {0: on(0.73, BF16, "mixed_bfloat16"), 1: on(0.71, BF16, "mixed_bfloat16"), 2: on(0.74, FP32),
                3: on(0.71, FP32)}
     comparison, test = compare(deep, shallow)

@@ -10,7 +10,6 @@ runs (reports/cifar10-cpu/runs/); the looks, the tests and the rule are the
 study's own (statistics.paired/welch, sequential.decide)."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -64,7 +64,8 @@ def queue(study_arms: list[Arm], common_overrides: list[str], jobs: int, forced:
           estimates: dict[str, float | None] | None = None) -> dict[str, float]:
     """Queues every arm (replacing earlier experiments of the same name), runs the
     queue and returns the finished experiments' wall seconds. `estimates`
-    ({experiment: seconds}) make the progress ETA. `forced`: stages run even when DVC holds their outputs (a rerun to check:
+    ({experiment: seconds}) make the progress ETA. `forced`: stages run even when
+    DVC holds their outputs (a rerun to check:
     neither the baseline's lock nor DVC's run-cache may stand in for it). Refused
     while the queue still runs anything: queuing beside it would race or remove it."""
     check_repository()
