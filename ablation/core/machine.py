@@ -58,19 +58,22 @@ def describe(backend: str, threads: int) -> dict:
             "threads": threads or os.cpu_count(), "python": platform.python_version(), "versions": versions}
 
 
+KIND_KEYS = ("cpu", "cpu_flags", "gpus", "backend", "threads")  # a machine record's keys that make its kind
+
+
 def kind(record: dict | None) -> tuple | None:
     """What must match for identical numbers: CPU model and kernel flags, GPUs,
     backend and thread count (a float sum split over other threads rounds
     otherwise). None for a run recorded before machines were."""
     if not record:
         return None
-    return (record["cpu"], tuple(record["cpu_flags"]), tuple(record["gpus"]), record["backend"], record["threads"])
+    return tuple(tuple(record[key]) if isinstance(record[key], list) else record[key] for key in KIND_KEYS)
 
 
 def differences(recorded: dict, here: dict) -> list[str]:
     """'cpu: AMD EPYC -> Intel Xeon', one per field that differs, versions included."""
     out = []
-    for key in ("cpu", "cpu_flags", "gpus", "backend", "threads", "python"):
+    for key in (*KIND_KEYS, "python"):
         if recorded.get(key) != here.get(key):
             out.append(f"{key}: {recorded.get(key)} -> {here.get(key)}")
     for name in sorted(set(recorded.get("versions", {})) | set(here.get("versions", {}))):

@@ -3,8 +3,9 @@ trained models.
 
 Seeds are the unit of replication: an arm's mean, sample std and 95% confidence
 interval are over its seeds' finite results, and a difference between two arms
-is tested across seeds: paired by seed where their seeds start from the same
-weights and data order, else Welch's t-test; Holm adjusts a family of tests.
+is tested across seeds: paired by seed where each seed's runs share a seed block
+(study/deciding/blocks.py), else Welch's t-test at Hsu's degrees of freedom;
+Holm adjusts a family of tests.
 Diverged runs are never averaged in: they are counted, and every rendering
 names the count. McNemar's test compares two fixed trained models on the same
 test images; it says nothing about the architecture.

@@ -107,9 +107,9 @@ def _test_error_claim(label: str, order: str, better, worse, better_curve, worse
     tested = decisions[("test", pair(better, worse))]
     difference, _ = compare(better.runs[dataset], worse.runs[dataset], test_error)
     mark = _mark(difference.difference, tested, -1)
-    seeds = pairing_seeds(better.runs[dataset], worse.runs[dataset]) or []
-    by_seed = {s: test_error(better.runs[dataset][s]) - test_error(worse.runs[dataset][s]) for s in seeds
-               if None not in (test_error(better.runs[dataset][s]), test_error(worse.runs[dataset][s]))}
+    errors = {s: (test_error(better.runs[dataset][s]), test_error(worse.runs[dataset][s]))
+              for s in pairing_seeds(better.runs[dataset], worse.runs[dataset]) or []}
+    by_seed = {s: b - w for s, (b, w) in errors.items() if None not in (b, w)}
     return _line(label, mark, f"test error difference {difference.format_difference()} ({order}"
                               f"{_ci_said(difference)}); "
                               f"{tested.noise()}." + f" {_by_block(by_seed, better, dataset)}".rstrip(),

@@ -29,9 +29,7 @@ def block(run: dict) -> tuple | None:
 def label(of: tuple) -> str:
     """'mixed_bfloat16 on AMD EPYC (...)': a block as the report names it."""
     kind, precision = of
-    cpu, flags, gpus, backend, threads = kind
-    return (f"{precision or 'float32'} on {cpu} ({' '.join(flags) or 'no listed flags'}), "
-            f"{', '.join(gpus) or 'no GPU'}, {backend}, {threads} thread(s)")
+    return f"{precision or 'float32'} on {machine.summary(dict(zip(machine.KIND_KEYS, kind)))}"
 
 
 def paired_seeds(*sides: dict) -> list[int] | None:

@@ -51,12 +51,10 @@ def shared_start_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
                                               for s in shared) else None
 
 
-def pairing_seeds(*sides: dict) -> list[int] | None:
-    """The seeds that pair the sides' runs: those where each seed's runs share a
+def pairing_seeds(runs_a: dict, runs_b: dict) -> list[int] | None:
+    """The seeds that pair two arms' runs: those where each seed's runs share a
     block (blocks.py), or, for runs recorded before machines were, started alike."""
-    if seeds := blocks.paired_seeds(*sides):
-        return seeds
-    return shared_start_seeds(*sides) if len(sides) == 2 else None
+    return blocks.paired_seeds(runs_a, runs_b) or shared_start_seeds(runs_a, runs_b)
 
 
 def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Comparison, str]:
