@@ -4,8 +4,8 @@ from its baseline and each dataset's test accuracy and final training error
 from ablation.cli import common  # noqa: F401  first: what it reads imports TensorFlow, quieted there
 
 import argparse
-import json
 
+from ablation.core import reading
 from ablation.core.errors import DataError
 from ablation.report.experiments_table import table
 from ablation.study.repo import captured
@@ -21,4 +21,5 @@ def main():
     if shown.returncode:
         raise DataError(f"`dvc exp show` failed: {(shown.stderr.strip().splitlines() or ['no output'])[-1]}. Fix: "
                         "run in a DVC project (`ablate init`, or `dvc init` in a git repository).")
-    print(table(json.loads(shown.stdout)))
+    shown = reading.parse_json(shown.stdout, "`dvc exp show --json`'s output", "upgrade DVC (`pip install -U dvc`).")
+    print(table(shown))

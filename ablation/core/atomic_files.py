@@ -1,7 +1,8 @@
 """Writing outputs so that a failed, killed or disk-full stage leaves the previous
 ones as they were, and reading them back with one clear error when they are
 damaged. Every output goes to a temporary name beside its final path and is
-renamed into place (atomic on POSIX) only once complete."""
+renamed into place (atomic on POSIX) only once complete. Reading them back goes
+through the one reader (reading.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,12 +11,6 @@ import os
 import shutil
 from pathlib import Path
 from typing import Iterator
-
-from ablation.core.errors import UserError
-
-
-class OutputError(UserError):
-    """An output that is missing, truncated or not what this project wrote."""
 
 
 def partial_path(path: Path) -> Path:
@@ -69,18 +64,3 @@ def restore_interrupted_swap(path: Path) -> None:
     if previous.exists() and not path.exists():
         previous.rename(path)
 
-
-def parse_json(text: str, origin: str, fix: str):
-    """JSON this project wrote; OutputError naming `origin` and `fix` when it is truncated or damaged."""
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise OutputError(f"{origin} is not valid JSON ({error.msg} at line {error.lineno}): truncated or "
-                          f"damaged. Fix: {fix}") from None
-
-
-def read_json(path: str | Path, missing_fix: str, damaged_fix: str | None = None):
-    path = Path(path)
-    if not path.exists():
-        raise OutputError(f"{path} is missing. Fix: {missing_fix}")
-    return parse_json(path.read_text(errors="replace"), str(path), damaged_fix or missing_fix)

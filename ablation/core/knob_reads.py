@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from ablation.core import reading
 from ablation.core.params import Params, RunSettings
 from ablation.core.sections import SECTIONS
 
@@ -63,7 +64,7 @@ def start(stage: str) -> None:
 def _write(stage: str, read: set[str]) -> None:
     path = FOLDER / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    before = set(json.loads(path.read_text())) if path.exists() else set()
+    before = set(reading.read_json(path, "record", "remove it.", optional=True) or ())
     path.write_text(json.dumps(sorted(before | read)))
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ablation.core import atomic_files
+from ablation.core import atomic_files, reading
 from ablation.core.declarations import BUILDERS, OFFLINE_PAGE, PIPELINE, PLOT_TEMPLATES, PROJECT_FILES, params_yaml_text
 from ablation.core.errors import ParamsError
 from ablation.core.knobs import dataset_names
@@ -99,7 +99,8 @@ def _write_files(folder: Path, dataset: str, data: str, force: bool) -> list[str
             shutil.copyfile(PROJECT_FILES / name, folder / name)
             written.append(name)
     for name, lines in IGNORED.items():
-        have = (folder / name).read_text().splitlines() if (folder / name).exists() else []
+        have = (reading.read_text(folder / name, "record", f"make {folder / name} a text file, or remove it.",
+                                  optional=True) or "").splitlines()
         if missing := [line for line in lines if line not in have]:
             atomic_files.write_text(folder / name, "\n".join([*have, *missing]) + "\n")
             written.append(name)

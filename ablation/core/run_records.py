@@ -12,18 +12,18 @@ and how to get a good one back.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ablation.core import atomic_files
+from ablation.core import reading
 from ablation.core.errors import DataError, UserError
 from ablation.core.layout import RESULTS, run_files
 from ablation.core.statistics import SeedSummary, summarize
 
-RAW_FILE_LIMIT = 256 * 1024 * 1024  # bytes a raw record may inflate to (10,000 predictions: ~400 KB)
 PREDICTION_COLUMNS = ("id", "label", "predicted", "confidence")  # predictions.csv's header
 
 
@@ -82,7 +82,7 @@ def check_responses(responses, file: str) -> None:
 
 def check_predictions(text: str, file: str) -> None:
     """predictions.csv: the header names id, label and predicted."""
-    header = next(csv.reader(text.splitlines()[:1]), [])
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
     if tuple(header[:3]) != PREDICTION_COLUMNS[:3]:  # what a report reads of it
         _fail(file, "header", ",".join(header), ",".join(PREDICTION_COLUMNS[:3]) + ",...")
 
@@ -107,8 +107,7 @@ HISTORY_COLUMNS = tuple(DVCLIVE_FILES)
 def workspace_reader(root: str | Path = ".") -> Reader:
     """read(path) of files under root (None for a missing file)."""
     def read(path: str) -> str | None:
-        full = Path(root) / path
-        return full.read_text() if full.exists() else None
+        return reading.read_text(Path(root) / path, "record", "rerun the stage that writes it.", optional=True)
     return read
 
 
@@ -121,7 +120,7 @@ def read_history(read: Reader, live_dir: str, where=str) -> dict[str, list[float
         if text:
             column = file.split("/")[-1]
             try:
-                history[name] = [float(row[column]) for row in csv.DictReader(text.splitlines(), delimiter="\t")]
+                history[name] = [float(row[column]) for row in reading.csv_rows(text, delimiter="\t")]
             except (KeyError, TypeError, ValueError):
                 raise RecordError(f"{where(path)}: not a `step, {column}` table of numbers") from None
     return history
@@ -131,7 +130,7 @@ def _json(read: Reader, path: str, missing: str, where=str) -> dict:
     text = read(path)
     if text is None:
         raise DataError(f"{where(path)} is missing. Fix: {missing}")
-    return atomic_files.parse_json(text, where(path), missing)
+    return reading.parse_json(text, where(path), missing)
 
 
 def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_dir=RESULTS, origin: str | None = None,
@@ -153,7 +152,7 @@ def collect_runs(datasets: list[str], seeds: list[int], read: Reader, results_di
             evaluate = fix or f"evaluate first (`dvc repro evaluate@{dataset}-{seed}`)."
             eval_metrics = _json(read, run.eval_metrics.as_posix(), evaluate, where)
             responses = read(run.layer_responses.as_posix())
-            responses = atomic_files.parse_json(responses, where(run.layer_responses.as_posix()), evaluate) \
+            responses = reading.parse_json(responses, where(run.layer_responses.as_posix()), evaluate) \
                 if responses else None
             predictions = read(run.predictions.as_posix())
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ablation.core import reading
 from ablation.core.errors import ParamsError
 
 
@@ -16,13 +17,23 @@ class _Yaml12Loader(yaml.SafeLoader):
     DVC (YAML 1.2) reads a float, 10 and a string. Resolve floats, integers and
     booleans as DVC does, so `train.learning_rate: 1e-3` means 0.001 to both.
     Aliases (`*name`) are refused: nested aliases expand exponentially (a "billion
-    laughs" file of a few hundred bytes), and no params or study file needs them."""
+    laughs" file of a few hundred bytes), and no params or study file needs them.
+    Nesting is bounded (reading.MAX_DEPTH) as it is composed, before Python's
+    recursion limit is met."""
+    depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "an alias (*name): aliases are not allowed",
                                               self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+        if self.depth >= reading.MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nesting deeper than {reading.MAX_DEPTH} levels",
+                                              self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mapping_without_duplicates(loader, node, deep=False):
@@ -41,6 +52,9 @@ def _yaml12_int(loader, node):
     """YAML 1.2's core integers: decimal (a leading zero is no octal), 0o octal, 0x hex."""
     text = loader.construct_scalar(node).replace("_", "")  # 1_000: 1000, as DVC's reader has it
     sign, digits = (-1, text[1:]) if text[0] == "-" else (1, text.lstrip("+"))
+    if len(digits) > reading.MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(digits):,} digits (at most "
+                                                f"{reading.MAX_INT_DIGITS})", node.start_mark)
     base = {"0o": 8, "0x": 16}.get(digits[:2])
     return sign * (int(digits[2:], base) if base else int(digits, 10))
 
@@ -65,15 +79,16 @@ def parse_yaml(text: str):
 
 
 def read_yaml_file(path: str | Path, origin: str | None = None):
-    """A params, preset or experiment file's content; ParamsError for a file that is
-    not UTF-8 or not valid YAML, naming where."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ParamsError(f"params: {path} is not UTF-8 text (byte {error.start}). Fix: save it as UTF-8, "
-                          "or restore it from git.") from None
+    """A params, preset or experiment file's content, read through the one reader;
+    ParamsError for a file that is not a regular file, too large, not UTF-8 or not
+    valid YAML, naming where."""
+    text = reading.read_text(path, "params", "pass a UTF-8 YAML file (or restore it from git).", _ParamsFileError)
     return parse_yaml_text(text, origin or str(path))
+
+
+class _ParamsFileError(ParamsError):
+    def __init__(self, message: str):
+        super().__init__(f"params: {message}")
 
 
 def parse_yaml_text(text: str, origin: str):
@@ -85,6 +100,9 @@ def parse_yaml_text(text: str, origin: str):
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ParamsError(f"params: {origin} is not valid YAML ({problem}{where}). Fix: correct it "
                           "(each key once per section, no aliases).") from None
+    except RecursionError:  # a flow sequence is parsed recursively before it is composed
+        raise ParamsError(f"params: {origin} is nested more than {reading.MAX_DEPTH} levels deep. Fix: correct "
+                          "it.") from None
 
 
 def parse_override_value(text: str, origin: str):
@@ -96,10 +114,12 @@ def parse_override_value(text: str, origin: str):
     from hydra.errors import OverrideParseException
     try:
         override = OverridesParser.create().parse_overrides([f"value={text}"])[0]  # the key is checked on its own
-    except OverrideParseException as error:
-        raise ParamsError(f"params: {origin} is not a value DVC's -S can read ({str(error).splitlines()[0]}). Fix: "
+    except (OverrideParseException, ValueError, RecursionError) as error:  # ValueError: an int of 4,300+ digits
+        why = (str(error).splitlines()[0] if isinstance(error, OverrideParseException) else
+               "an integer of over 4,300 digits" if isinstance(error, ValueError) else "nested too deep")
+        raise ParamsError(f"params: {origin} is not a value DVC's -S can read ({why}). Fix: "
                           "quote a string ('...'), or write a number, true/false, or a [list].") from None
     if override.is_sweep_override():
         raise ParamsError(f"params: {origin} is several values (a sweep), not one. Fix: pass one value with -S, and "
                           "vary a key with --grid KEY=V1,V2.")
-    return override.value()
+    return reading.check_bounds(override.value(), f"params: {origin}", "write a shorter value.", ParamsError)

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ablation.core.atomic_files import read_json
 from ablation.core.errors import DataError
 from ablation.core.layout import INFO_FILE
+from ablation.core.reading import read_json
 
 SHARD_SIZE = 10_000
 
 
 def read_info(fetched_dir: str | Path) -> dict:
-    return read_json(Path(fetched_dir) / INFO_FILE, "run the fetch stage first (`dvc repro fetch`).",
-                     "re-run the fetch stage (`dvc repro -f fetch`).")
+    return read_json(Path(fetched_dir) / INFO_FILE, "record", "run the fetch stage (`dvc repro -f fetch`).")
 
 
 def _example(example_id: str, image: bytes, label: int) -> bytes:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import keras
 
+from ablation.core import reading
 from ablation.core.errors import ParamsError
 from ablation.core.knobs import builder_reference
 
@@ -142,7 +143,8 @@ def resolved(reference: str, options: dict) -> dict:
 def identity(reference: str, options: dict) -> dict:
     """What a run records of its builder: the reference, every option's value and a hash
     of the module's source (an edit makes a checkpoint stale and shows in --verify)."""
-    source = _module_file(reference.split(":")[0]).read_bytes()
+    module = _module_file(reference.split(":")[0])
+    source = reading.read_bytes(module, "record", "keep a builder's module under 32 MB.", ParamsError)
     return {"reference": reference, "options": resolved(reference, options),
             "source_sha256": hashlib.sha256(source).hexdigest()}
 

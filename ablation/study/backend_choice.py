@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
-from ablation.core import backends, machine
-from ablation.core.errors import ParamsError
+from ablation.core import backends, machine, reading
+from ablation.core.errors import ParamsError, UserError
 
 AUTO = "auto"
 CACHE = Path(".cache") / "backends"
@@ -37,8 +36,8 @@ print(json.dumps(dry_run.measured_rate(params.for_dataset(params.datasets[0]))))
 
 def probe(backend: str, params_file: str, overrides: list[str]) -> float:
     """Training FLOP/s of the dry run's probe under `backend`, in a process of its own."""
-    done = subprocess.run([sys.executable, "-c", PROBE, params_file, json.dumps(overrides)], capture_output=True,
-                          text=True, env={**os.environ, "KERAS_BACKEND": backend})
+    done = reading.command_output([sys.executable, "-c", PROBE, params_file, json.dumps(overrides)],
+                                  env={**os.environ, "KERAS_BACKEND": backend})
     if done.returncode:
         raise ParamsError(f"the {backend} probe failed: {done.stderr.strip().splitlines()[-1:] or ['no output']}. "
                           f"Fix: pass --backend with another backend ({', '.join(backends.installed())}).")
@@ -68,8 +67,8 @@ def cached(measure: Callable[[str, str, list[str]], float], available: list[str]
                       {name: machine.version(name) for name in available}], sort_keys=True)
     file = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     try:
-        return json.loads(file.read_text())["rates"], f"measured earlier on this machine kind, kept in {file}"
-    except (OSError, ValueError, KeyError):
+        return reading.read_json(file, "record", "")["rates"], f"measured earlier on this machine kind, kept in {file}"
+    except (UserError, KeyError, TypeError):
         pass
     rates = {name: measure(name, params_file, overrides) for name in available}
     file.parent.mkdir(parents=True, exist_ok=True)

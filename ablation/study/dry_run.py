@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ablation.core import layout, machine, precision
+from ablation.core import layout, machine, precision, reading
 from ablation.core.params import RunSettings
 from ablation.data import ingest
 from ablation.data.datasets import DATASETS
@@ -46,7 +45,7 @@ def train_images(run: RunSettings) -> int | None:
     info = layout.fetched_dir(run.dataset) / layout.INFO_FILE
     folder = Path(os.environ.get("DVC_ROOT", ".")) / run.path if run.source == "folder" and run.path else None
     if info.exists():
-        splits = json.loads(info.read_text())["splits"]
+        splits = reading.read_json(info, "record", "fetch it again (`dvc repro -f fetch`).")["splits"]
     elif folder is not None and folder.exists():
         splits = _listed(run.dataset, folder.resolve())
     elif run.source == "tfds" and run.dataset in DATASETS:

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from ablation.core import machine
+from ablation.core import machine, reading
 from ablation.study.backend_choice import CACHE
 
 # One stage process's start-up: what every stage imports before its own work.
@@ -53,7 +53,7 @@ def per_stage(cache: Path = CACHE, measure=_startup_seconds) -> tuple[float, str
     study on this machine kind if one ran, else one stage's start-up timed now."""
     file = _file(cache)
     try:
-        kept = json.loads(file.read_text())
+        kept = reading.read_json(file, "record", "")
         return float(kept["seconds_per_stage"]), kept["measured"]
     except (OSError, ValueError, KeyError, TypeError):
         pass

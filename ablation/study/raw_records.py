@@ -11,18 +11,19 @@ COMPRESS_OVER bytes is stored gzipped as NAME.gz (predictions of 10,000 test
 images: ~200 KB of CSV)."""
 from __future__ import annotations
 
+import copy
 import gzip
-import json
+import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablation.core import atomic_files
-from ablation.core.errors import DataError
+from ablation.core import atomic_files, reading
+from ablation.core.errors import DataError, UserError
 from ablation.core.layout import EXPERIMENT_FILE, PARAMS_FILE, ArmReportFiles, StudyFiles, inside, run_files
 from ablation.core.params import Params, ParamsError, with_added_knobs
 from ablation.core.precision import AUTO
-from ablation.core.run_records import DVCLIVE_FILES, RAW_FILE_LIMIT, Reader
+from ablation.core.run_records import DVCLIVE_FILES, Reader
 from ablation.core.yaml_text import parse_yaml_text
 
 COMPRESS_OVER = 64 * 1024
@@ -60,24 +61,23 @@ def raw_reader(directory: Path) -> Reader:
     Paths go through `inside`: a cloned folder's symlink cannot make it read elsewhere."""
     def read(path: str) -> str | None:
         full = inside(directory, path)
+        restore = f"restore it (`git checkout -- {full}`)."
         if full.is_file():
-            if full.stat().st_size > RAW_FILE_LIMIT:
-                raise DataError(f"{full} is {full.stat().st_size:,} bytes, over the {RAW_FILE_LIMIT:,} a raw result "
-                                f"may hold. Fix: restore it (`git checkout -- {full}`).")
-            return full.read_text()
+            return reading.read_text(full, "record", restore)
         packed = inside(directory, path + ".gz")
-        if not packed.is_file():
+        restore = f"restore it (`git checkout -- {packed}`)."
+        data = reading.read_bytes(packed, "record", restore, optional=True)
+        if data is None:
             return None
-        with gzip.open(packed) as handle:  # inflated with a bound: a gzip bomb stops here
-            try:
-                data = handle.read(RAW_FILE_LIMIT + 1)
-            except (OSError, EOFError) as error:
-                raise DataError(f"{packed} is not a readable gzip file ({error}). Fix: restore it "
-                                f"(`git checkout -- {packed}`).") from None
-        if len(data) > RAW_FILE_LIMIT:
-            raise DataError(f"{packed} inflates to over {RAW_FILE_LIMIT:,} bytes, more than a raw result holds. "
-                            f"Fix: restore it (`git checkout -- {packed}`).")
-        return data.decode(errors="replace")
+        limit = reading.LIMITS["record"]
+        try:  # inflated with the same bound: a gzip bomb stops here
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+                data = handle.read(limit + 1)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{packed} is not a readable gzip file ({error}). Fix: {restore}") from None
+        if len(data) > limit:
+            raise DataError(f"{packed} inflates to over {limit:,} bytes, more than a raw result holds. Fix: {restore}")
+        return reading.decode(data, str(packed), restore)
     return read
 
 
@@ -90,8 +90,8 @@ def train_records(out: StudyFiles) -> list[dict]:
         for found in sorted(folder.glob("results/*/seed*/train.json*")):
             try:
                 text = read(found.relative_to(folder).as_posix().removesuffix(".gz"))
-                records.append(json.loads(text or "null") or {})
-            except (DataError, ValueError):
+                records.append(reading.parse_json(text or "null", str(found), "") or {})
+            except UserError:
                 continue
     return records
 
@@ -105,7 +105,7 @@ def _node(raw: dict, dotted: str):
 def comparable(raw: dict) -> dict:
     """params without the keys that say where, not what (WHERE_NOT_WHAT), and without
     the per-dataset values (PER_DATASET) of datasets the run does not train on."""
-    out = json.loads(json.dumps(raw))
+    out = copy.deepcopy(raw)
     for dotted in WHERE_NOT_WHAT:
         parent, _, last = dotted.rpartition(".")
         if isinstance(node := _node(out, parent) if parent else out, dict):
@@ -173,7 +173,7 @@ def arms_with_results(out: StudyFiles) -> set[str]:
     results, and none that failed (none at all before the study's first report)."""
     if not out.metrics.exists():
         return set()
-    recorded = atomic_files.read_json(out.metrics, "", f"restore it (`git checkout -- {out.metrics}`).")
+    recorded = reading.read_json(out.metrics, "record", f"restore it (`git checkout -- {out.metrics}`).")
     return set(recorded) if isinstance(recorded, dict) else set()
 
 
@@ -194,7 +194,7 @@ def check_owner(out: StudyFiles, definition: dict, replace: bool) -> None:
     if replace or not out.report.exists():
         return
     if out.owner.exists():
-        recorded = atomic_files.read_json(out.owner, "", f"restore it (`git checkout -- {out.owner}`).")
+        recorded = reading.read_json(out.owner, "record", f"restore it (`git checkout -- {out.owner}`).")
         theirs = recorded.get("definition") if isinstance(recorded, dict) else None
         other = theirs != definition
     else:  # its metrics.json lists the arms that have results: another study's, unless all are this one's
@@ -223,7 +223,7 @@ def recorded_looks(out: StudyFiles) -> tuple[int, ...] | None:
     """The looks of a study run in rounds, from its study.json (None: a fixed design)."""
     if not out.owner.exists():
         return None
-    recorded = atomic_files.read_json(out.owner, "", f"restore it (`git checkout -- {out.owner}`).")
+    recorded = reading.read_json(out.owner, "record", f"restore it (`git checkout -- {out.owner}`).")
     looks = recorded.get("looks") if isinstance(recorded, dict) else None
     valid = isinstance(looks, list) and looks and all(isinstance(n, int) and n > 0 for n in looks) \
         and looks == sorted(set(looks))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from datetime import datetime
 
-from ablation.core import console
+from ablation.core import console, reading
 from ablation.core.errors import DataError
 
 
@@ -27,7 +27,7 @@ def dvc(*args: str, check: bool = True, check_when=lambda: True) -> int:
 def captured(tool: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
     """`git ARGS` or `dvc ARGS` (this environment's) with its output captured, whatever its exit code."""
     command = ["git"] if tool == "git" else [sys.executable, "-m", "dvc"]
-    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True)
+    return reading.command_output([*command, *args], cwd=cwd)
 
 
 def git(*args: str, cwd=None) -> str:
@@ -81,8 +81,11 @@ def check_repository() -> None:
 
 
 def read_file(commit: str, path: str) -> str | None:
-    """A file of a commit; None where the commit has none."""
-    try:
-        return git("show", f"{commit}:{path}")
-    except subprocess.CalledProcessError:
-        return None
+    """A file of a commit, through the one reader's bound on a record; None where the
+    commit has none. An experiment pulled from elsewhere may hold anything."""
+    shown = reading.command_output(["git", "show", f"{commit}:{path}"], "record")
+    if shown.returncode == -1:
+        raise DataError(f"{path} of experiment commit {commit[:7]} is over {reading.LIMITS['record']:,} bytes, "
+                        "more than a run's record holds. Fix: remove that experiment (`dvc exp remove "
+                        f"--rev {commit[:7]}`) and rerun its arm.")
+    return shown.stdout if shown.returncode == 0 else None

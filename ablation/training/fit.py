@@ -18,7 +18,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from ablation.core import atomic_files, declarations, machine, precision
+from ablation.core import atomic_files, declarations, machine, precision, reading
 from ablation.core.layout import INFO_FILE, MANIFEST_FILE, CheckpointFiles, RunFiles, inside
 from ablation.core.params import ParamsError, RunSettings
 from ablation.data import shards, splitting
@@ -152,8 +152,8 @@ def resume_state(state: CheckpointFiles, model: keras.Model) -> tuple[int, dict]
         shutil.rmtree(state.dir, ignore_errors=True)  # a run killed before its first checkpoint
         return 0, {}
     try:
-        epoch = int(json.loads(metadata.read_text())["epoch"])
-        log = json.loads(state.epochs.read_text())
+        epoch = int(reading.read_json(metadata, "record", "")["epoch"])
+        log = reading.read_json(state.epochs, "record", "")
         if len(log["epochs"]) < epoch:
             raise ValueError(f"{state.epochs.name} has {len(log['epochs'])} epochs, the checkpoint {epoch}")
         model.load_weights(state.backup / "latest.weights.h5")

@@ -164,8 +164,9 @@ def test_a_tampered_committed_record_is_refused_naming_its_runs_path(tmp_path, e
 
 
 def test_a_gzip_bomb_among_raw_results_is_inflated_only_up_to_the_bound(tmp_path, monkeypatch):
+    from ablation.core import reading
     from ablation.core.errors import DataError
-    monkeypatch.setattr(raw_records, "RAW_FILE_LIMIT", 1024 * 1024)
+    monkeypatch.setitem(reading.LIMITS, "record", 1024 * 1024)
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "predictions.csv.gz").write_bytes(gzip.compress(b"0" * (3 * 1024 * 1024)))
     with pytest.raises(DataError, match="inflates to over 1,048,576 bytes"):
