@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from tabulate import tabulate
 
+from ablation.core.layout import GPU_REPORTS
 from ablation.core.machine import describe as describe_machine
 from ablation.core.sections import ModelParams, TrainParams
 from ablation.core.yaml_text import parse_yaml
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--imagenet-side", type=int, default=224)
     parser.add_argument("--imagenet-batch", type=int, default=128)
     parser.add_argument("--imagenet-steps", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "gpu")
+    parser.add_argument("--out", type=Path, default=ROOT / GPU_REPORTS)
     args = parser.parse_args(argv)
     if not args.archive.exists():
         raise SystemExit(f"error: {args.archive} not found. Fix: pass --archive with the CIFAR-10 image-folder "

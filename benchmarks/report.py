@@ -16,12 +16,14 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from ablation.core.layout import GPU_REPORTS
+
 
 def rows(benchmarks, kind, columns):
     return [[b["extra_info"].get(c) for c in columns] for b in benchmarks if b["extra_info"].get("kind") == kind]
 
 
-GPU_SECTION = Path("reports/gpu/gpu_recipe.md")
+GPU_SECTION = GPU_REPORTS / "gpu_recipe.md"
 GPU_COMMAND = "KERAS_BACKEND=jax python -m benchmarks.gpu_recipe --epochs 20"
 
 

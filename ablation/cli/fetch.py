@@ -17,5 +17,6 @@ def main():
     info = fetch.fetch(run.dataset, run.source, run.path, fetched_dir(run.dataset), limits)
     metrics = {"examples": info["splits"], "skipped": info["skipped"], "ignored": info["ignored"]}
     atomic_files.write_json(fetch_metrics(args.dataset), metrics)
-    print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped, "
+    reasons = "".join(f"; {count:,} {reason}" for reason, count in info.get("skip_reasons", {}).items())
+    print(f"fetched {args.dataset}: {info['splits']}, {info['skipped']} unusable images skipped{reasons}, "
           f"{info['ignored']} files outside class folders or not images ignored")

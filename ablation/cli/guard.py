@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
 from ablation.core import knob_reads
@@ -52,21 +53,32 @@ def _restore_hint(error: UserError) -> str:
             "outputs before it ran: `git checkout -- params.yaml && dvc checkout` puts both back as committed.")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `dvc queue kill`, a container stopping), unwound as Ctrl-C is:
+    staging folders and unfinished outputs are cleaned on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main_guarded(main, command: str) -> None:
     """Runs main() of `ablate command`; a UserError (bad params or data, a cluster not
     ready) ends the process with its message and exit code 2, as do a damaged shard
     and a full or read-only disk."""
     sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
+    signal.signal(signal.SIGTERM, _terminate)
     knob_reads.start_if_asked(command)
     try:
         main()
     except UserError as error:
         print(f"error: {error}{_restore_hint(error)}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; run the same command again to go on "
+    except KeyboardInterrupt as stop:
+        how = ("terminated", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
+        print(f"{how[0]}: finished outputs are kept, unfinished ones removed; run the same command again to go on "
               "(training resumes from its last epoch checkpoint)", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(how[1])
     except Exception as error:
         if _is_data_loss(error):
             print(f"error: a fetched data file is corrupt ({error.message.splitlines()[0]}). Fix: re-run the fetch "

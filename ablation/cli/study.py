@@ -23,7 +23,7 @@ from typing import NamedTuple
 from ablation.core import backends, layout
 from ablation.core.errors import ParamsError
 from ablation.report import study_report
-from ablation.study import backend_choice, grid, overhead, raw_records, replication
+from ablation.study import backend_choice, grid, overhead, raw_records, replication, repo
 from ablation.study.collecting import collect, save_raw
 from ablation.study.deciding.decisions import Design
 from ablation.study.engines.base import Engine
@@ -199,9 +199,10 @@ def main():
         return dry_run(study, rates)
     if study.engine.local and not (study.args.report_only or study.args.verify):
         study.engine.estimates = estimates(study, rates)
-    if study.args.verify:
-        return verify(study)
-    definition = raw_records.definition(study.arms, study.overrides)
-    raw_records.check_owner(study.out, definition, study.args.replace_report)
-    results, design = run(study)
-    report(study, results, design, definition)
+    with repo.study_lock():
+        if study.args.verify:
+            return verify(study)
+        definition = raw_records.definition(study.arms, study.overrides)
+        raw_records.check_owner(study.out, definition, study.args.replace_report)
+        results, design = run(study)
+        report(study, results, design, definition)

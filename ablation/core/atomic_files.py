@@ -20,19 +20,52 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
+# Outputs finished inside all_or_nothing(), held under their temporary names:
+# (temporary, final path). None outside it. One stage runs per process.
+_held: list[tuple[Path, Path]] | None = None
+
+
+def _remove(temporary: Path) -> None:
+    if temporary.exists():
+        shutil.rmtree(temporary) if temporary.is_dir() else temporary.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path to write `path` through; renamed into place when the
-    block ends without an error, removed otherwise."""
+    block ends without an error (inside all_or_nothing: when that ends), removed
+    otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(path)
+    done = False
     try:
         yield temporary
-        os.replace(temporary, path)
+        done = True
+        if _held is None:
+            os.replace(temporary, path)
+        else:
+            _held.append((temporary, path))
     finally:
-        if temporary.exists():
-            shutil.rmtree(temporary) if temporary.is_dir() else temporary.unlink()
+        if not done or _held is None:
+            _remove(temporary)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """A stage's outputs appear together when the block ends without an error, or
+    none of them: a stage that fails after writing one output (its figure, say)
+    leaves no finished-looking other."""
+    global _held
+    _held = []
+    try:
+        yield
+        for temporary, path in _held:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in _held:
+            _remove(temporary)
+        _held = None
 
 
 def write_text(path: str | Path, text: str) -> None:

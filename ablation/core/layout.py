@@ -14,6 +14,7 @@ SPLIT = Path("data/split")
 RESULTS = Path("results")
 CHECKPOINTS = Path(".checkpoints")  # BackupAndRestore state: not a DVC output, so `dvc repro` keeps it
 REPORTS = Path("reports")
+GPU_REPORTS = REPORTS / "gpu"  # benchmarks/gpu_recipe.py's figures: no study may take the name
 
 # Inside a fetched dataset's directory, and a split's.
 INFO_FILE = "info.json"
@@ -31,11 +32,25 @@ def inside(root: str | Path, *names: str) -> Path:
     absolute name, `..`, or a symlink that points out. Params refuse such names at
     load; this is the last line, for every path a stage writes."""
     root, path = Path(root), Path(root).joinpath(*names)
+    _check_root(root)
     if not path.resolve().is_relative_to(root.resolve()) or path.resolve() == root.resolve():
         raise LayoutError(f"{path} is not inside {root}: the name {'/'.join(names)!r} would write outside the "
                           "project. Fix: use a plain name (letters, digits, `_`, `-`), and no symlink out of "
                           f"{root}.")
     return path
+
+
+def _check_root(root: Path) -> None:
+    """A root named relative to the project (reports/, results/, data/fetched,
+    .checkpoints) must stay in it: a symlink among its folders would make every
+    output under it land elsewhere, out of git's and DVC's sight."""
+    if root.is_absolute():
+        return  # a root the caller chose (a test's temporary folder)
+    project = Path.cwd().resolve()
+    if not (project / root).resolve().is_relative_to(project):
+        raise LayoutError(f"{root} leads to {(project / root).resolve()}, outside the project (a symlink): its "
+                          f"outputs would be written there. Fix: make {root} a plain folder of the project "
+                          f"(`rm {root.parts[0]} && mkdir {root.parts[0]}` if it is the link).")
 
 
 def fetched_dir(dataset: str, root: Path = FETCHED) -> Path:
@@ -143,11 +158,11 @@ class ArmReportFiles:
 
     @property
     def report_md(self) -> Path:
-        return self.dir / "report.md"
+        return inside(self.dir, "report.md")
 
     @property
     def metrics(self) -> Path:  # the arm's headline numbers: dvc.yaml's top-level metrics
-        return self.dir / "metrics.json"
+        return inside(self.dir, "metrics.json")
 
     @property
     def figures(self) -> Path:

@@ -76,15 +76,23 @@ def check_eval(metrics, diverged: bool, file: str) -> None:
 def check_responses(responses, file: str) -> None:
     """eval/layer_responses.json: a std per layer, each finite and non-negative."""
     std = responses.get("std") if isinstance(responses, dict) else None
-    if not isinstance(std, list) or not all(_number(v, 0) for v in std):
-        _fail(file, "std", std, "a list of finite non-negative numbers, one per layer")
+    if not isinstance(std, list) or not std or not all(_number(v, 0) for v in std):
+        _fail(file, "std", std, "a non-empty list of finite non-negative numbers, one per layer")
 
 
 def check_predictions(text: str, file: str) -> None:
-    """predictions.csv: the header names id, label and predicted."""
+    """predictions.csv: the header names id, label and predicted; every row has them,
+    each id once (a damaged row would silently drop out of McNemar's pairing)."""
     header = next(csv.reader(io.StringIO(text, newline="")), [])
     if tuple(header[:3]) != PREDICTION_COLUMNS[:3]:  # what a report reads of it
         _fail(file, "header", ",".join(header), ",".join(PREDICTION_COLUMNS[:3]) + ",...")
+    seen = set()
+    for number, row in enumerate(reading.csv_rows(text), start=2):
+        if None in row or None in row.values() or not all(row[c] for c in PREDICTION_COLUMNS[:3]) \
+                or row["id"] in seen:
+            _fail(file, f"row {number}", ",".join(str(v) for v in row.values()),
+                  "a row of its own id, label and predicted class, as the header names them")
+        seen.add(row["id"])
 
 
 def check_history(values: list[float], diverged: bool, file: str) -> None:

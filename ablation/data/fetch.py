@@ -33,8 +33,8 @@ def fetch_folder(dataset: str, path: str | Path, out_dir: Path, limits: ReadLimi
     writer.close()
     return {"classes": folder.classes, "splits": dict(sorted(writer.counts.items())),
             "formats": dict(sorted(formats.items())), "skipped": len(folder.skipped),
-            "skipped_files": folder.skipped[:100], "ignored": len(folder.ignored),
-            "ignored_files": folder.ignored[:100]}
+            "skip_reasons": dict(folder.skip_reasons), "skipped_files": folder.skipped[:100],
+            "ignored": len(folder.ignored), "ignored_files": folder.ignored[:100]}
 
 
 def _download_hosts(builder) -> list[str]:

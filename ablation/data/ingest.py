@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ablation.core.errors import DataError
 from ablation.data.datasets import class_names
@@ -64,6 +64,19 @@ def _is_image(name: str) -> bool:
 
 ReadBytes = Callable[[], "bytes | None"]  # a member's bytes, None when it cannot be read
 
+# Why a file was skipped, as fetch reports it: the fix differs.
+TOO_LARGE = "over data.max_file_mb"
+TOO_MANY_PIXELS = "over data.max_image_megapixels, or longer than 16 times its width"
+UNREADABLE = "not a readable image (corrupt, truncated, a link or an unreadable name)"
+
+
+class _Unread(NamedTuple):
+    """read() of a file that is not read, with the reason."""
+    reason: str
+
+    def __call__(self) -> None:
+        return None
+
 
 def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, ReadBytes]]:
     """Yields (relative path, read()) for every file, in a stable order; read()
@@ -88,7 +101,7 @@ def _iter_files(path: Path, max_bytes: int) -> Iterator[tuple[str, ReadBytes]]:
     try:
         for name, size, read in _iter_files_unchecked(path):
             if size is None or size > max_bytes or not _is_utf8(name):
-                yield _printable(name), lambda: None
+                yield _printable(name), _Unread(TOO_LARGE if size is not None and size > max_bytes else UNREADABLE)
             else:
                 yield name, (read if is_dir else checked(read))
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
@@ -104,7 +117,22 @@ ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipf
 # An image's decoded size is bounded by data.max_image_megapixels; its shape too: a
 # 300,000 x 1 PNG is 0.3 megapixels, yet resizing it to a square takes gigabytes.
 MAX_ASPECT = 16  # longer side over shorter side
+EXIF_ORIENTATION = 0x0112  # the EXIF tag saying how a stored image is turned
 MAX_SIDE = 16384  # pixels
+# A tar header's own payload (a GNU long name, a pax record) is read whole into memory
+# by tarfile: a few hundred bytes in any real archive, 2 GiB in a hostile one.
+MAX_TAR_HEADER = 2**20
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's member record with the header payload bounded before it is read.
+    tarfile has no such option; its documented `tarinfo=` hook is the one place to add it."""
+
+    def _proc_member(self, archive):
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE) \
+                and self.size > MAX_TAR_HEADER:
+            raise tarfile.HeaderError(f"a header of {self.size:,} bytes (at most {MAX_TAR_HEADER:,})")
+        return super()._proc_member(archive)
 
 
 def _is_utf8(name: str) -> bool:
@@ -148,7 +176,7 @@ def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, int | None, Callabl
             dirs.sort()
             # os.walk does not enter a linked folder (a loop would never end): it is counted, not read.
             for linked in [d for d in dirs if (Path(root) / d).is_symlink()]:
-                yield (Path(root) / linked).relative_to(path).as_posix() + "/", None, lambda: None
+                yield (Path(root) / linked).relative_to(path).as_posix() + "/", None, _Unread(UNREADABLE)
             for file in sorted(files):
                 full = Path(root) / file
                 relative = full.relative_to(path).as_posix()
@@ -156,12 +184,12 @@ def _iter_files_unchecked(path: Path) -> Iterator[tuple[str, int | None, Callabl
                     size = _regular_size(full)
                     yield relative, size, lambda full=full, size=size: _read_or_none(full, size or 0)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(path) as archive:
+        with tarfile.open(path, tarinfo=_BoundedTarInfo) as archive:
             for member in archive:
                 if not _is_listed(member.name) or member.isdir():
                     continue
                 if not member.isfile():  # a link, device or FIFO member: counted, not followed
-                    yield member.name.lstrip("./"), None, lambda: None
+                    yield member.name.lstrip("./"), None, _Unread(UNREADABLE)
                     continue
                 # Read while the stream is at this member (the caller reads before the next one).
                 yield (member.name.lstrip("./"), member.size,
@@ -214,27 +242,29 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _clean_image(data: bytes | None, max_pixels: int) -> tuple[bytes, str] | None:
-    """The bytes to store for a file and their format, or None when it is not a usable image
-    (or has more than `max_pixels` pixels, checked from its header before decoding).
-    JPEG and PNG in 8-bit RGB or grayscale are kept byte for byte; anything else that
-    decodes (CMYK JPEG, BMP, GIF, palette or 16-bit PNG) is re-encoded as RGB PNG so
-    that TensorFlow's decoders read every stored image."""
+def _clean_image(data: bytes | None, max_pixels: int) -> tuple[bytes, str] | str:
+    """The bytes to store for a file and their format, or why it is not a usable image
+    (more than `max_pixels` pixels is checked from its header before decoding).
+    JPEG and PNG in 8-bit RGB or grayscale, upright, are kept byte for byte; anything
+    else that decodes (CMYK JPEG, BMP, GIF, palette or 16-bit PNG, a phone photo
+    whose EXIF orientation says it is stored sideways) is re-encoded as upright RGB
+    PNG so that TensorFlow's decoders, which ignore EXIF, read every image upright."""
     if not data:
-        return None
+        return UNREADABLE
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > max_pixels or max(image.size) > MAX_SIDE \
                     or max(image.size) > MAX_ASPECT * max(1, min(image.size)):
-                return None
+                return TOO_MANY_PIXELS
             image.load()  # raises on truncated or corrupt data
-            if image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
+            upright = image.getexif().get(EXIF_ORIENTATION, 1) == 1
+            if upright and image.format in ("JPEG", "PNG") and image.mode in ("RGB", "L"):
                 return data, image.format
             buffer = io.BytesIO()
-            _to_rgb(image).save(buffer, format="PNG")
+            _to_rgb(ImageOps.exif_transpose(image)).save(buffer, format="PNG")
             return buffer.getvalue(), "PNG"
     except Exception:  # PIL raises many types for broken files (DecompressionBombError included)
-        return None
+        return UNREADABLE
 
 
 class LabelledImage(NamedTuple):
@@ -287,6 +317,7 @@ class ImageFolder:
         # Files read as nothing: not an image type, or outside the class folders.
         self.ignored = sorted({name for name in names if not _is_image(name)} | strays)
         self.skipped: list[str] = []
+        self.skip_reasons: Counter = Counter()
         # Image files per split before decoding (what --dry-run plans with).
         self.listed = Counter(name.split("/")[self._skip].lower() if self._has_splits else "train"
                               for name in images if name not in strays)
@@ -295,23 +326,26 @@ class ImageFolder:
         label_of = {c.lower(): i for i, c in enumerate(self.classes)}
         ignored, labels = set(self.ignored), Counter()
         progress = Progress(f"read {self.dataset} from {self.path.name}")
-        self.skipped = []
+        self.skipped, self.skip_reasons = [], Counter()
         for name, read in _iter_files(self.path, self.limits.max_file_bytes):
             if name in ignored or not _is_image(name):
                 continue
             parts = name.split("/")
-            cleaned = _clean_image(read(), self.limits.max_pixels)
+            cleaned = read.reason if isinstance(read, _Unread) else _clean_image(read(), self.limits.max_pixels)
             progress.step()
-            if cleaned is None:
+            if isinstance(cleaned, str):
                 self.skipped.append(name)
+                self.skip_reasons[cleaned] += 1
                 continue
             label = label_of[parts[self._class_index].lower()]
             labels[label] += 1
             yield LabelledImage(parts[self._skip].lower() if self._has_splits else "train", name, *cleaned, label)
         progress.done()
         if not labels:
-            raise DataError(f"no usable image in {self.path} ({len(self.skipped)} files could not be decoded). "
-                            "Fix: check the archive is complete.")
+            why = "; ".join(f"{count:,} {reason}" for reason, count in self.skip_reasons.most_common())
+            fix = (f"raise data.max_file_mb (now {self.limits.max_file_bytes / 2**20:g})" if TOO_LARGE in
+                   self.skip_reasons else "check the archive is complete and holds images")
+            raise DataError(f"no usable image in {self.path} ({why}). Fix: {fix}.")
         if len(labels) < 2:
             found = [self.classes[label] for label in labels]
             raise DataError(f"{self.path} has usable images of {len(labels)} class ({', '.join(found)}); a "

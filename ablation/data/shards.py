@@ -62,7 +62,7 @@ def shard_name(split: str, shard: int, count: int) -> str:
 def shard_split_and_count(path: Path) -> tuple[str, int]:
     """(source split, examples) from a shard's name; DataError for a foreign name."""
     parts = path.name.removesuffix(".tfrecord").split("-")
-    if len(parts) != 4 or parts[2] != "of" or not parts[3].isdigit():
+    if len(parts) != 4 or parts[2] != "of" or not (parts[3].isascii() and parts[3].isdigit()):
         raise DataError(f"{path} is not a shard this project wrote (no example count in its name). "
                         "Fix: re-run the fetch stage (`dvc repro -f fetch`).")
     return parts[0], int(parts[3])

@@ -9,7 +9,7 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ablation.core import atomic_files
+from ablation.core import atomic_files, reading
 from ablation.core.errors import DataError
 from ablation.core.layout import COUNTS_FILE, MANIFEST_FILE
 from ablation.core.sections import SplitParams
@@ -125,19 +125,17 @@ def _check_every_class(splits: dict, classes: list[str], records: list, fraction
 
 def read_manifest(split_dir: str | Path) -> dict[str, list[tuple[str, int]]]:
     path = Path(split_dir) / MANIFEST_FILE
-    if not path.exists():
-        raise DataError(f"{path} is missing. Fix: run the split stage first (`dvc repro split`).")
+    text = reading.read_text(path, "manifest", "run the split stage (`dvc repro -f split`).")
     out = {name: [] for name in SPLITS}
     damaged = "Fix: re-run the split stage (`dvc repro -f split`)."
-    with open(path, newline="", errors="replace") as handle:
-        reader = csv.reader(handle)
-        if tuple(next(reader, ())) != MANIFEST_COLUMNS:
-            raise DataError(f"{path} does not start with the header {','.join(MANIFEST_COLUMNS)}. {damaged}")
-        for line, row in enumerate(reader, start=2):
-            if len(row) != 3 or row[2] not in out or not row[1].isdigit():
-                raise DataError(f"{path} line {line} is not `id,label,split` ({','.join(row)[:80]!r}): truncated "
-                                f"or damaged. {damaged}")
-            out[row[2]].append((row[0], int(row[1])))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    if tuple(next(reader, ())) != MANIFEST_COLUMNS:
+        raise DataError(f"{path} does not start with the header {','.join(MANIFEST_COLUMNS)}. {damaged}")
+    for line, row in enumerate(reader, start=2):
+        if len(row) != 3 or row[2] not in out or not (row[1].isascii() and row[1].isdigit() and len(row[1]) < 10):
+            raise DataError(f"{path} line {line} is not `id,label,split` ({','.join(row)[:80]!r}): truncated "
+                            f"or damaged. {damaged}")
+        out[row[2]].append((row[0], int(row[1])))
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 import keras
 from keras import layers, ops
 
+from ablation.core.errors import ParamsError
 from ablation.nets import builders
 from ablation.nets.units import BLOCK_LAYERS, BLOCKS, NORMS, SHORTCUT_FORMS, SHORTCUT_PREFIX, UNITS, Response
 
@@ -44,6 +45,10 @@ VGG_BLOCKS = {  # convolutions per block (Simonyan & Zisserman, Table 1)
 }
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 VGG_MIN_SIDE = 2 ** len(VGG_WIDTHS)  # a 2x2 max-pool after each block
+# Bounds checked when params load, before anything is built (a typo'd depth or width
+# would otherwise build for minutes or run out of memory).
+MAX_LAYERS = 2000  # weighted layers: past the paper's deepest network (1202)
+MAX_PARAMS = 10**9  # 4 GB of float32 weights, before gradients and optimizer state
 SMALL_STEM_BELOW = 96  # `stem: auto` uses the ImageNet stem from this side length up
 # `model.shortcut` (paper, Table 3): whether a block's shortcut is a 1x1 projection,
 # given whether the block changes width or resolution. A shortcut without a
@@ -265,6 +270,27 @@ def block_of(model) -> str | None:
     return (allowed[0] if allowed else None) if model.block == "auto" else model.block
 
 
+def params_floor(model) -> int:
+    """Parameters the arm has at least, from its tables, without building it: each
+    convolution of a CIFAR ResNet has at least width x width weights, VGG's two
+    hidden dense layers at least dense_units x (512 + dense_units)."""
+    if model.arch == "resnet_cifar":
+        per_block = BLOCK_LAYERS[block_of(model)]
+        return sum((model.depth - 2) // (3 * per_block) * per_block * width * width for width in CIFAR_WIDTHS)
+    if model.arch == "vgg":
+        return model.dense_units * (VGG_WIDTHS[-1] + model.dense_units)
+    return 0  # the ImageNet ResNets: Table 1's five sizes
+
+
+def _too_large(model) -> tuple | None:
+    if model.depth > MAX_LAYERS:
+        return ("model.depth", model.depth, f"at most {MAX_LAYERS:,} weighted layers", None)
+    if (floor := params_floor(model)) > MAX_PARAMS:
+        key, value = ("model.dense_units", model.dense_units) if model.arch == "vgg" else ("model.depth", model.depth)
+        return (key, value, f"a network of at most {MAX_PARAMS:,} parameters (this one has at least {floor:,})", None)
+    return None
+
+
 def refusal(model) -> tuple | None:
     """Why sections.ModelParams `model` cannot be built, as (key, value, allowed, fix),
     or None: checked when params load, so every combination builds or stops there."""
@@ -283,6 +309,8 @@ def refusal(model) -> tuple | None:
     if not arch.has_depth(model.depth, block or "basic"):
         return ("model.depth", model.depth, f"{arch.depths(block or 'basic')} for {model.arch}"
                 f"{' with ' + block + ' blocks' if model.arch == 'resnet_cifar' else ''}", None)
+    if too_large := _too_large(model):
+        return too_large
     if model.norm == "group" and arch.narrowest % model.norm_groups:
         return ("model.norm_groups", model.norm_groups, f"a divisor of {arch.narrowest} for {model.arch} (the "
                 "channels of its narrowest layer, which each group norm splits into groups)", None)
@@ -314,8 +342,12 @@ def model_name(model) -> str:
 def build_model(model, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     """Builds the uncompiled network that sections.ModelParams `model` describes
     (validated when the params loaded)."""
-    if builders.is_reference(model.arch):
-        return builders.build(model.arch, model.options, input_shape, num_classes)
+    if builders.is_reference(model.arch):  # a builder of the user's own: its size is known once built
+        net = builders.build(model.arch, model.options, input_shape, num_classes)
+        if net.count_params() > MAX_PARAMS:
+            raise ParamsError(f"params: {model.arch} built a network of {net.count_params():,} parameters; allowed: "
+                              f"at most {MAX_PARAMS:,}. Fix: pass smaller model.options.")
+        return net
     architecture = ARCHITECTURES[model.arch]
     if min(input_shape[:2]) < architecture.min_side:
         raise ValueError(f"{model.arch} needs images of at least {architecture.min_side}x{architecture.min_side}; "

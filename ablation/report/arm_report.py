@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 from tabulate import tabulate
 
-from ablation.core import atomic_files, machine
+from ablation.core import atomic_files, escaping, machine, reading
 from ablation.core.layout import ArmReportFiles, fetched_dir
 from ablation.core.params import Params
 from ablation.core.run_records import (
@@ -82,7 +82,7 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
     """Confusion matrix over all seeds, and the actual/predicted CSV DVC's confusion plot reads."""
     index = {c: i for i, c in enumerate(classes)}
     rows = [(row["label"], row["predicted"]) for run in runs.values()
-            for row in csv.DictReader((run["predictions"] or "").splitlines())]
+            for row in reading.csv_rows(run["predictions"])]
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([("actual", "predicted"), *rows])
     atomic_files.write_text(csv_path, text.getvalue())
@@ -93,8 +93,8 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
 
 def ran_in(runs: dict) -> str:
     """Where and in what precision the runs trained (train.json), each kind with its runs."""
-    kinds = Counter(f"{r['train'].get('mixed_precision') or 'a precision not recorded'} on "
-                    f"{machine.summary(r['train'].get('machine'))}"
+    kinds = Counter(f"{escaping.text(r['train'].get('mixed_precision') or 'a precision not recorded')} on "
+                    f"{escaping.text(machine.summary(r['train'].get('machine')))}"
                     for by_seed in runs.values() for r in by_seed.values())
     return "Trained in " + "; ".join(f"{kind} ({count} run{'s' * (count > 1)})" for kind, count in kinds.items()) + "."
 
@@ -120,7 +120,7 @@ def arm_markdown(params: Params, runs: dict, summary: dict, infos: dict) -> str:
                   if ref]
         lines += [""]
     for dataset, by_seed in runs.items():
-        per_class = [[c] + [f"{r['eval']['per_class_accuracy'][c]:.3f}"
+        per_class = [[escaping.text(c)] + [f"{r['eval']['per_class_accuracy'][c]:.3f}"
                             if r["eval"]["per_class_accuracy"][c] is not None and test_accuracy(r) is not None
                             else "n/a" for r in by_seed.values()] for c in infos[dataset]["classes"]]
         lines += [f"## {dataset}", "",

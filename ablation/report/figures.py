@@ -6,11 +6,15 @@ from collections import defaultdict
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+# Class names, arm names and grid values are drawn as typed: `$x$` in a class folder's
+# name is no formula (and a malformed one would stop the stage in mathtext).
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ablation.core import escaping  # noqa: E402
 from ablation.core.atomic_files import atomic_path  # noqa: E402
 from ablation.data.shards import read_records  # noqa: E402
 
@@ -39,8 +43,8 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path, title: str) -> 
         ax.text(col, row, str(count), ha="center", va="center",
                 color="white" if count > matrix.max() / 2 else "black", fontsize=8)
     ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true", title=title)
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_yticklabels(classes)
+    ax.set_xticklabels([escaping.figure(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticklabels([escaping.figure(c) for c in classes])
     _save(fig, path)
 
 
@@ -77,7 +81,7 @@ def plot_samples(fetched_dir, classes: list[str], path, per_class: int = 8) -> N
             ax.axis("off")
             if col < len(found[row]):
                 ax.imshow(found[row][col])
-        axes[row][0].set_title(name, fontsize=9, loc="left")
+        axes[row][0].set_title(escaping.figure(name), fontsize=9, loc="left")
     _save(fig, path)
 
 

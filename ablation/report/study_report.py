@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from tabulate import tabulate
 
-from ablation.core import atomic_files, machine
+from ablation.core import atomic_files, escaping, machine
 from ablation.core.errors import DataError
 from ablation.core.layout import StudyFiles
 from ablation.core.run_records import final_train_error, mean_history, summarize_arm
@@ -103,14 +103,14 @@ def _provenance(done: list[ArmResult], command: str, looks: tuple[int, ...] | No
                               for run in by_seed.values()) for r in done}
     machines = sum(by_arm.values(), Counter())
     if len(machines) == 1:
-        ran_on = "; ".join(f"{_markdown(summary)} ({count} run{'s' * (count > 1)})"
+        ran_on = "; ".join(f"{escaping.code(summary)} ({count} run{'s' * (count > 1)})"
                            for summary, count in machines.items())
     else:
         ran_on = "more than one machine kind, so an arm's seeds differ by the machine too: " + "; ".join(
-            f"{name} on " + ", ".join(f"{_markdown(summary)} ({count})" for summary, count in counts.items())
+            f"{name} on " + ", ".join(f"{escaping.code(summary)} ({count})" for summary, count in counts.items())
             for name, counts in by_arm.items())
     return [f"Ran on: {ran_on}. The raw results of every run are in [`runs/`](runs/) (one "
-            f"folder per experiment); `{command} --report-only` regenerates this report from them.",
+            f"folder per experiment); {escaping.code(command + ' --report-only')} regenerates this report from them.",
             *_seed_blocks(done, looks)]
 
 
@@ -135,7 +135,7 @@ def _seed_blocks(done: list[ArmResult], looks: tuple[int, ...] | None) -> list[s
     return ["", "Seed blocks (what a seed's runs share; a contrast whose sides ran each seed in one block is "
             "tested paired by seed, and each primary claim says how it moved between blocks): " + "; ".join(
                 f"seed{'s' * (len(s) > 1)} {', '.join(map(str, sorted(s)))}{_rounds(s, looks)}: "
-                f"{_markdown(blocks.label(of))}"
+                f"{escaping.code(blocks.label(of))}"
                 for of, s in seeds.items()) + "."]
 
 
@@ -163,12 +163,6 @@ def _rule(design: Design, all_tests: dict[str, Decisions]) -> list[str]:
                f"{decisions.ALPHA}.")
             + (f" These results are the design's look at {design.reached} seeds per arm, not its last: a contrast "
                "not decided yet is open, and the same command adds the next round." if design.interim else ""), ""]
-
-
-def _markdown(text: str) -> str:
-    """Text from a record as a Markdown code span on one line: shown as written, never
-    read as markup, a link or HTML."""
-    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
 def _recipe(done: list[ArmResult], dataset: str) -> str:
@@ -300,10 +294,10 @@ def _overview(results: list[ArmResult], done: list[ArmResult], summaries: dict, 
     if design.smoke_test:
         lines += ["**A smoke test of the machinery: too few steps for its numbers to say anything about the "
                   "networks.**", ""]
-    lines += [f"Every arm run as a DVC experiment: `{command}`. Each cell is the mean over seeds ± sample std "
-              "[95% confidence interval of the mean, t-based] (n = finite runs). Test accuracy is on the dataset's "
-              "test split; the final training error is 1 - the last epoch's accuracy on the augmented training "
-              "images. A diverged run is counted in `diverged runs` and never averaged in."
+    lines += [f"Every arm run as a DVC experiment: {escaping.code(command)}. Each cell is the mean over seeds ± "
+              "sample std [95% confidence interval of the mean, t-based] (n = finite runs). Test accuracy is on the "
+              "dataset's test split; the final training error is 1 - the last epoch's accuracy on the augmented "
+              "training images. A diverged run is counted in `diverged runs` and never averaged in."
               + (" The paper column is the published test error of the same network, trained with the paper's "
                  "recipe (64k iterations of batch 128), whatever this study's recipe is (ablation/report/published.py)."
                  if has_paper else ""), "",

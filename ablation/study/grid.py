@@ -14,6 +14,7 @@ from pathlib import Path
 from ablation.core import layout
 from ablation.core.knobs import NAME_RULE, is_plain_name, subgrids
 from ablation.core.params import Params, ParamsError, apply_overrides, from_dict, get, load_params, name_tag
+from ablation.core.sections import MAX_SEED
 from ablation.core.yaml_text import parse_override_value, read_yaml_file
 from ablation.data.ingest import Progress
 from ablation.nets.models import model_name
@@ -41,7 +42,8 @@ def seed_name(arm: str, seed: int) -> str:
 def seed_of(name: str, arm: str) -> int | None:
     """SEED where `name` is the arm's experiment of one seed, `ARM-sSEED`; else None."""
     tail = name[len(arm) + len(SEED_SUFFIX):] if name.startswith(arm + SEED_SUFFIX) else ""
-    return int(tail) if tail.isascii() and tail.isdigit() else None
+    # ASCII digits only (`s²` is a digit to str.isdigit, not to int), no longer than the largest seed
+    return int(tail) if tail.isascii() and tail.isdigit() and len(tail) <= len(str(MAX_SEED)) else None
 
 
 def dvc_settings(overrides, baseline: dict) -> list[str]:
@@ -199,6 +201,10 @@ def study_name(name: str | None, preset: str | None, grid: dict, overrides: list
     if not is_plain_name(name):
         raise ParamsError(f"params: the study name {name!r} is not a plain name ({NAME_RULE}); it names the "
                           "study's folder in reports/. Fix: pass --name with one, e.g. --name depth-sweep.")
+    if name == layout.GPU_REPORTS.name:
+        raise ParamsError(f"params: the study name {name!r} is taken: reports/{name} holds the GPU benchmark's "
+                          "figures (benchmarks/gpu_recipe.py). Fix: pass --name with another name, e.g. --name "
+                          "gpu-depth-sweep.")
     if name in layout.pipeline_report_outputs():
         raise ParamsError(f"params: the study name {name!r} would put the study in reports/{name}, an output of "
                           "the pipeline's report stage, which `dvc repro` deletes and rewrites. Fix: pass --name "

@@ -3,12 +3,18 @@ an experiment's commit, DVC's queue, and the dvc and git commands the study call
 each failure said in one line."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from ablation.core import console, reading
-from ablation.core.errors import DataError
+from ablation.core.errors import DataError, UserError
+
+STUDY_LOCK = Path(".dvc/tmp/ablate-study.lock")  # beside DVC's queue, which it guards
 
 
 def dvc(*args: str, check: bool = True, check_when=lambda: True) -> int:
@@ -89,3 +95,27 @@ def read_file(commit: str, path: str) -> str | None:
                         "more than a run's record holds. Fix: remove that experiment (`dvc exp remove "
                         f"--rev {commit[:7]}`) and rerun its arm.")
     return shown.stdout if shown.returncode == 0 else None
+
+
+@contextlib.contextmanager
+def study_lock():
+    """Held while a study runs: a second study in the same project (DVC queue) stops at
+    once, where checking the queue first would let two started in the same second
+    both pass. An OS lock (flock), so a killed study leaves none behind. Outside a
+    DVC project (a report from a copy of the raw results) there is no queue to guard."""
+    if not STUDY_LOCK.parent.parent.is_dir():
+        yield
+        return
+    STUDY_LOCK.parent.mkdir(exist_ok=True)
+    with open(STUDY_LOCK, "a+") as handle:  # a+: never truncates the holder's pid before the lock is ours
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = (reading.read_text(STUDY_LOCK, "record", "", optional=True) or "").strip()[:20]
+            raise UserError(f"another study is running in this project (process {holder or 'unknown'}), and two "
+                            "would race on DVC's queue. Fix: wait for it to end (or stop it with Ctrl-C), then run "
+                            "this one; `--dry-run` works meanwhile.") from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

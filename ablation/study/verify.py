@@ -11,11 +11,10 @@ stds wide (±15.6 with two), so a regression would pass it: the check then
 says it is uninformative, with the half-width, and verifies nothing."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 from dataclasses import dataclass
 
-from ablation.core import machine, run_records
+from ablation.core import machine, reading, run_records
 from ablation.core.errors import DataError
 from ablation.core.layout import StudyFiles
 from ablation.core.params import ParamsError
@@ -71,7 +70,7 @@ def result_differences(recorded: dict, rerun: dict) -> list[str]:
 
 
 def _predicted(text: str | None) -> dict[str, str]:
-    return {row["id"]: row["predicted"] for row in csv.DictReader((text or "").splitlines())}
+    return {row["id"]: row["predicted"] for row in reading.csv_rows(text)}
 
 
 def judge(recorded: dict, rerun: dict, arm_runs: dict, name: str) -> Verdict:

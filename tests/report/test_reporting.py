@@ -314,7 +314,8 @@ def test_runs_on_two_machine_kinds_are_named_per_arm_and_record_text_cannot_beco
     text = write_report(results, StudyFiles("mixed", tmp_path))
     ran_on = next(line for line in text.splitlines() if line.startswith("Ran on: "))
     assert "more than one machine kind" in ran_on and "resnet20 on `Intel Xeon" in ran_on
-    assert "plain20 on `# Owned [click](javascript:alert(1)) <b>x</b> 'code'" in ran_on  # one code span, one line
+    # one code span (fenced past its backticks), on one line: the newline shown as its escape
+    assert "plain20 on ``# Owned [click](javascript:alert(1)) <b>x</b>\\n`code`" in ran_on
     assert ran_on.count("`") % 2 == 0 and "\n#" not in text.split("Ran on: ")[1].split("\n\n")[0]
 
 

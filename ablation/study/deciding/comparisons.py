@@ -5,9 +5,9 @@ combination of the other keys). Any grid works: the comparisons never assume
 which knob was varied."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 
+from ablation.core import reading
 from ablation.core.run_records import test_accuracy
 from ablation.core.statistics import Comparison, mcnemar_p, paired, welch
 from ablation.study.deciding import blocks
@@ -67,7 +67,7 @@ def compare(runs: dict, reference: dict, value=test_accuracy) -> tuple[Compariso
 
 
 def _correct(predictions: str | None) -> dict[str, bool]:
-    return {row["id"]: row["label"] == row["predicted"] for row in csv.DictReader((predictions or "").splitlines())}
+    return {row["id"]: row["label"] == row["predicted"] for row in reading.csv_rows(predictions)}
 
 
 def mcnemar_per_seed(residual_runs: dict, plain_runs: dict) -> str:

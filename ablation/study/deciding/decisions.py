@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
+from ablation.core import escaping
 from ablation.core.errors import ParamsError
 from ablation.core.statistics import POWER, Comparison, holm, power, seeds_needed, spread_interval
 
@@ -244,7 +245,7 @@ def how_to_decide(decisions: Decisions, seeds_now: int, command: str) -> list[st
         budget = max(wanted)
         lines += [f"To decide the primary contrasts still undecided, run seeds in rounds until each is decided, "
                   f"up to {budget} seeds per arm (the most any of them needs at its observed difference): "
-                  f"`{command} --until-decided --max-seeds {budget}`.", ""]
+                  f"{escaping.code(f'{command} --until-decided --max-seeds {budget}')}.", ""]
     else:
         lines += ["The undecided primary contrasts would need more than 1,000 seeds per arm at their observed "
                   "differences: at this recipe the seeds cannot decide them.", ""]
