@@ -61,7 +61,7 @@ def _refuse_overwrite(folder: Path, force: bool) -> None:
 
 def _tool(folder: Path, *command: str) -> subprocess.CompletedProcess:
     executable = ["git"] if command[0] == "git" else [sys.executable, "-m", "dvc"]
-    return subprocess.run([*executable, *command[1:]], cwd=folder, capture_output=True, text=True)
+    return reading.command_output([*executable, *command[1:]], cwd=folder)
 
 
 def _init_repositories(folder: Path) -> list[str]:

@@ -41,7 +41,8 @@ def probe(backend: str, params_file: str, overrides: list[str]) -> float:
     if done.returncode:
         raise ParamsError(f"the {backend} probe failed: {done.stderr.strip().splitlines()[-1:] or ['no output']}. "
                           f"Fix: pass --backend with another backend ({', '.join(backends.installed())}).")
-    return float(json.loads(done.stdout.strip().splitlines()[-1]))
+    return float(reading.parse_json((done.stdout.strip().splitlines() or ["null"])[-1], f"the {backend} probe's "
+                                    "output", "rerun; report it if it persists.", ParamsError) or 0.0)
 
 
 def default(local: bool = True) -> str:
@@ -63,16 +64,16 @@ def cached(measure: Callable[[str, str, list[str]], float], available: list[str]
     from: read from `cache` when this machine kind measured them for these settings,
     else measured now and kept there."""
     cpu, flags = machine.cpu_kind()
-    key = json.dumps([cpu, flags, os.cpu_count(), overrides, params_file,
-                      {name: machine.version(name) for name in available}], sort_keys=True)
-    file = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    identity = [cpu, flags, os.cpu_count(), overrides, params_file,
+                {name: machine.version(name) for name in available}]
+    file = cache / f"{hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]}.json"
     try:
         return reading.read_json(file, "record", "")["rates"], f"measured earlier on this machine kind, kept in {file}"
     except (UserError, KeyError, TypeError):
         pass
     rates = {name: measure(name, params_file, overrides) for name in available}
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps({"key": json.loads(key), "rates": rates}, indent=1) + "\n")
+    file.write_text(json.dumps({"key": identity, "rates": rates}, indent=1) + "\n")
     return rates, "measured here"
 
 

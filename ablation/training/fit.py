@@ -97,7 +97,8 @@ def _finite(value) -> bool:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
+    data = reading.read_bytes(path, "manifest", "run the fetch and split stages.", optional=True)
+    return "missing" if data is None else hashlib.sha256(data).hexdigest()
 
 
 def run_fingerprint(run: RunSettings, seed: int, fetched_dir, split_dir) -> dict:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablation.core import reading
 from ablation.core.errors import UserError
 from ablation.core.params import Params, ParamsError
 from ablation.study.repo import captured, git
@@ -108,9 +108,9 @@ def run_in_clone(run: CloneRun, baseline: Baseline) -> dict:
 
     def step(*command: str, cwd=repo) -> int:
         start = time.time()
-        done = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = reading.command_output(list(command), cwd=cwd)
         log.append(f"$ {' '.join(command)}  # exit {done.returncode} after {time.time() - start:.1f} s")
-        log.extend(done.stdout.splitlines())
+        log.extend((done.stdout + done.stderr).splitlines())
         return done.returncode
 
     dvc = (sys.executable, "-m", "dvc")
