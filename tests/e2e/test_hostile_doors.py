@@ -17,8 +17,8 @@ from PIL import Image
 from ablation.core.errors import DataError, ParamsError, UserError
 from tests.conftest import ABLATE, DATASET, ROOT, assert_clean_error, jpeg, pets, run, stage, write_tree
 
-
 # --- the params and study files: one reader ------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make, fragment", [
