@@ -94,7 +94,8 @@ def test_the_scan_finds_a_read_that_bypasses_the_reader(tmp_path, monkeypatch):
     (lambda tmp: tmp / "absent.yaml", "is missing"),
     (lambda tmp: (tmp / "big.yaml").write_bytes(b"a" * (reading.LIMITS["params"] + 1)) and tmp / "big.yaml",
      "is over 1,048,576 bytes"),
-    (lambda tmp: (tmp / "latin.yaml").write_bytes(b"a: caf\xe9\n") and tmp / "latin.yaml", r"not UTF-8 text \(byte 6\)"),
+    (lambda tmp: (tmp / "latin.yaml").write_bytes(b"a: caf\xe9\n") and tmp / "latin.yaml",
+     r"not UTF-8 text \(byte 6\)"),
 ])
 def test_the_reader_refuses_what_is_not_a_small_regular_utf8_file(tmp_path, make, fragment):
     with pytest.raises(DataError, match=fragment) as raised:

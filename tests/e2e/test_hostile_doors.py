@@ -118,7 +118,8 @@ def test_a_reproducing_command_cannot_become_markup(tmp_path):
 def test_text_escapes_show_the_string_as_typed():
     from ablation.core import escaping
     shown = escaping.text(HOSTILE)
-    assert "\n" not in shown and "\\<img" in shown and "\\[click\\]" in shown and "\\\\n# Injected" in shown  # shown as typed: \\n
+    assert "\n" not in shown and "\\<img" in shown and "\\[click\\]" in shown
+    assert "\\\\n# Injected" in shown  # the newline shown as typed, `\\n`, mid-line
     assert escaping.text("mixed_bfloat16") == "mixed_bfloat16" and escaping.text("# h") == "\\# h"
     assert escaping.code("a`b") == "``a`b``" and escaping.code("`") == "`` ` ``"
 
