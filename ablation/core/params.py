@@ -181,7 +181,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ParamsError(f"params: cannot set {key!r}: {part!r} is not a section.")
+                raise ParamsError(f"params: cannot set {key!r}: {part!r} is {str(node)[:40]!r}, not a section. Fix: "
+                                  f"give {part!r} its keys as a mapping, or drop the value that replaced it.")
         node[leaf] = parse_override_value(text, f"-S {item!r}")
     return raw
 

@@ -118,6 +118,17 @@ def csv_rows(text: str | None, delimiter: str = ",") -> list[dict]:
     return list(csv.DictReader(io.StringIO(text or "", newline=""), delimiter=delimiter))
 
 
+def csv_text(rows) -> str:
+    """The CSV text of `rows` that csv_rows reads back as written. csv's minimal quoting
+    leaves a field with a carriage return (a class folder so named) unquoted, and a
+    reader ends the row there; such a file is written fully quoted instead."""
+    rows = [list(map(str, row)) for row in rows]
+    quoting = csv.QUOTE_ALL if any("\r" in field for row in rows for field in row) else csv.QUOTE_MINIMAL
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n", quoting=quoting).writerows(rows)
+    return text.getvalue()
+
+
 def command_output(command: list[str], kind: str = "command", cwd=None, env=None) -> subprocess.CompletedProcess:
     """`command`'s stdout (text) and exit code, reading at most LIMITS[kind] bytes of it:
     a command printing an experiment's 1 GiB file is stopped there. A larger output

@@ -73,16 +73,12 @@ def split(fetched_dir: str | Path, fractions: SplitParams, limit: int | None, ou
     splits = {name: sorted(_stratified_limit(rows, limit, seed)) for name, rows in splits.items()}
     _check_every_class(splits, info["classes"], records, fractions, limit, carved="test" not in by_source_names)
     out_dir = Path(out_dir)
-    manifest = io.StringIO()
-    writer = csv.writer(manifest, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    for name in SPLITS:
-        writer.writerows((i, label, name) for i, label in splits[name])
+    manifest = reading.csv_text([MANIFEST_COLUMNS, *((i, label, name) for name in SPLITS for i, label in splits[name])])
     classes = info["classes"]
     counts = {name: {"total": len(rows),
                      "per_class": {classes[c]: n for c, n in sorted(Counter(label for _, label in rows).items())}}
               for name, rows in splits.items()}
-    atomic_files.write_text(out_dir / MANIFEST_FILE, manifest.getvalue())
+    atomic_files.write_text(out_dir / MANIFEST_FILE, manifest)
     atomic_files.write_json(out_dir / COUNTS_FILE, counts)
     return counts
 

@@ -8,8 +8,6 @@ so the Markdown table, metrics.json and the study agree, diverged runs included.
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 
 import numpy as np
@@ -83,9 +81,7 @@ def write_confusion(runs: dict, classes: list[str], csv_path) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     rows = [(row["label"], row["predicted"]) for run in runs.values()
             for row in reading.csv_rows(run["predictions"])]
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([("actual", "predicted"), *rows])
-    atomic_files.write_text(csv_path, text.getvalue())
+    atomic_files.write_text(csv_path, reading.csv_text([("actual", "predicted"), *rows]))
     return confusion_matrix([index[a] for a, _ in rows], [index[p] for _, p in rows], len(classes))
 
 

@@ -2,14 +2,12 @@
 confusion matrix and per-example predictions (for paired comparisons of arms)."""
 from __future__ import annotations
 
-import csv
-import io
 from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from ablation.core import atomic_files
+from ablation.core import atomic_files, reading
 from ablation.core.errors import DataError
 from ablation.core.layout import RunFiles
 from ablation.core.run_records import PREDICTION_COLUMNS
@@ -95,14 +93,12 @@ def evaluate(run: RunFiles, fetched_dir, split_dir, image_size: int) -> Evaluati
         "non_finite_predictions": int((~finite).sum()),
         "per_class_accuracy": per_class,
     }
-    predictions = io.StringIO()
-    writer = csv.writer(predictions, lineterminator="\n")
-    writer.writerow(PREDICTION_COLUMNS)
-    writer.writerows((i, classes[label], classes[guess], f"{c:.6f}")
-                     for i, label, guess, c in zip(ids, labels, predicted, confidence))
+    predictions = reading.csv_text([PREDICTION_COLUMNS, *((i, classes[label], classes[guess], f"{c:.6f}")
+                                                          for i, label, guess, c in zip(ids, labels, predicted,
+                                                                                        confidence))])
     sample = min(RESPONSE_IMAGES, len(rows))
     responses = layer_responses(model, inputs.evaluation_batches(cached.take(sample), sample, RESPONSE_BATCH))
-    atomic_files.write_text(run.predictions, predictions.getvalue())
+    atomic_files.write_text(run.predictions, predictions)
     atomic_files.write_json(run.layer_responses, responses)
     atomic_files.write_json(run.eval_metrics, metrics)  # last: the metric DVC and the report read
     return Evaluation(metrics, matrix, classes, model.name)
