@@ -5,8 +5,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,22 @@ def sh(root: Path, *command: str, check=True, env=None) -> subprocess.CompletedP
 def stage(root: Path, name: str, *args: str, check=True, env=None) -> subprocess.CompletedProcess:
     """`ablate NAME ARGS` in root, as a user runs it; with `check`, a failure is the test's."""
     return sh(root, ABLATE, name, *args, check=check, env=env)
+
+
+def fetch_until_staging(root: Path, source: Path) -> tuple[subprocess.Popen, Path]:
+    """`ablate fetch` of `source` started in root and left running until its staging folder
+    holds a partial shard: (the process, that folder), to be interrupted by the test."""
+    # Ctrl-C as in a terminal: a child of a backgrounded shell (`.ci/run &`) would
+    # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+    process = subprocess.Popen([ABLATE, "fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
+                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    staging = root / "data" / "fetched" / f".{DATASET}.staging"
+    deadline = time.time() + 120
+    while not any(staging.glob("*.partial")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the fetch finished before the test could interrupt it"
+    return process, staging
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, fragment: str) -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import ABLATE, DATASET, assert_clean_error, jpeg, pets, stage, write_tree
+from tests.conftest import ABLATE, DATASET, assert_clean_error, fetch_until_staging, jpeg, pets, stage, write_tree
 
 pytestmark = pytest.mark.slow  # each stage run on hostile inputs
 
@@ -84,16 +83,7 @@ def test_one_class_custom_dataset_is_refused(project, tmp_path):
 def test_interrupted_fetch_keeps_the_previous_fetch(project, tmp_path):
     source = write_tree(tmp_path / "many", pets(per_class=1500))
     before = snapshot(project)
-    # Ctrl-C as in a terminal: a child of a backgrounded shell (`.ci/run &`) would
-    # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
-    process = subprocess.Popen([ABLATE, "fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
-                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    staging = project / "data" / "fetched" / f".{DATASET}.staging"
-    deadline = time.time() + 120
-    while not any(staging.glob("*.partial")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, "the fetch finished before the test could interrupt it"
+    process, staging = fetch_until_staging(project, source)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate()
     assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err

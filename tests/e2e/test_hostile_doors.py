@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from ablation.core.errors import DataError, ParamsError, UserError
-from tests.conftest import ABLATE, DATASET, ROOT, assert_clean_error, jpeg, pets, run, stage, write_tree
+from tests.conftest import DATASET, ROOT, assert_clean_error, fetch_until_staging, jpeg, pets, run, stage, write_tree
 
 # --- the params and study files: one reader ------------------------------------------------
 
@@ -233,13 +233,7 @@ def test_outputs_appear_together_or_not_at_all(tmp_path):
 @pytest.mark.slow
 def test_sigterm_during_fetch_cleans_its_staging_and_says_so(project, tmp_path):
     source = write_tree(tmp_path / "many", pets(per_class=1500))
-    process = subprocess.Popen([ABLATE, "fetch", DATASET, "-S", f"data.paths.{DATASET}={source}"],
-                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    staging = project / "data" / "fetched" / f".{DATASET}.staging"
-    deadline = time.time() + 120
-    while not any(staging.glob("*.partial")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, "the fetch finished before the test could stop it"
+    process, staging = fetch_until_staging(project, source)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate()
     assert process.returncode == 143 and "Traceback" not in err
