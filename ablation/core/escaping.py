@@ -1,5 +1,6 @@
 """The one escaper for every user-derived string a report writes: paths, argv, `-S`
-values, class names, machine strings, study and arm names. A string comes out as
+values, class names, machine strings, study and arm names (the reports are
+Markdown; GitHub and MkDocs render their HTML from it). A string comes out as
 the text it is, never as Markdown or HTML structure (a heading, a link, a tag, a
 table cell boundary), and on one line: a control character (a newline in a class
 folder's name) is shown as its escape. Figures draw text with matplotlib's
@@ -15,7 +16,6 @@ import re
 _MARKDOWN = re.compile(r"([\\`*\[\]<>|~&$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 _LINE_START = ("#", "-", "+", "=", ".")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 def one_line(value) -> str:
@@ -36,11 +36,6 @@ def code(value) -> str:
     fence = "`" * (max(map(len, re.findall("`+", shown)), default=0) + 1)
     pad = " " if shown[:1] == "`" or shown[-1:] == "`" or not shown.strip() else ""
     return f"{fence}{pad}{shown}{pad}{fence}"
-
-
-def html(value) -> str:
-    """`value` for an HTML page (DVC's plots page, a figure's alt text)."""
-    return "".join(_HTML.get(c, c) for c in one_line(value)).replace('"', "&quot;")
 
 
 def figure(value) -> str:

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
+from ablation.core import escaping
 from ablation.core.layout import StudyFiles
 from ablation.core.run_records import test_accuracy
 from ablation.core.statistics import summarize
@@ -59,9 +60,10 @@ def effect_sections(results: list[ArmResult], dataset: str, out: StudyFiles, dec
         kind = "effect_" + key.replace(".", "_")
         figures.plot_knob_effect(dict(series), numeric_order(values), out.figure(dataset, kind), key, dataset)
         lines += [f"#### {key}", "",
-                  tabulate(rows, headers=["other grid keys", key, "test accuracy",
-                                          f"difference from {key}={values[0]} [95% CI]", "test", "p", "Holm p",
-                                          "family"],
+                  tabulate([[escaping.text(others), escaping.text(value), *rest] for others, value, *rest in rows],
+                           headers=["other grid keys", key, "test accuracy",
+                                    f"difference from {key}={escaping.text(values[0])} [95% CI]", "test", "p",
+                                    "Holm p", "family"],
                            tablefmt="github", disable_numparse=True), "",
                   f"![{key}](figures/{dataset}_{kind}.png)", ""]
     return lines

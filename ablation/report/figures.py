@@ -165,9 +165,10 @@ def plot_knob_effect(series: dict[str, dict[str, tuple]], values: list[str], pat
             low.append(mean - (mean if ci_low is None else ci_low))
             high.append((mean if ci_high is None else ci_high) - mean)
         if xs:
-            ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=4, color=color, label=combination)
+            ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=4, color=color,
+                        label=escaping.figure(combination))
     ax.set_xticks(range(len(values)))
-    ax.set_xticklabels(values, rotation=20 if max(map(len, values)) > 8 else 0)
+    ax.set_xticklabels([escaping.figure(v) for v in values], rotation=20 if max(map(len, values)) > 8 else 0)
     ax.set(xlabel=key, ylabel="test accuracy (seeds; mean, 95% CI)", title=f"{title}: {key}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
