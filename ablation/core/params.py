@@ -183,7 +183,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if not isinstance(node, dict):
                 raise ParamsError(f"params: cannot set {key!r}: {part!r} is {str(node)[:40]!r}, not a section. Fix: "
                                   f"give {part!r} its keys as a mapping, or drop the value that replaced it.")
-        node[leaf] = parse_override_value(text, f"-S {item!r}")
+        shown = item if len(item) <= 80 else item[:80] + "..."  # a line, whatever was typed
+        node[leaf] = parse_override_value(text, f"-S {shown!r}")
     return raw
 
 

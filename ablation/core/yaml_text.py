@@ -116,7 +116,8 @@ def parse_override_value(text: str, origin: str):
         override = OverridesParser.create().parse_overrides([f"value={text}"])[0]  # the key is checked on its own
     except (OverrideParseException, ValueError, RecursionError) as error:  # ValueError: an int of 4,300+ digits
         why = (str(error).splitlines()[0] if isinstance(error, OverrideParseException) else
-               "an integer of over 4,300 digits" if isinstance(error, ValueError) else "nested too deep")
+               "an integer of over 4,300 digits" if isinstance(error, ValueError) else
+               f"nested more than {reading.MAX_DEPTH} levels deep")
         raise ParamsError(f"params: {origin} is not a value DVC's -S can read ({why}). Fix: "
                           "quote a string ('...'), or write a number, true/false, or a [list].") from None
     if override.is_sweep_override():
