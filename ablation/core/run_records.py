@@ -74,10 +74,15 @@ def check_eval(metrics, diverged: bool, file: str) -> None:
 
 
 def check_responses(responses, file: str) -> None:
-    """eval/layer_responses.json: a std per layer, each finite and non-negative."""
+    """eval/layer_responses.json: a std per layer, each finite and non-negative, as many
+    as the layers it names (none for a network of your own without 3x3 convolutions:
+    the report then draws no Fig. 7 for it)."""
     std = responses.get("std") if isinstance(responses, dict) else None
-    if not isinstance(std, list) or not std or not all(_number(v, 0) for v in std):
-        _fail(file, "std", std, "a non-empty list of finite non-negative numbers, one per layer")
+    if not isinstance(std, list) or not all(_number(v, 0) for v in std):
+        _fail(file, "std", std, "a list of finite non-negative numbers, one per layer")
+    layers = responses.get("layers")
+    if not isinstance(layers, list) or len(layers) != len(std):
+        _fail(file, "layers", layers, f"a list of the {len(std)} layer names the std values are of")
 
 
 def check_predictions(text: str, file: str) -> None:

@@ -91,10 +91,18 @@ def test_damaged_prediction_rows_are_refused_with_the_file_named(predictions, fr
         check_predictions(predictions, "runs/x/predictions.csv")
 
 
-def test_an_empty_layer_response_list_is_refused():
+def test_layer_responses_are_drawn_only_from_something(tmp_path):
+    from ablation.core.layout import StudyFiles
     from ablation.core.run_records import RecordError, check_responses
-    with pytest.raises(RecordError, match="a non-empty list"):
-        check_responses({"layers": [], "std": []}, "eval/layer_responses.json")
+    from ablation.report.study_report import write_study_report
+    from tests.conftest import arm
+    with pytest.raises(RecordError, match="`layers` is .*, not a list of the 2 layer names"):
+        check_responses({"layers": [], "std": [1.0, 2.0]}, "eval/layer_responses.json")
+    check_responses({"layers": [], "std": []}, "eval/layer_responses.json")  # a network without 3x3 layers
+    runs = [run(0.7, 0.8, [True, False], layers=0), run(0.72, 0.8, [True, True], layers=0)]
+    results = [arm("resnet20", True, 20, runs), arm("plain20", False, 20, [dict(r) for r in runs])]
+    text = write_study_report(results, StudyFiles("s", tmp_path), "ablate study", "log")
+    assert "Layer responses" not in text and not list(tmp_path.glob("s/figures/*layer_responses*"))
 
 
 # --- one escaper ------------------------------------------------------------------------------
