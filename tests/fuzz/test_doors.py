@@ -133,7 +133,8 @@ def _zip(data) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for index in range(data.draw(st.integers(0, 5))):
-            archive.writestr(data.draw(MEMBER_NAMES) or "x", jpeg(index) if data.draw(st.booleans()) else b"junk")
+            name = data.draw(MEMBER_NAMES).split("\x00")[0] or "x"  # zipfile cuts a name at NUL, as readers do
+            archive.writestr(name, jpeg(index) if data.draw(st.booleans()) else b"junk")
     raw = buffer.getvalue()
     if data.draw(st.booleans()):
         at = data.draw(st.integers(0, max(0, len(raw) - 1)))
